@@ -1,0 +1,2 @@
+// Package client is an LwM2M device client.
+package client

@@ -1,0 +1,2 @@
+// Package delta makes and applies compact, signed delta packages between firmware images.
+package delta

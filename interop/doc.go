@@ -1,0 +1,2 @@
+// Package interop tests our server and client against implementations we did not write.
+package interop

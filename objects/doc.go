@@ -1,0 +1,2 @@
+// Package objects is the registry of LwM2M object models (OMA object definitions and DDF XML).
+package objects

@@ -1,0 +1,2 @@
+// Package server is the LwM2M management and bootstrap server.
+package server
