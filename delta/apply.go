@@ -1,0 +1,100 @@
+package delta
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+)
+
+// Apply verifies patch with pub and applies it to old on the host, in any
+// mode, returning the new image. Nothing is returned unless the signature,
+// the old image's hash and the result's hash all check.
+func Apply(old, patch []byte, pub ed25519.PublicKey) ([]byte, error) {
+	h, err := Verify(patch, pub)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOld(h, old); err != nil {
+		return nil, err
+	}
+	if h.InPlace {
+		region := make([]byte, h.Region())
+		copy(region, old)
+		if err := ApplyInPlace(region, patch, pub); err != nil {
+			return nil, err
+		}
+		return region[:h.NewSize], nil
+	}
+	out := make([]byte, h.NewSize)
+	if h.Steps > 0 {
+		p, err := NewInPlacePlayer(bytes.NewReader(patch), h, make([]byte, ArenaSize(h)))
+		if err != nil {
+			return nil, err
+		}
+		if err := p.Next(bytes.NewReader(old), out); err != nil {
+			return nil, err
+		}
+	}
+	if sha256.Sum256(out) != h.NewHash {
+		return nil, ErrNewImage
+	}
+	return out, nil
+}
+
+func checkOld(h *Header, old []byte) error {
+	if len(old) != int(h.OldSize) {
+		return fmt.Errorf("%w: old image is %d bytes, the package wants %d", ErrOldImage, len(old), h.OldSize)
+	}
+	if sha256.Sum256(old) != h.OldHash {
+		return fmt.Errorf("%w: SHA-256 of the old image differs", ErrOldImage)
+	}
+	return nil
+}
+
+// ApplyInPlace applies an in-place package to region, which holds the old
+// image at its start and is at least Header.Region() bytes long, the way
+// the device does: step by step, each step decoded by a fresh player that
+// is repositioned with SkipTo (as after a power cut) and reads its sources
+// from region as it has been overwritten so far. A written block's bytes
+// past the new image are set to 0xFF, as erased flash. On success
+// region[:NewSize] is the new image, checked against its hash.
+func ApplyInPlace(region []byte, patch []byte, pub ed25519.PublicKey) error {
+	h, err := Verify(patch, pub)
+	if err != nil {
+		return err
+	}
+	if !h.InPlace {
+		return fmt.Errorf("delta: ApplyInPlace given a sequential package")
+	}
+	if len(region) < int(h.Region()) {
+		return fmt.Errorf("delta: region of %d bytes, the package needs %d", len(region), h.Region())
+	}
+	if err := checkOld(h, region[:h.OldSize]); err != nil {
+		return err
+	}
+	arena := make([]byte, ArenaSize(h))
+	block := make([]byte, h.EraseBlock)
+	src := bytes.NewReader(region)
+	for k := 0; k < h.Steps; k++ {
+		p, err := NewInPlacePlayer(bytes.NewReader(patch), h, arena)
+		if err != nil {
+			return err
+		}
+		if err := p.SkipTo(k); err != nil {
+			return err
+		}
+		off, n := p.Target(k)
+		if err := p.Next(src, block); err != nil {
+			return err
+		}
+		copy(region[off:], block[:n])
+		for i := off + uint32(n); i < off+h.EraseBlock; i++ {
+			region[i] = 0xFF
+		}
+	}
+	if sha256.Sum256(region[:h.NewSize]) != h.NewHash {
+		return ErrNewImage
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+package delta
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var testKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
+var testPub = testKey.Public().(ed25519.PublicKey)
+
+const firmwareDir = "../../shared/firmware"
+
+type pair struct {
+	name     string
+	old, new []byte
+}
+
+// firmwarePairs loads the shared real firmware pairs, skipping the test
+// when the shared folder is absent.
+func firmwarePairs(t testing.TB) []pair {
+	t.Helper()
+	dirs, err := os.ReadDir(firmwareDir)
+	if err != nil {
+		t.Skipf("shared firmware pairs not found at %s (a checkout outside the project?): %v", firmwareDir, err)
+	}
+	var ps []pair
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		o, err1 := os.ReadFile(filepath.Join(firmwareDir, d.Name(), "old.bin"))
+		n, err2 := os.ReadFile(filepath.Join(firmwareDir, d.Name(), "new.bin"))
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		ps = append(ps, pair{d.Name(), o, n})
+	}
+	if len(ps) == 0 {
+		t.Skipf("no old.bin/new.bin pairs under %s", firmwareDir)
+	}
+	return ps
+}
+
+func TestFirmwarePairsRoundTrip(t *testing.T) {
+	for _, p := range firmwarePairs(t) {
+		for _, inPlace := range []bool{false, true} {
+			pkg, err := Make(p.old, p.new, Options{InPlace: inPlace, Key: testKey})
+			if err != nil {
+				t.Fatalf("%s: Make: %v", p.name, err)
+			}
+			got, err := Apply(p.old, pkg, testPub)
+			if err != nil {
+				t.Fatalf("%s in-place=%v: Apply: %v", p.name, inPlace, err)
+			}
+			if !bytes.Equal(got, p.new) {
+				t.Fatalf("%s in-place=%v: Apply output differs from new", p.name, inPlace)
+			}
+			h, _ := Parse(pkg)
+			t.Logf("%s in-place=%v: %d bytes (lc=%d desc=%v arena %d)", p.name, inPlace, len(pkg), h.LitCtxBits, h.Descending, h.RAMBudget)
+		}
+	}
+}

@@ -1,0 +1,253 @@
+package delta
+
+import (
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Package format, version 1. All integers are little-endian; "uv" is an
+// unsigned LEB128 varint (encoding/binary.Uvarint). The header is kept
+// compact because patch bytes are what the radio pays for.
+//
+//	off  size  field
+//	0    4     magic "FOTD"
+//	4    1     format version (1)
+//	5    1     flags: bit0 in-place, bit1 descending step order
+//	6    1     literal context bits (model size parameter, <= 6)
+//	7    uv    old image size
+//	..   uv    new image size
+//	..   32    SHA-256 of the old image
+//	..   32    SHA-256 of the new image
+//	..   1+n   device type (length byte, then UTF-8, n <= 64)
+//	..   1+n   firmware version of the new image (length byte, then UTF-8, n <= 64)
+//	..   uv    sequence number (anti-rollback; the device refuses one not above its own)
+//	..   uv    erase block size (in-place only; absent in a sequential package)
+//	..         compressed instruction stream, to the signature
+//	end-64 64  Ed25519 signature over every byte before it
+//
+// Derived, not stored: the number of steps (ceil(new size / erase block) for
+// in-place, 1 for sequential), the step order (ascending or descending
+// block index, per flag bit1), the image region (max(old, new) rounded up to
+// the erase block) and the decoder's RAM (ArenaSize).
+//
+// The instruction stream is one adaptive range-coded stream (rangecoder.go,
+// model.go) that interleaves three kinds of field, each with its own
+// probability models: the control fields (copy length, displacement change,
+// literal length), the difference bytes of copies, and literal bytes. One
+// interleaved stream needs no section table and lets the device decode it
+// front to back with a window of a few hundred bytes. Per step (in-place)
+// or for the whole image (sequential) the stream holds instructions until
+// the step's output is full:
+//
+//	copyLen  number; then, if copyLen > 0:
+//	dispDelta  zigzag number: displacement = previous displacement + dispDelta;
+//	           the copy reads copyLen bytes at image offset out + displacement
+//	copyLen difference bytes: out = source + difference (mod 256)
+//	litLen   number, then litLen literal bytes
+//
+// An instruction with copyLen = litLen = 0 is invalid (it would let a corrupt
+// stream spin without producing output).
+
+const (
+	magic         = "FOTD"
+	formatVersion = 1
+	sigSize       = ed25519.SignatureSize
+
+	flagInPlace    = 1 << 0
+	flagDescending = 1 << 1
+	knownFlags     = flagInPlace | flagDescending
+
+	// MaxImageSize bounds old and new sizes read from a header: larger
+	// claims are refused before anything is allocated.
+	MaxImageSize = 256 << 20
+	// MinEraseBlock and MaxEraseBlock bound the in-place block size.
+	MinEraseBlock = 256
+	MaxEraseBlock = 1 << 20
+	maxStringLen  = 64
+)
+
+// Errors callers may branch on.
+var (
+	ErrFormat    = errors.New("delta: malformed package")
+	ErrSignature = errors.New("delta: signature does not verify")
+	ErrOldImage  = errors.New("delta: package is for another old image")
+	ErrNewImage  = errors.New("delta: result does not match the new image hash")
+)
+
+// Header is the parsed, verified package header.
+type Header struct {
+	FormatVersion    uint8
+	InPlace          bool
+	OldSize, NewSize uint32
+	OldHash, NewHash [32]byte
+	DeviceType       string
+	Version          string // firmware version of the new image
+	SeqNo            uint32 // anti-rollback counter
+	EraseBlock       uint32 // in-place block size (0 for a sequential package)
+	RAMBudget        uint32 // bytes the device needs to apply (arena size, ArenaSize)
+	Steps            int    // number of in-place steps (blocks written); 1 for sequential
+	// Descending is the step order: blocks are written from the last to the
+	// first when true, from the first to the last otherwise.
+	Descending bool
+	// LitCtxBits is the literal model's context size (model parameter).
+	LitCtxBits int
+	// HeaderSize is the byte offset of the instruction stream in the
+	// package; StreamSize its length (the signature follows it).
+	HeaderSize, StreamSize int
+}
+
+// Region is the size of the flash region an in-place package is applied in:
+// max(old, new) rounded up to the erase block. For a sequential package it
+// is the old size (the region copies read from).
+func (h *Header) Region() uint32 {
+	if !h.InPlace {
+		return h.OldSize
+	}
+	r := max(h.OldSize, h.NewSize)
+	b := h.EraseBlock
+	return (r + b - 1) / b * b
+}
+
+// Parse reads and checks the structure of a package (magic, version, field
+// bounds, sizes); it does not check the signature (Verify does).
+func Parse(patch []byte) (*Header, error) {
+	if len(patch) < 7+sigSize {
+		return nil, fmt.Errorf("%w: %d bytes is shorter than any package", ErrFormat, len(patch))
+	}
+	if string(patch[:4]) != magic {
+		return nil, fmt.Errorf("%w: bad magic %q", ErrFormat, patch[:4])
+	}
+	h := &Header{FormatVersion: patch[4]}
+	if h.FormatVersion != formatVersion {
+		return nil, fmt.Errorf("%w: format version %d, this decoder reads %d", ErrFormat, h.FormatVersion, formatVersion)
+	}
+	flags := patch[5]
+	if flags&^knownFlags != 0 {
+		return nil, fmt.Errorf("%w: unknown flags %#x", ErrFormat, flags)
+	}
+	h.InPlace = flags&flagInPlace != 0
+	h.Descending = flags&flagDescending != 0
+	h.LitCtxBits = int(patch[6])
+	if h.LitCtxBits > maxLitCtxBits {
+		return nil, fmt.Errorf("%w: literal context bits %d > %d", ErrFormat, h.LitCtxBits, maxLitCtxBits)
+	}
+	body := patch[:len(patch)-sigSize]
+	off := 7
+	uv := func(name string, limit uint64) (uint64, error) {
+		v, n := binary.Uvarint(body[off:])
+		if n <= 0 {
+			return 0, fmt.Errorf("%w: %s at byte %d: bad varint", ErrFormat, name, off)
+		}
+		if v > limit {
+			return 0, fmt.Errorf("%w: %s %d exceeds limit %d", ErrFormat, name, v, limit)
+		}
+		off += n
+		return v, nil
+	}
+	str := func(name string) (string, error) {
+		if off >= len(body) {
+			return "", fmt.Errorf("%w: %s at byte %d: truncated", ErrFormat, name, off)
+		}
+		n := int(body[off])
+		if n > maxStringLen {
+			return "", fmt.Errorf("%w: %s length %d > %d", ErrFormat, name, n, maxStringLen)
+		}
+		if off+1+n > len(body) {
+			return "", fmt.Errorf("%w: %s at byte %d: truncated", ErrFormat, name, off)
+		}
+		s := string(body[off+1 : off+1+n])
+		off += 1 + n
+		return s, nil
+	}
+	v, err := uv("old size", MaxImageSize)
+	if err != nil {
+		return nil, err
+	}
+	h.OldSize = uint32(v)
+	if v, err = uv("new size", MaxImageSize); err != nil {
+		return nil, err
+	}
+	h.NewSize = uint32(v)
+	if off+64 > len(body) {
+		return nil, fmt.Errorf("%w: hashes at byte %d: truncated", ErrFormat, off)
+	}
+	copy(h.OldHash[:], body[off:])
+	copy(h.NewHash[:], body[off+32:])
+	off += 64
+	if h.DeviceType, err = str("device type"); err != nil {
+		return nil, err
+	}
+	if h.Version, err = str("version"); err != nil {
+		return nil, err
+	}
+	if v, err = uv("sequence number", 1<<32-1); err != nil {
+		return nil, err
+	}
+	h.SeqNo = uint32(v)
+	h.Steps = 1
+	if h.NewSize == 0 {
+		h.Steps = 0
+	}
+	if h.InPlace {
+		if v, err = uv("erase block", MaxEraseBlock); err != nil {
+			return nil, err
+		}
+		if v < MinEraseBlock {
+			return nil, fmt.Errorf("%w: erase block %d < %d", ErrFormat, v, MinEraseBlock)
+		}
+		h.EraseBlock = uint32(v)
+		h.Steps = int((uint64(h.NewSize) + v - 1) / v)
+	} else if h.Descending {
+		return nil, fmt.Errorf("%w: step order flag on a sequential package", ErrFormat)
+	}
+	h.HeaderSize = off
+	h.StreamSize = len(body) - off
+	h.RAMBudget = uint32(ArenaSize(h))
+	return h, nil
+}
+
+// Verify parses the package and checks its Ed25519 signature with pub.
+func Verify(patch []byte, pub ed25519.PublicKey) (*Header, error) {
+	h, err := Parse(patch)
+	if err != nil {
+		return nil, err
+	}
+	if len(pub) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("delta: public key is %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+	}
+	body := patch[:len(patch)-sigSize]
+	if !ed25519.Verify(pub, body, patch[len(patch)-sigSize:]) {
+		return nil, ErrSignature
+	}
+	return h, nil
+}
+
+// marshalHeader encodes everything up to the instruction stream.
+func marshalHeader(h *Header) []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, magic...)
+	b = append(b, formatVersion)
+	var flags byte
+	if h.InPlace {
+		flags |= flagInPlace
+	}
+	if h.Descending {
+		flags |= flagDescending
+	}
+	b = append(b, flags, byte(h.LitCtxBits))
+	b = binary.AppendUvarint(b, uint64(h.OldSize))
+	b = binary.AppendUvarint(b, uint64(h.NewSize))
+	b = append(b, h.OldHash[:]...)
+	b = append(b, h.NewHash[:]...)
+	b = append(b, byte(len(h.DeviceType)))
+	b = append(b, h.DeviceType...)
+	b = append(b, byte(len(h.Version)))
+	b = append(b, h.Version...)
+	b = binary.AppendUvarint(b, uint64(h.SeqNo))
+	if h.InPlace {
+		b = binary.AppendUvarint(b, uint64(h.EraseBlock))
+	}
+	return b
+}

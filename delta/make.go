@@ -1,0 +1,379 @@
+package delta
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Options are the inputs of Make.
+type Options struct {
+	// InPlace makes a package the device applies over the old image in
+	// the same flash region, one erase block at a time.
+	InPlace bool
+	// EraseBlock is the device's erase block in bytes (in-place only;
+	// default 4096).
+	EraseBlock int
+	// RAM is the most the device may spend on the decoder's arena (default
+	// 16384); the model is sized to fit it.
+	RAM int
+	// Key signs the package.
+	Key ed25519.PrivateKey
+	// DeviceType and Version (of the new image) go into the header, at
+	// most 64 bytes each; SeqNo is the anti-rollback counter.
+	DeviceType, Version string
+	SeqNo               uint32
+}
+
+// Defaults of Options.
+const (
+	DefaultEraseBlock = 4096
+	DefaultRAM        = 16384
+)
+
+// view is the image region as the device sees it while decoding step k:
+// old bytes in blocks not yet written, new bytes in written ones.
+type view struct {
+	h        *Header
+	k        int
+	old, new []byte
+}
+
+func (v *view) valid(x int64) bool { return x >= 0 && x < validEnd(v.h, x, v.k) }
+
+func (v *view) at(x int64) byte {
+	if v.h.InPlace && writtenBefore(v.h, int(x/int64(v.h.EraseBlock)), v.k) {
+		return v.new[x]
+	}
+	return v.old[x]
+}
+
+func (v *view) eq(x int64, b byte) bool { return v.valid(x) && v.at(x) == b }
+
+// op is one instruction: copyLen bytes at out read from src plus
+// differences, then litLen literal bytes.
+type op struct {
+	out     int
+	src     int64
+	copyLen int
+	litLen  int
+}
+
+// plan is the instruction list of every step, in step order.
+type plan struct {
+	h     *Header
+	steps [][]op
+}
+
+// Make builds a signed package that turns old into new.
+func Make(old, new []byte, opts Options) ([]byte, error) {
+	if len(old) > MaxImageSize || len(new) > MaxImageSize {
+		return nil, fmt.Errorf("delta: images of %d and %d bytes; the limit is %d", len(old), len(new), MaxImageSize)
+	}
+	if len(opts.DeviceType) > maxStringLen || len(opts.Version) > maxStringLen {
+		return nil, fmt.Errorf("delta: device type and version are limited to %d bytes", maxStringLen)
+	}
+	if len(opts.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("delta: Make needs an Ed25519 signing key")
+	}
+	if opts.RAM == 0 {
+		opts.RAM = DefaultRAM
+	}
+	h := &Header{
+		FormatVersion: formatVersion,
+		InPlace:       opts.InPlace,
+		OldSize:       uint32(len(old)),
+		NewSize:       uint32(len(new)),
+		OldHash:       sha256.Sum256(old),
+		NewHash:       sha256.Sum256(new),
+		DeviceType:    opts.DeviceType,
+		Version:       opts.Version,
+		SeqNo:         opts.SeqNo,
+		Steps:         1,
+	}
+	if len(new) == 0 {
+		h.Steps = 0
+	}
+	if opts.InPlace {
+		if opts.EraseBlock == 0 {
+			opts.EraseBlock = DefaultEraseBlock
+		}
+		if opts.EraseBlock < MinEraseBlock || opts.EraseBlock > MaxEraseBlock {
+			return nil, fmt.Errorf("delta: erase block %d outside [%d, %d]", opts.EraseBlock, MinEraseBlock, MaxEraseBlock)
+		}
+		h.EraseBlock = uint32(opts.EraseBlock)
+		h.Steps = (len(new) + opts.EraseBlock - 1) / opts.EraseBlock
+	}
+	var lcs []int
+	for lc := 0; lc <= maxLitCtxBits; lc++ {
+		if 2*modelProbs(lc)+windowSize+2 <= opts.RAM {
+			lcs = append(lcs, lc)
+		}
+	}
+	if len(lcs) == 0 {
+		return nil, fmt.Errorf("delta: RAM budget %d is below the smallest decoder (%d bytes)", opts.RAM, 2*modelProbs(0)+windowSize+2)
+	}
+
+	m := newMatcher(old, new)
+	var plans []*plan
+	if opts.InPlace {
+		// Try both block orders and keep the smaller package: descending
+		// suits content that moved towards higher addresses, ascending the
+		// reverse.
+		hd := *h
+		hd.Descending = true
+		plans = make([]*plan, 2)
+		var wg sync.WaitGroup
+		for i, hh := range []*Header{h, &hd} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				plans[i] = m.plan(hh)
+			}()
+		}
+		wg.Wait()
+	} else {
+		plans = []*plan{m.plan(h)}
+	}
+	var best []byte
+	var bestH Header
+	for _, p := range plans {
+		for _, lc := range lcs {
+			p.h.LitCtxBits = lc
+			s := encodePlan(p, old, new)
+			if best == nil || len(s) < len(best) {
+				best, bestH = s, *p.h
+			}
+		}
+	}
+	pkg := marshalHeader(&bestH)
+	pkg = append(pkg, best...)
+	return append(pkg, ed25519.Sign(opts.Key, pkg)...), nil
+}
+
+// encodePlan range-codes the plan's instructions (format.go).
+func encodePlan(p *plan, old, new []byte) []byte {
+	e := newEncoder(p.h.LitCtxBits)
+	for k, ops := range p.steps {
+		v := view{h: p.h, k: k, old: old, new: new}
+		for _, o := range ops {
+			e.number(numCopyLen, uint64(o.copyLen))
+			if o.copyLen > 0 {
+				disp := o.src - int64(o.out)
+				e.number(numDisp, zigzag(disp-e.h.disp))
+				e.h.disp = disp
+				for i := 0; i < o.copyLen; i++ {
+					e.diff(uint32(o.out+i), new[o.out+i]-v.at(o.src+int64(i)))
+				}
+			}
+			e.number(numExtraLen, uint64(o.litLen))
+			for _, b := range new[o.out+o.copyLen : o.out+o.copyLen+o.litLen] {
+				e.literal(b)
+			}
+		}
+	}
+	return e.rc.finish()
+}
+
+// matcher finds matches of new against the region's possible contents with
+// a suffix array over old followed by new: a suffix in the old part is a
+// source at the same region offset while its block is not yet written, one
+// in the new part while its block is.
+type matcher struct {
+	old, new []byte
+	t        []byte
+	sa       []int32
+}
+
+func newMatcher(old, new []byte) *matcher {
+	t := make([]byte, 0, len(old)+len(new))
+	t = append(append(t, old...), new...)
+	return &matcher{old: old, new: new, t: t, sa: suffixArray(t)}
+}
+
+// searchWidth is how many suffix-array neighbours of the best raw match
+// are tried when it cannot be read at this step.
+const searchWidth = 12
+
+// search returns the longest match of q readable at the view's step, its
+// region offset and length; among equal lengths it prefers the displacement
+// closest to pref (cheapest to code).
+func (m *matcher) search(v *view, q []byte, out int, pref int64) (int64, int) {
+	sa, t := m.sa, m.t
+	lo, hi := 0, len(sa)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if bytes.Compare(t[sa[mid]:], q) < 0 {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	bestPos, bestLen := int64(0), 0
+	bestCost := int64(0)
+	oldN := len(m.old)
+	for i := max(0, lo-searchWidth); i < min(len(sa), lo+searchWidth); i++ {
+		s := int(sa[i])
+		var x int64
+		var fromNew bool
+		limit := len(q)
+		if s < oldN {
+			x = int64(s)
+			limit = min(limit, oldN-s)
+		} else {
+			x, fromNew = int64(s-oldN), true
+		}
+		n := m.clip(v, x, limit, fromNew)
+		if n == 0 || n < bestLen {
+			continue
+		}
+		l := commonPrefix(t[s:s+n], q[:n])
+		cost := x - int64(out) - pref
+		if cost < 0 {
+			cost = -cost
+		}
+		if l > bestLen || (l == bestLen && l > 0 && cost < bestCost) {
+			bestPos, bestLen, bestCost = x, l, cost
+		}
+	}
+	return bestPos, bestLen
+}
+
+// clip shortens a source run of n bytes at region offset x to what the
+// view's step may read from the old (fromNew false) or new image.
+func (m *matcher) clip(v *view, x int64, n int, fromNew bool) int {
+	h := v.h
+	if !h.InPlace {
+		if fromNew {
+			return 0
+		}
+		return n
+	}
+	bs := int64(h.EraseBlock)
+	end, lim := x, x+int64(n)
+	for end < lim {
+		b := end / bs
+		if writtenBefore(h, int(b), v.k) != fromNew {
+			break
+		}
+		ve := (b + 1) * bs
+		if fromNew {
+			ve = min(ve, int64(h.NewSize))
+		} else {
+			ve = min(ve, int64(h.OldSize))
+		}
+		if ve <= end {
+			break
+		}
+		end = min(ve, lim)
+	}
+	return int(end - x)
+}
+
+func commonPrefix(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for i+8 <= n && string(a[i:i+8]) == string(b[i:i+8]) {
+		i += 8
+	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// plan runs a bsdiff-style scan (Percival's approximate-match extension:
+// a copy continues through mismatching bytes while at least half its
+// bytes match, the differences coding to mostly zeros) over each step's
+// block, sourcing only from what the view of that step can read.
+func (m *matcher) plan(h *Header) *plan {
+	p := &plan{h: h, steps: make([][]op, h.Steps)}
+	newb := m.new
+	lastDisp := int64(0)
+	for k := 0; k < h.Steps; k++ {
+		off, n := target(h, k)
+		bs, be := int(off), int(off)+n
+		v := &view{h: h, k: k, old: m.old, new: newb}
+		var ops []op
+		scan, lastscan := bs, bs
+		lastpos := int64(bs) + lastDisp
+		lastoffset := lastDisp
+		var pos int64
+		ln := 0
+		for scan < be {
+			oldscore := 0
+			scan += ln
+			scsc := scan
+			for ; scan < be; scan++ {
+				pos, ln = m.search(v, newb[scan:be], scan, lastoffset)
+				for ; scsc < scan+ln; scsc++ {
+					if v.eq(int64(scsc)+lastoffset, newb[scsc]) {
+						oldscore++
+					}
+				}
+				if (ln == oldscore && ln != 0) || ln > oldscore+8 {
+					break
+				}
+				if v.eq(int64(scan)+lastoffset, newb[scan]) {
+					oldscore--
+				}
+			}
+			if ln != oldscore || scan == be {
+				s, sf, lenf := 0, 0, 0
+				for i := 0; lastscan+i < scan && v.valid(lastpos+int64(i)); {
+					if v.at(lastpos+int64(i)) == newb[lastscan+i] {
+						s++
+					}
+					i++
+					if s*2-i > sf*2-lenf {
+						sf, lenf = s, i
+					}
+				}
+				lenb := 0
+				if scan < be {
+					s, sb := 0, 0
+					for i := 1; scan >= lastscan+i && v.valid(pos-int64(i)); i++ {
+						if v.at(pos-int64(i)) == newb[scan-i] {
+							s++
+						}
+						if s*2-i > sb*2-lenb {
+							sb, lenb = s, i
+						}
+					}
+				}
+				if lastscan+lenf > scan-lenb {
+					overlap := (lastscan + lenf) - (scan - lenb)
+					s, ss, lens := 0, 0, 0
+					for i := 0; i < overlap; i++ {
+						if newb[lastscan+lenf-overlap+i] == v.at(lastpos+int64(lenf-overlap+i)) {
+							s++
+						}
+						if newb[scan-lenb+i] == v.at(pos-int64(lenb)+int64(i)) {
+							s--
+						}
+						if s > ss {
+							ss, lens = s, i+1
+						}
+					}
+					lenf += lens - overlap
+					lenb -= lens
+				}
+				lit := (scan - lenb) - (lastscan + lenf)
+				if lenf > 0 || lit > 0 {
+					ops = append(ops, op{out: lastscan, src: lastpos, copyLen: lenf, litLen: lit})
+					if lenf > 0 {
+						lastDisp = lastpos - int64(lastscan)
+					}
+				}
+				lastscan = scan - lenb
+				lastpos = pos - int64(lenb)
+				lastoffset = pos - int64(scan)
+			}
+		}
+		p.steps[k] = ops
+	}
+	return p
+}

@@ -1,0 +1,272 @@
+package delta
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"unsafe"
+)
+
+// windowSize is the read-ahead over the package the player keeps in its
+// arena: the stream is read front to back, so a small window is enough.
+const windowSize = 256
+
+// ArenaSize is the exact number of bytes NewInPlacePlayer needs for hdr:
+// the model's probabilities, the package read window and two bytes of slack
+// to align the probabilities. It excludes the erase-block output buffer,
+// which the installer owns.
+func ArenaSize(hdr *Header) int {
+	return 2*modelProbs(hdr.LitCtxBits) + windowSize + 2
+}
+
+// window is the byteSource of the device player: a windowSize-byte cache
+// over the stream part of the package.
+type window struct {
+	ra        io.ReaderAt
+	base      int64 // stream offset in the package
+	size      int64 // stream length
+	pos       int64 // next stream byte
+	buf       []byte
+	bufStart  int64
+	bufLen    int
+	err       error
+	bytesRead int64
+}
+
+func (w *window) next() (byte, bool) {
+	if w.pos >= w.size || w.err != nil {
+		return 0, false
+	}
+	if w.pos < w.bufStart || w.pos >= w.bufStart+int64(w.bufLen) {
+		n := int(min(int64(len(w.buf)), w.size-w.pos))
+		got, err := w.ra.ReadAt(w.buf[:n], w.base+w.pos)
+		if got < n {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			w.err = fmt.Errorf("read package at byte %d: %w", w.base+w.pos, err)
+			return 0, false
+		}
+		w.bufStart, w.bufLen = w.pos, n
+		w.bytesRead += int64(n)
+	}
+	b := w.buf[w.pos-w.bufStart]
+	w.pos++
+	return b, true
+}
+
+// InPlacePlayer decodes a package step by step with memory from a fixed
+// arena. For an in-place package each step produces one erase block of the
+// new image; for a sequential package there is one step producing the whole
+// new image (host side). The player keeps no pointer into flash contents:
+// its state is the stream position and the model, so SkipTo can rebuild it
+// after a power cut by re-decoding from the start without reading flash.
+type InPlacePlayer struct {
+	hdr   *Header
+	win   window
+	probs []uint16
+	dec   decoder
+	step  int
+}
+
+// NewInPlacePlayer prepares a player for the package in patch (whose header
+// hdr was returned by Parse or Verify) with all its memory taken from
+// arena, which must hold at least ArenaSize(hdr) bytes.
+func NewInPlacePlayer(patch io.ReaderAt, hdr *Header, arena []byte) (*InPlacePlayer, error) {
+	need := ArenaSize(hdr)
+	if len(arena) < need {
+		return nil, fmt.Errorf("delta: arena of %d bytes, the package needs %d", len(arena), need)
+	}
+	// The probabilities are uint16s laid over the arena; skip a byte if the
+	// arena starts at an odd address.
+	skip := int(uintptr(unsafe.Pointer(unsafe.SliceData(arena))) & 1)
+	n := modelProbs(hdr.LitCtxBits)
+	probs := unsafe.Slice((*uint16)(unsafe.Pointer(&arena[skip])), n)
+	rest := arena[skip+2*n:]
+	p := &InPlacePlayer{
+		hdr:   hdr,
+		probs: probs,
+		win:   window{ra: patch, base: int64(hdr.HeaderSize), size: int64(hdr.StreamSize), buf: rest[:windowSize]},
+	}
+	p.reset()
+	return p, nil
+}
+
+func (p *InPlacePlayer) reset() {
+	p.dec.m = newModel(p.probs, p.hdr.LitCtxBits)
+	p.dec.h = history{lc: p.hdr.LitCtxBits}
+	p.win.pos, p.win.bufStart, p.win.bufLen, p.win.err = 0, 0, 0, nil
+	p.dec.rc.init(&p.win)
+	p.step = 0
+}
+
+// Step is the index of the next step Next decodes.
+func (p *InPlacePlayer) Step() int { return p.step }
+
+// Target is where step k writes in the image region: n bytes at off, n <=
+// EraseBlock (the last block of the image may be short). For a sequential
+// package step 0 is the whole new image.
+func (p *InPlacePlayer) Target(k int) (off uint32, n int) {
+	return target(p.hdr, k)
+}
+
+func target(h *Header, k int) (uint32, int) {
+	if !h.InPlace {
+		return 0, int(h.NewSize)
+	}
+	b := k
+	if h.Descending {
+		b = h.Steps - 1 - k
+	}
+	off := uint32(b) * h.EraseBlock
+	return off, int(min(h.EraseBlock, h.NewSize-off))
+}
+
+// writtenBefore reports whether region block b has been written with new
+// data by the steps before step k.
+func writtenBefore(h *Header, b, k int) bool {
+	if !h.InPlace || b >= h.Steps {
+		return false
+	}
+	if h.Descending {
+		return h.Steps-1-b < k
+	}
+	return b < k
+}
+
+// validEnd is the end of the readable bytes of the region block holding
+// offset x while step k is decoded: old bytes below OldSize in blocks not
+// yet written, new bytes below NewSize in written ones.
+func validEnd(h *Header, x int64, k int) int64 {
+	if !h.InPlace {
+		return int64(h.OldSize)
+	}
+	bs := int64(h.EraseBlock)
+	b := x / bs
+	lim := int64(h.OldSize)
+	if writtenBefore(h, int(b), k) {
+		lim = int64(h.NewSize)
+	}
+	return min((b+1)*bs, lim)
+}
+
+// Next decodes step Step() into out[:n] (n from Target), reading copy
+// sources from src, the whole image region as it is now, and advances.
+func (p *InPlacePlayer) Next(src io.ReaderAt, out []byte) error {
+	if p.step >= p.hdr.Steps {
+		return fmt.Errorf("delta: no step %d, the package has %d", p.step, p.hdr.Steps)
+	}
+	_, n := p.Target(p.step)
+	if len(out) < n {
+		return fmt.Errorf("delta: output buffer of %d bytes, step %d writes %d", len(out), p.step, n)
+	}
+	if src == nil {
+		return errors.New("delta: Next needs a source")
+	}
+	if err := p.run(src, out[:n]); err != nil {
+		return fmt.Errorf("delta: step %d: %w", p.step, err)
+	}
+	p.step++
+	return nil
+}
+
+// SkipTo repositions the player at step k, re-decoding the stream from the
+// start if k is behind, without reading flash and without output.
+func (p *InPlacePlayer) SkipTo(k int) error {
+	if k < 0 || k > p.hdr.Steps {
+		return fmt.Errorf("delta: skip to step %d of %d", k, p.hdr.Steps)
+	}
+	if k < p.step {
+		p.reset()
+	}
+	for p.step < k {
+		if err := p.run(nil, nil); err != nil {
+			return fmt.Errorf("delta: skipping step %d: %w", p.step, err)
+		}
+		p.step++
+	}
+	return nil
+}
+
+// run decodes one step. With src == nil it only advances the decoder.
+func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
+	h := p.hdr
+	off, n := p.Target(p.step)
+	d := &p.dec
+	region := int64(h.Region())
+	o := 0
+	for o < n {
+		cl := d.number(numCopyLen)
+		if cl > uint64(n-o) {
+			return p.streamErr(fmt.Errorf("%w: copy of %d bytes at output byte %d overflows the %d-byte step", ErrFormat, cl, o, n))
+		}
+		if cl > 0 {
+			dd := unzigzag(d.number(numDisp))
+			if dd > region || dd < -region {
+				return p.streamErr(fmt.Errorf("%w: displacement change %d out of range", ErrFormat, dd))
+			}
+			disp := d.h.disp + dd
+			s := int64(off) + int64(o) + disp
+			if s < 0 || s+int64(cl) > region {
+				return p.streamErr(fmt.Errorf("%w: copy source %d+%d outside the %d-byte region", ErrFormat, s, cl, region))
+			}
+			// The source must hold what the generator planned: old data
+			// in blocks not yet written, new data in written ones.
+			for x, end := s, s+int64(cl); x < end; {
+				ve := validEnd(h, x, p.step)
+				if x >= ve {
+					return p.streamErr(fmt.Errorf("%w: copy source %d+%d reads byte %d, which step %d may not read", ErrFormat, s, cl, x, p.step))
+				}
+				x = ve
+			}
+			d.h.disp = disp
+			if out != nil {
+				dst := out[o : o+int(cl)]
+				if _, err := src.ReadAt(dst, s); err != nil {
+					return fmt.Errorf("read source at %d+%d: %w", s, cl, err)
+				}
+				for i := range dst {
+					dst[i] += d.diff(off + uint32(o+i))
+				}
+			} else {
+				for i := 0; i < int(cl); i++ {
+					d.diff(off + uint32(o+i))
+				}
+			}
+			o += int(cl)
+		}
+		ll := d.number(numExtraLen)
+		if ll > uint64(n-o) {
+			return p.streamErr(fmt.Errorf("%w: %d literal bytes at output byte %d overflow the %d-byte step", ErrFormat, ll, o, n))
+		}
+		if cl == 0 && ll == 0 {
+			return p.streamErr(fmt.Errorf("%w: empty instruction at output byte %d", ErrFormat, o))
+		}
+		if out != nil {
+			for i := range out[o : o+int(ll)] {
+				out[o+i] = d.literal()
+			}
+		} else {
+			for i := 0; i < int(ll); i++ {
+				d.literal()
+			}
+		}
+		o += int(ll)
+		if err := p.streamErr(nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// streamErr prefers a read or truncation error of the stream over err, as
+// garbage decoded past the end is its consequence.
+func (p *InPlacePlayer) streamErr(err error) error {
+	if p.win.err != nil {
+		return p.win.err
+	}
+	if p.dec.rc.err != nil {
+		return fmt.Errorf("%w: %w", ErrFormat, p.dec.rc.err)
+	}
+	return err
+}

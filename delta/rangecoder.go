@@ -1,0 +1,183 @@
+package delta
+
+import "errors"
+
+// The entropy coder is an adaptive binary range coder of the LZMA family
+// (11-bit probabilities, adaptation shift 5, carry propagation through a
+// cached byte). It was picked over LZMA itself because the patch streams
+// (instruction fields, difference bytes, literals) are already free of
+// long-range redundancy once the matcher has run: what is left pays for a
+// good per-field model, not for a dictionary, and a binary range coder
+// decodes with a few KiB of model state and no window at all.
+
+const (
+	probBits  = 11
+	probOne   = 1 << probBits
+	probInit  = probOne / 2
+	moveBits  = 5
+	rcTopBits = 24
+	rcTop     = 1 << rcTopBits
+)
+
+// errStreamOverrun is returned when a decoder runs past the end of the
+// compressed stream by more than the coder's flush bytes: the stream is
+// truncated or corrupt.
+var errStreamOverrun = errors.New("compressed stream ends too early")
+
+// rcEncoder is the encoding half of the range coder.
+type rcEncoder struct {
+	low       uint64
+	rng       uint32
+	cache     byte
+	cacheSize int64
+	out       []byte
+	first     bool // the very first byte the LZMA scheme emits is always 0; it is dropped
+}
+
+func newRCEncoder() *rcEncoder {
+	return &rcEncoder{rng: 0xFFFFFFFF, cacheSize: 1, first: true}
+}
+
+func (e *rcEncoder) emit(b byte) {
+	if e.first {
+		e.first = false
+		return
+	}
+	e.out = append(e.out, b)
+}
+
+func (e *rcEncoder) shiftLow() {
+	if uint32(e.low) < 0xFF000000 || e.low>>32 != 0 {
+		carry := byte(e.low >> 32)
+		temp := e.cache
+		for {
+			e.emit(temp + carry)
+			temp = 0xFF
+			e.cacheSize--
+			if e.cacheSize == 0 {
+				break
+			}
+		}
+		e.cache = byte(uint32(e.low) >> 24)
+	}
+	e.cacheSize++
+	e.low = uint64(uint32(e.low) << 8)
+}
+
+// bit codes one bit with the adaptive probability *p (probability of a 0).
+func (e *rcEncoder) bit(p *uint16, b int) {
+	bound := (e.rng >> probBits) * uint32(*p)
+	if b == 0 {
+		e.rng = bound
+		*p += (probOne - *p) >> moveBits
+	} else {
+		e.low += uint64(bound)
+		e.rng -= bound
+		*p -= *p >> moveBits
+	}
+	for e.rng < rcTop {
+		e.rng <<= 8
+		e.shiftLow()
+	}
+}
+
+// direct codes the low n bits of v, most significant first, at probability 1/2.
+func (e *rcEncoder) direct(v uint32, n int) {
+	for i := n - 1; i >= 0; i-- {
+		e.rng >>= 1
+		if (v>>uint(i))&1 != 0 {
+			e.low += uint64(e.rng)
+		}
+		for e.rng < rcTop {
+			e.rng <<= 8
+			e.shiftLow()
+		}
+	}
+}
+
+// finish flushes the coder and returns the stream.
+func (e *rcEncoder) finish() []byte {
+	for i := 0; i < 5; i++ {
+		e.shiftLow()
+	}
+	return e.out
+}
+
+// byteSource is where the decoder gets compressed bytes from; in the device
+// player it is a small window over an io.ReaderAt, on the host a slice.
+type byteSource interface {
+	// next returns the next stream byte, or ok=false past the end.
+	next() (b byte, ok bool)
+}
+
+// rcDecoder is the decoding half. Past the end of the stream it reads zeros
+// for as many bytes as the encoder's flush may have left out; one byte more
+// and it reports errStreamOverrun (sticky in err), so that a truncated
+// stream can never make it loop or read without bound.
+type rcDecoder struct {
+	rng     uint32
+	code    uint32
+	src     byteSource
+	overrun int
+	err     error
+}
+
+func (d *rcDecoder) init(src byteSource) {
+	d.src = src
+	d.rng = 0xFFFFFFFF
+	d.code = 0
+	d.overrun = 0
+	d.err = nil
+	for i := 0; i < 4; i++ {
+		d.code = d.code<<8 | uint32(d.nextByte())
+	}
+}
+
+func (d *rcDecoder) nextByte() byte {
+	b, ok := d.src.next()
+	if !ok {
+		d.overrun++
+		if d.overrun > 4 && d.err == nil {
+			d.err = errStreamOverrun
+		}
+		return 0
+	}
+	return b
+}
+
+func (d *rcDecoder) bit(p *uint16) int {
+	bound := (d.rng >> probBits) * uint32(*p)
+	var b int
+	if d.code < bound {
+		d.rng = bound
+		*p += (probOne - *p) >> moveBits
+	} else {
+		d.code -= bound
+		d.rng -= bound
+		*p -= *p >> moveBits
+		b = 1
+	}
+	if d.rng < rcTop {
+		d.rng <<= 8
+		d.code = d.code<<8 | uint32(d.nextByte())
+	}
+	return b
+}
+
+func (d *rcDecoder) direct(n int) uint32 {
+	var v uint32
+	for i := 0; i < n; i++ {
+		d.rng >>= 1
+		var b uint32
+		if d.code >= d.rng {
+			d.code -= d.rng
+			b = 1
+		}
+		v = v<<1 | b
+		if d.rng < rcTop {
+			d.rng <<= 8
+			d.code = d.code<<8 | uint32(d.nextByte())
+		}
+	}
+	return v
+}
