@@ -156,7 +156,10 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 
 // encodePlan range-codes the plan's instructions (format.go).
 func encodePlan(p *plan, old, new []byte) []byte {
-	e := newEncoder(p.h.LitCtxBits)
+	return encodePlan2(p, old, new, newEncoder(p.h.LitCtxBits))
+}
+
+func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
 	for k, ops := range p.steps {
 		v := view{h: p.h, k: k, old: old, new: new}
 		for _, o := range ops {

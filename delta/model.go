@@ -14,11 +14,14 @@ const (
 	numExtraLen
 	numDisp
 	numFields
+	kindDiff    = numFields
+	kindLiteral = numFields + 1
 
 	numWidthBits = 6 // bit-tree over the bit length of a number (1..64)
 	numTopBits   = 3 // modelled bits below the leading one; the rest are direct
 	numMaxWidth  = 33
-	diffTrees    = 4
+	diffTrees    = 8
+	zeroCtx      = 4 * 2 * 2 * 4
 	sameCtx      = 16
 
 	// maxLitCtxBits bounds the literal context (previous literal's top bits)
@@ -36,6 +39,7 @@ type numModel struct {
 type model struct {
 	lit  []uint16 // (1<<lc) trees of 256
 	diff []uint16 // diffTrees trees of 256
+	zero []uint16 // zeroCtx
 	same []uint16 // sameCtx
 	num  [numFields]numModel
 }
@@ -43,7 +47,7 @@ type model struct {
 // modelProbs is the number of probabilities a model with lc literal context
 // bits holds.
 func modelProbs(lc int) int {
-	return (1<<lc)*256 + diffTrees*256 + sameCtx +
+	return (1<<lc)*256 + diffTrees*256 + zeroCtx + sameCtx +
 		numFields*((1<<numWidthBits)+((numMaxWidth+1)<<numTopBits))
 }
 
@@ -61,6 +65,7 @@ func newModel(probs []uint16, lc int) model {
 	}
 	m.lit = take((1 << lc) * 256)
 	m.diff = take(diffTrees * 256)
+	m.zero = take(zeroCtx)
 	m.same = take(sameCtx)
 	for i := range m.num {
 		m.num[i].width = take(1 << numWidthBits)
@@ -72,31 +77,65 @@ func newModel(probs []uint16, lc int) model {
 // history is the decoded-stream state the contexts are computed from.
 type history struct {
 	diffs   uint32 // last four difference bytes, newest in the low byte
+	lastNZ  [4]byte // last non-zero difference per byte lane (offset mod 4)
+	sinceNZ int     // difference bytes since the last non-zero one
 	prevLit byte
 	disp    int64 // last copy displacement: source offset minus output offset
 	lc      int
 }
 
-func (h *history) sameContext(pos uint32) int {
-	d1, d4 := byte(h.diffs), byte(h.diffs>>24)
-	c := 0
-	if d1 == d4 {
-		c = 1
-	} else if d1 == 0 {
-		c = 2
-	}
-	return c | int(pos&3)<<2
-}
-
-func (h *history) diffTree() int {
-	t := 0
+// Difference bytes are coded in three parts: is it zero; if not, is it
+// the last non-zero difference seen in its byte lane (code that moved keeps
+// its pointers' low bytes shifting by the same amount); if not, the byte
+// itself. Lanes are the image offset mod 4 because 32-bit pointers and
+// instructions are word aligned in the images this is for.
+func (h *history) zeroContext(pos uint32) int {
+	c := int(pos & 3)
 	if byte(h.diffs) != 0 {
-		t = 1
+		c |= 4
 	}
 	if byte(h.diffs>>24) != 0 {
-		t |= 2
+		c |= 8
+	}
+	switch {
+	case h.sinceNZ < 4:
+	case h.sinceNZ < 16:
+		c |= 16
+	case h.sinceNZ < 128:
+		c |= 32
+	default:
+		c |= 48
+	}
+	return c
+}
+
+func (h *history) sameContext(pos uint32) int {
+	c := int(pos & 3)
+	if byte(h.diffs) != 0 {
+		c |= 4
+	}
+	if byte(h.diffs>>24) != 0 {
+		c |= 8
+	}
+	return c
+}
+
+func (h *history) diffTree(pos uint32) int {
+	t := int(pos & 3)
+	if byte(h.diffs) != 0 {
+		t |= 4
 	}
 	return t * 256
+}
+
+func (h *history) pushDiff(pos uint32, d byte) {
+	h.diffs = h.diffs<<8 | uint32(d)
+	if d != 0 {
+		h.lastNZ[pos&3] = d
+		h.sinceNZ = 0
+	} else if h.sinceNZ < 1<<20 {
+		h.sinceNZ++
+	}
 }
 
 func (h *history) litTree() int { return int(h.prevLit>>(8-h.lc)) * 256 }
@@ -125,6 +164,7 @@ func (e *encoder) tree(probs []uint16, v int, nbits int) {
 // the leading one, the top numTopBits of them modelled per length.
 func (e *encoder) number(f int, v uint64) {
 	nm := &e.m.num[f]
+	e.rc.kind = f
 	x := v + 1
 	n := bits.Len64(x)
 	e.tree(nm.width, n-1, numWidthBits)
@@ -146,22 +186,28 @@ func (e *encoder) number(f int, v uint64) {
 }
 
 func (e *encoder) diff(pos uint32, d byte) {
-	if d4 := byte(e.h.diffs >> 24); d4 != 0 {
-		same := 0
-		if d != d4 {
-			same = 1
-		}
-		e.rc.bit(&e.m.same[e.h.sameContext(pos)], same)
-		if same == 0 {
-			e.h.diffs = e.h.diffs<<8 | uint32(d)
+	e.rc.kind = kindDiff
+	h := &e.h
+	if d == 0 {
+		e.rc.bit(&e.m.zero[h.zeroContext(pos)], 0)
+		h.pushDiff(pos, d)
+		return
+	}
+	e.rc.bit(&e.m.zero[h.zeroContext(pos)], 1)
+	if last := h.lastNZ[pos&3]; last != 0 {
+		if d == last {
+			e.rc.bit(&e.m.same[h.sameContext(pos)], 0)
+			h.pushDiff(pos, d)
 			return
 		}
+		e.rc.bit(&e.m.same[h.sameContext(pos)], 1)
 	}
-	e.tree(e.m.diff[e.h.diffTree():], int(d), 8)
-	e.h.diffs = e.h.diffs<<8 | uint32(d)
+	e.tree(e.m.diff[h.diffTree(pos):], int(d), 8)
+	h.pushDiff(pos, d)
 }
 
 func (e *encoder) literal(b byte) {
+	e.rc.kind = kindLiteral
 	e.tree(e.m.lit[e.h.litTree():], int(b), 8)
 	e.h.prevLit = b
 }
@@ -207,14 +253,19 @@ func (d *decoder) number(f int) uint64 {
 }
 
 func (d *decoder) diff(pos uint32) byte {
-	if d4 := byte(d.h.diffs >> 24); d4 != 0 {
-		if d.rc.bit(&d.m.same[d.h.sameContext(pos)]) == 0 {
-			d.h.diffs = d.h.diffs<<8 | uint32(d4)
-			return d4
+	h := &d.h
+	if d.rc.bit(&d.m.zero[h.zeroContext(pos)]) == 0 {
+		h.pushDiff(pos, 0)
+		return 0
+	}
+	if last := h.lastNZ[pos&3]; last != 0 {
+		if d.rc.bit(&d.m.same[h.sameContext(pos)]) == 0 {
+			h.pushDiff(pos, last)
+			return last
 		}
 	}
-	v := byte(d.tree(d.m.diff[d.h.diffTree():], 8))
-	d.h.diffs = d.h.diffs<<8 | uint32(v)
+	v := byte(d.tree(d.m.diff[h.diffTree(pos):], 8))
+	h.pushDiff(pos, v)
 	return v
 }
 

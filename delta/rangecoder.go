@@ -1,6 +1,9 @@
 package delta
 
-import "errors"
+import (
+	"errors"
+	"math"
+)
 
 // The entropy coder is an adaptive binary range coder of the LZMA family
 // (11-bit probabilities, adaptation shift 5, carry propagation through a
@@ -32,6 +35,10 @@ type rcEncoder struct {
 	cacheSize int64
 	out       []byte
 	first     bool // the very first byte the LZMA scheme emits is always 0; it is dropped
+	// cost, when set, accumulates the information content of the coded
+	// bits per field kind (statistics for tuning and delta info).
+	cost *[numFields + 2]float64
+	kind int
 }
 
 func newRCEncoder() *rcEncoder {
@@ -66,6 +73,13 @@ func (e *rcEncoder) shiftLow() {
 
 // bit codes one bit with the adaptive probability *p (probability of a 0).
 func (e *rcEncoder) bit(p *uint16, b int) {
+	if e.cost != nil {
+		q := float64(*p) / probOne
+		if b != 0 {
+			q = 1 - q
+		}
+		e.cost[e.kind] -= math.Log2(q)
+	}
 	bound := (e.rng >> probBits) * uint32(*p)
 	if b == 0 {
 		e.rng = bound
@@ -83,6 +97,9 @@ func (e *rcEncoder) bit(p *uint16, b int) {
 
 // direct codes the low n bits of v, most significant first, at probability 1/2.
 func (e *rcEncoder) direct(v uint32, n int) {
+	if e.cost != nil {
+		e.cost[e.kind] += float64(n)
+	}
 	for i := n - 1; i >= 0; i-- {
 		e.rng >>= 1
 		if (v>>uint(i))&1 != 0 {

@@ -1,0 +1,40 @@
+package delta
+
+import (
+	"testing"
+)
+
+func TestStatsDump(t *testing.T) {
+	for _, p := range firmwarePairs(t) {
+		m := newMatcher(p.old, p.new)
+		for _, inPlace := range []bool{false, true} {
+			h := &Header{InPlace: inPlace, OldSize: uint32(len(p.old)), NewSize: uint32(len(p.new)), Steps: 1, LitCtxBits: 3}
+			if inPlace {
+				h.EraseBlock = 4096
+				h.Steps = (len(p.new) + 4095) / 4096
+				h.Descending = true
+			}
+			pl := m.plan(h)
+			e := newEncoder(3)
+			var cost [numFields + 2]float64
+			e.rc.cost = &cost
+			nops, ncopy, nlit, nz := 0, 0, 0, 0
+			for k, ops := range pl.steps {
+				v := view{h: h, k: k, old: p.old, new: p.new}
+				for _, o := range ops {
+					nops++
+					ncopy += o.copyLen
+					nlit += o.litLen
+					for i := 0; i < o.copyLen; i++ {
+						if p.new[o.out+i] != v.at(o.src+int64(i)) {
+							nz++
+						}
+					}
+				}
+			}
+			out := encodePlan2(pl, p.old, p.new, e)
+			t.Logf("%s inplace=%v: %d bytes; ops %d copy %d (nonzero diff %d) lit %d; cost bytes copyLen %.0f litLen %.0f disp %.0f diff %.0f lit %.0f",
+				p.name, inPlace, len(out), nops, ncopy, nz, nlit, cost[0]/8, cost[1]/8, cost[2]/8, cost[3]/8, cost[4]/8)
+		}
+	}
+}
