@@ -33,12 +33,12 @@ var cborDec = func() cbor.DecMode {
 }()
 
 // cborEnc writes floats in the shortest form that keeps their value
-// (RFC 8949 4.2.2 preferred serialization) and sorts map keys, so encodings
-// are deterministic.
+// (RFC 8949 4.2.2 preferred serialization). Struct fields keep their
+// declared order, so SenML records start with "bn" as in RFC 8428's
+// examples.
 var cborEnc = func() cbor.EncMode {
 	em, err := cbor.EncOptions{
 		ShortestFloat: cbor.ShortestFloat16,
-		Sort:          cbor.SortCoreDeterministic,
 	}.EncMode()
 	if err != nil {
 		panic(err) // the options above are constant

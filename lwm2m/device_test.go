@@ -1,5 +1,7 @@
 package lwm2m
 
+import "time"
+
 // The Device object /3/0 of the examples in LwM2M Core Appendix: the values
 // every spec example of a Device read uses.
 
@@ -54,3 +56,5 @@ func entriesEqual(a, b []Entry) bool {
 	}
 	return true
 }
+
+var timeZero = time.Unix(1700000000, 0)

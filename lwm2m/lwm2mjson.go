@@ -16,16 +16,16 @@ import (
 
 type lwm2mJSONRec struct {
 	N  *string      `json:"n,omitempty"`
-	V  *json.Number `json:"v,omitempty"`
+	V  *jsonNum `json:"v,omitempty"`
 	SV *string      `json:"sv,omitempty"`
 	BV *bool        `json:"bv,omitempty"`
 	OV *string      `json:"ov,omitempty"`
-	T  *json.Number `json:"t,omitempty"`
+	T  *jsonNum `json:"t,omitempty"`
 }
 
 type lwm2mJSONDoc struct {
 	BN *string        `json:"bn,omitempty"`
-	BT *json.Number   `json:"bt,omitempty"`
+	BT *jsonNum   `json:"bt,omitempty"`
 	E  []lwm2mJSONRec `json:"e"`
 }
 
@@ -34,7 +34,7 @@ func decodeLwM2MJSON(base Path, data []byte, types TypeResolver) ([]TimedEntry, 
 	var doc lwm2mJSONDoc
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
-		return nil, jsonErr(format, err)
+		return nil, jsonErr(format, data, err)
 	}
 	if off := int(dec.InputOffset()); len(bytes.TrimSpace(data[off:])) != 0 {
 		return nil, decodeErr(format, off, "data after the JSON object")
@@ -131,4 +131,3 @@ func encodeLwM2MJSON(base Path, entries []Entry) ([]byte, error) {
 	}
 	return json.Marshal(doc)
 }
-

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -173,8 +174,24 @@ func decodeBase64(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(s)
 }
 
+// jsonNum is a JSON number kept as written, so integers beyond 2^53 keep
+// their precision; unlike json.Number it refuses a quoted string.
+type jsonNum string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *jsonNum) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return fmt.Errorf("%s is not a number", b)
+	}
+	*n = jsonNum(b)
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler.
+func (n jsonNum) MarshalJSON() ([]byte, error) { return []byte(n), nil }
+
 // numberOf reads a JSON number as the narrowest value that holds it.
-func numberOf(n json.Number) (Value, error) {
+func numberOf(n jsonNum) (Value, error) {
 	s := string(n)
 	if !strings.ContainsAny(s, ".eE") {
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
@@ -194,19 +211,22 @@ func numberOf(n json.Number) (Value, error) {
 // senmlJSONRec is a SenML JSON record (RFC 8428 Table 4 labels).
 type senmlJSONRec struct {
 	BN  *string      `json:"bn,omitempty"`
-	BT  *json.Number `json:"bt,omitempty"`
-	BV  *json.Number `json:"bv,omitempty"`
+	BT  *jsonNum `json:"bt,omitempty"`
+	BV  *jsonNum `json:"bv,omitempty"`
 	N   *string      `json:"n,omitempty"`
-	V   *json.Number `json:"v,omitempty"`
+	V   *jsonNum `json:"v,omitempty"`
 	VS  *string      `json:"vs,omitempty"`
 	VB  *bool        `json:"vb,omitempty"`
 	VD  *string      `json:"vd,omitempty"`
 	VLO *string      `json:"vlo,omitempty"`
-	T   *json.Number `json:"t,omitempty"`
+	T   *jsonNum `json:"t,omitempty"`
 }
 
 // jsonErr places an encoding/json error at its byte.
-func jsonErr(format string, err error) error {
+func jsonErr(format string, data []byte, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return decodeErr(format, len(data), "unexpected end of data")
+	}
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
@@ -222,7 +242,7 @@ func parseSenMLJSON(data []byte) ([]senmlRec, error) {
 	var pack []senmlJSONRec
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&pack); err != nil {
-		return nil, jsonErr("senml+json", err)
+		return nil, jsonErr("senml+json", data, err)
 	}
 	if off := int(dec.InputOffset()); len(bytes.TrimSpace(data[off:])) != 0 {
 		return nil, decodeErr("senml+json", off, "data after the pack")
@@ -283,7 +303,7 @@ func parseSenMLJSON(data []byte) ([]senmlRec, error) {
 	return recs, nil
 }
 
-func floatOf(n *json.Number) (*float64, error) {
+func floatOf(n *jsonNum) (*float64, error) {
 	if n == nil {
 		return nil, nil
 	}
@@ -426,7 +446,7 @@ func encodeSenMLCBOR(base Path, entries []Entry) ([]byte, error) {
 	return senmlCBOR(base, untimed(entries))
 }
 
-func jsonNumber(v Value) (*json.Number, error) {
+func jsonNumber(v Value) (*jsonNum, error) {
 	var s string
 	switch v.typ {
 	case TypeInteger, TypeTime:
@@ -439,7 +459,7 @@ func jsonNumber(v Value) (*json.Number, error) {
 		}
 		s = strconv.FormatFloat(v.f, 'g', -1, 64)
 	}
-	n := json.Number(s)
+	n := jsonNum(s)
 	return &n, nil
 }
 
@@ -455,7 +475,7 @@ func senmlJSON(base Path, entries []TimedEntry) ([]byte, error) {
 			r.N = &names[i]
 		}
 		if e.Time != 0 {
-			t := json.Number(strconv.FormatFloat(e.Time, 'g', -1, 64))
+			t := jsonNum(strconv.FormatFloat(e.Time, 'g', -1, 64))
 			r.T = &t
 		}
 		v := e.Value

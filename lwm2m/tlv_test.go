@@ -165,7 +165,7 @@ func TestTLV_LengthEncodings(t *testing.T) {
 func TestTLV_Errors(t *testing.T) {
 	cases := []struct {
 		name, hex, want string
-		base             Path
+		base            Path
 	}{
 		{"length beyond data", "C8 00 14 4F 70", "byte 0: length 20 exceeds remaining 2 bytes", InstancePath(3, 0)},
 		{"truncated header", "E8 00", "byte 0: header needs 4 bytes, 2 remain", InstancePath(3, 0)},
