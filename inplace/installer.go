@@ -1,0 +1,428 @@
+package inplace
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"time"
+
+	"github.com/fotastack/fota/delta"
+)
+
+// Errors of the installer that callers branch on. Package errors from the
+// delta decoder (delta.ErrSignature, delta.ErrFormat, delta.ErrOldImage)
+// come through wrapped.
+var (
+	ErrInProgress   = errors.New("an update is in progress: boot to finish it first")
+	ErrNothingToDo  = errors.New("no update in progress")
+	ErrDeviceType   = errors.New("package is for another device type")
+	ErrRollback     = errors.New("package sequence number is below the running image's")
+	ErrDoesNotFit   = errors.New("package does not fit the flash layout")
+	ErrUpdateFailed = errors.New("update failed: the result does not match the package's new image hash; image region not bootable")
+	ErrStaging      = errors.New("staged package does not match its journal record")
+)
+
+// Options tune Install and Resume.
+type Options struct {
+	// RAMBudget is the working memory the installer may use, allocated
+	// once at start; 0 means DefaultRAMBudget plus one erase block.
+	RAMBudget int
+	// Progress, if set, is called after each step with the steps done and
+	// the total.
+	Progress func(done, total int)
+}
+
+// DefaultRAMBudget is the installer's memory besides one erase-block buffer.
+const DefaultRAMBudget = 16 << 10
+
+// Fixed working buffers besides the decoder's arena and the block buffer.
+const (
+	headerPrefix = 512 // package header read back from staging (the header is < 240 bytes)
+	ioBufSize    = 256 // hashing and verifying flash contents
+)
+
+// Need is the exact working memory the installer takes from its arena for
+// a package: the decoder's (delta.ArenaSize), one erase block, and the
+// fixed buffers (journal record, I/O buffer, header).
+func Need(hdr *delta.Header) int {
+	return delta.ArenaSize(hdr) + int(hdr.EraseBlock) + recordSize + ioBufSize + headerPrefix
+}
+
+func (o Options) budget(eraseBlock int) int {
+	if o.RAMBudget > 0 {
+		return o.RAMBudget
+	}
+	return DefaultRAMBudget + eraseBlock
+}
+
+// Report says what an install or resume did.
+type Report struct {
+	Version    string        // version of the new image
+	Steps      int           // steps of the package
+	FirstStep  int           // first step this call performed (0 for a fresh install)
+	Resumed    bool          // the call continued an interrupted update
+	ArenaSize  int           // bytes of working memory allocated at start (the budget)
+	ArenaPeak  int           // bytes of it actually taken: the installer's peak RAM for flash data
+	Ops        int64         // flash erase and program operations of this call
+	SimTime    time.Duration // simulated flash time of this call
+	PatchBytes int
+}
+
+// Install verifies patch and applies it in place: Stage, then Resume.
+func Install(f *Flash, patch []byte, opts Options) (Report, error) {
+	if _, err := Stage(f, patch, opts); err != nil {
+		return Report{}, err
+	}
+	rep, err := Resume(f, opts)
+	rep.Resumed = false
+	return rep, err
+}
+
+// Stage checks everything about patch that can be checked before the image
+// changes, and only then copies it into the staging area and journals it
+// as staged. Checks, in order: no update in progress; the signature against
+// the boot record's trusted key; an in-place package for this device type,
+// not a rollback; erase block, image region and staging area sizes; the
+// RAM budget; the old image (the boot record's hash and a fresh SHA-256 of
+// the image region's first OldSize bytes); and the structure of the whole
+// instruction stream (decoded once without output). A refused package
+// leaves the flash untouched. A power cut during the copy leaves the
+// journal as it was: the device boots the old image.
+func Stage(f *Flash, patch []byte, opts Options) (*delta.Header, error) {
+	l, err := LayoutFor(f.Geometry())
+	if err != nil {
+		return nil, err
+	}
+	rec, _, err := readBootRecord(f, l)
+	if err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	a := newArena(opts.budget(l.EraseBlock))
+	jbuf, err := a.take(recordSize, "journal record")
+	if err != nil {
+		return nil, err
+	}
+	j, err := OpenJournal(f, l, jbuf)
+	if err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	if j.Last().State.inProgress() {
+		return nil, fmt.Errorf("stage: journal %s: %w", j.Last().State, ErrInProgress)
+	}
+	hdr, err := delta.Verify(patch, rec.TrustedKey)
+	if err != nil {
+		return nil, fmt.Errorf("stage: verify package against the trusted key: %w", err)
+	}
+	if err := checkHeader(hdr, rec, l, len(patch)); err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	if need := Need(hdr); need > len(a.buf) {
+		return nil, fmt.Errorf("stage: package needs %d bytes of installer RAM, budget %d: %w", need, len(a.buf), ErrRAMBudget)
+	}
+	iobuf, err := a.take(ioBufSize, "I/O buffer")
+	if err != nil {
+		return nil, err
+	}
+	sum, err := hashFlash(f, l.ImageStart, int64(hdr.OldSize), iobuf)
+	if err != nil {
+		return nil, fmt.Errorf("stage: hash old image: %w", err)
+	}
+	if sum != hdr.OldHash {
+		return nil, fmt.Errorf("stage: image region's SHA-256 is not the package's old image: %w", delta.ErrOldImage)
+	}
+	parena, err := a.take(delta.ArenaSize(hdr), "decoder")
+	if err != nil {
+		return nil, err
+	}
+	p, err := delta.NewInPlacePlayer(bytes.NewReader(patch), hdr, parena)
+	if err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	if err := p.SkipTo(hdr.Steps); err != nil {
+		return nil, fmt.Errorf("stage: package stream: %w", err)
+	}
+
+	// Everything checked: the flash changes from here.
+	eb := l.EraseBlock
+	first := int(l.StagingStart) / eb
+	for b := 0; b < (len(patch)+eb-1)/eb; b++ {
+		if err := f.Erase(first + b); err != nil {
+			return nil, fmt.Errorf("stage: erase staging: %w", err)
+		}
+	}
+	if err := programSkippingErased(f, l.StagingStart, patch); err != nil {
+		return nil, fmt.Errorf("stage: copy package: %w", err)
+	}
+	staged, err := hashFlash(f, l.StagingStart, int64(len(patch)), iobuf)
+	if err != nil {
+		return nil, fmt.Errorf("stage: read back: %w", err)
+	}
+	want := sha256.Sum256(patch)
+	if staged != want {
+		return nil, fmt.Errorf("stage: staging area reads back differently: %w", ErrStaging)
+	}
+	if err := j.Append(Record{State: StateStaged, PatchLen: uint32(len(patch)), PatchHash: want, Steps: uint32(hdr.Steps)}); err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	return hdr, nil
+}
+
+// checkHeader holds the package's claims against the device.
+func checkHeader(hdr *delta.Header, rec *BootRecord, l Layout, patchLen int) error {
+	switch {
+	case !hdr.InPlace:
+		return fmt.Errorf("a sequential package cannot be applied in place: %w", delta.ErrFormat)
+	case hdr.DeviceType != rec.DeviceType:
+		return fmt.Errorf("package device type %q, device %q: %w", hdr.DeviceType, rec.DeviceType, ErrDeviceType)
+	case hdr.SeqNo < rec.SeqNo:
+		return fmt.Errorf("package sequence %d, running %d: %w", hdr.SeqNo, rec.SeqNo, ErrRollback)
+	case int(hdr.EraseBlock) != l.EraseBlock:
+		return fmt.Errorf("package made for %d-byte erase blocks, flash has %d: %w", hdr.EraseBlock, l.EraseBlock, ErrDoesNotFit)
+	case hdr.NewSize == 0:
+		return fmt.Errorf("package makes an empty image: %w", ErrDoesNotFit)
+	case int64(hdr.Region()) > int64(l.ImageSize):
+		return fmt.Errorf("package needs a %d-byte image region, flash has %d: %w", hdr.Region(), l.ImageSize, ErrDoesNotFit)
+	case patchLen > l.StagingSize:
+		return fmt.Errorf("package of %d bytes, staging area %d: %w", patchLen, l.StagingSize, ErrDoesNotFit)
+	case hdr.OldSize != rec.ImageSize || hdr.OldHash != rec.ImageHash:
+		return fmt.Errorf("package is for a %d-byte old image %x, running %d bytes %x: %w",
+			hdr.OldSize, hdr.OldHash[:6], rec.ImageSize, rec.ImageHash[:6], delta.ErrOldImage)
+	}
+	return nil
+}
+
+// Resume carries a staged or interrupted update to its end. Per step k it
+// decodes the block into the RAM buffer (reading sources from the image
+// region), writes it to the scratch block, journals "scratch holds k",
+// erases and programs the target, and journals "k done". After a cut:
+//   - last record "k done" (or "staged"): step k+1 (0) is decoded afresh;
+//     its target was not touched yet, so every source it reads is intact.
+//   - last record "scratch holds k": the target may be half erased, and k's
+//     sources may have been in it, so k is never decoded again: the scratch
+//     block (checked against the record's CRC) is copied to the target.
+//
+// At the end the image region's SHA-256 must equal the package's new image
+// hash; then the boot record is rewritten (commit) and the journal says
+// committed. On a mismatch the journal says failed and ErrUpdateFailed is
+// returned.
+func Resume(f *Flash, opts Options) (rep Report, err error) {
+	start := f.Stats()
+	defer func() {
+		s := f.Stats()
+		rep.Ops, rep.SimTime = s.Ops()-start.Ops(), s.SimTime-start.SimTime
+	}()
+	l, err := LayoutFor(f.Geometry())
+	if err != nil {
+		return rep, err
+	}
+	a := newArena(opts.budget(l.EraseBlock))
+	rep.ArenaSize = len(a.buf)
+	defer func() { rep.ArenaPeak = a.used }()
+	jbuf, err := a.take(recordSize, "journal record")
+	if err != nil {
+		return rep, err
+	}
+	j, err := OpenJournal(f, l, jbuf)
+	if err != nil {
+		return rep, fmt.Errorf("resume: %w", err)
+	}
+	last := j.Last()
+	if !last.State.inProgress() {
+		return rep, fmt.Errorf("resume: journal %s: %w", last.State, ErrNothingToDo)
+	}
+	iobuf, err := a.take(ioBufSize, "I/O buffer")
+	if err != nil {
+		return rep, err
+	}
+	hbuf, err := a.take(headerPrefix, "header")
+	if err != nil {
+		return rep, err
+	}
+	hdr, err := stagedHeader(f, l, last, hbuf, iobuf)
+	if err != nil {
+		return rep, fmt.Errorf("resume: %w", err)
+	}
+	rep.Version, rep.Steps, rep.PatchBytes = hdr.Version, hdr.Steps, int(last.PatchLen)
+	parena, err := a.take(delta.ArenaSize(hdr), "decoder")
+	if err != nil {
+		return rep, err
+	}
+	block, err := a.take(l.EraseBlock, "block buffer")
+	if err != nil {
+		return rep, err
+	}
+	p, err := delta.NewInPlacePlayer(io.NewSectionReader(f, l.StagingStart, int64(last.PatchLen)), hdr, parena)
+	if err != nil {
+		return rep, fmt.Errorf("resume: %w", err)
+	}
+	src := io.NewSectionReader(f, l.ImageStart, int64(l.ImageSize))
+	scratch := int64(l.ScratchBlock * l.EraseBlock)
+
+	k := 0
+	switch last.State {
+	case StateDone:
+		k = int(last.Step) + 1
+	case StateScratch:
+		k = int(last.Step)
+		n := int(last.ScratchLen)
+		off, want := p.Target(k)
+		if k >= hdr.Steps || n != want {
+			return rep, fmt.Errorf("resume: scratch record for step %d (%d bytes) does not fit the package: %w", k, n, ErrStaging)
+		}
+		if _, err := f.ReadAt(block[:n], scratch); err != nil {
+			return rep, fmt.Errorf("resume: read scratch: %w", err)
+		}
+		if crc32.ChecksumIEEE(block[:n]) != last.ScratchCRC {
+			return rep, fmt.Errorf("resume: scratch block fails its CRC for step %d: %w", k, ErrStaging)
+		}
+		if err := writeBlock(f, l.ImageBlock(int64(off)), block[:n]); err != nil {
+			return rep, fmt.Errorf("resume: step %d from scratch: %w", k, err)
+		}
+		if err := j.Append(Record{State: StateDone, Step: uint32(k), PatchLen: last.PatchLen, PatchHash: last.PatchHash, Steps: last.Steps}); err != nil {
+			return rep, fmt.Errorf("resume: %w", err)
+		}
+		k++
+	}
+	rep.FirstStep, rep.Resumed = k, last.State != StateStaged
+	if err := p.SkipTo(k); err != nil {
+		return rep, fmt.Errorf("resume: %w", err)
+	}
+	for ; k < hdr.Steps; k++ {
+		off, n := p.Target(k)
+		if err := p.Next(src, block); err != nil {
+			return rep, fmt.Errorf("resume: decode: %w", err)
+		}
+		if err := writeBlock(f, l.ScratchBlock, block[:n]); err != nil {
+			return rep, fmt.Errorf("resume: step %d to scratch: %w", k, err)
+		}
+		r := Record{State: StateScratch, Step: uint32(k), ScratchLen: uint32(n), ScratchCRC: crc32.ChecksumIEEE(block[:n]),
+			PatchLen: last.PatchLen, PatchHash: last.PatchHash, Steps: last.Steps}
+		if err := j.Append(r); err != nil {
+			return rep, fmt.Errorf("resume: %w", err)
+		}
+		if err := writeBlock(f, l.ImageBlock(int64(off)), block[:n]); err != nil {
+			return rep, fmt.Errorf("resume: step %d to its block: %w", k, err)
+		}
+		r.State, r.ScratchLen, r.ScratchCRC = StateDone, 0, 0
+		if err := j.Append(r); err != nil {
+			return rep, fmt.Errorf("resume: %w", err)
+		}
+		if opts.Progress != nil {
+			opts.Progress(k+1, hdr.Steps)
+		}
+	}
+	return rep, commit(f, l, j, hdr, last, iobuf)
+}
+
+// stagedHeader reads the staged package back, checks it against its
+// journal record (length and SHA-256, streamed through iobuf) and parses its
+// header from the first bytes. The signature was checked before staging;
+// the hash ties the staged bytes to that check.
+func stagedHeader(f *Flash, l Layout, last Record, hbuf, iobuf []byte) (*delta.Header, error) {
+	if int(last.PatchLen) > l.StagingSize {
+		return nil, fmt.Errorf("journal names a %d-byte package, staging holds %d: %w", last.PatchLen, l.StagingSize, ErrStaging)
+	}
+	sum, err := hashFlash(f, l.StagingStart, int64(last.PatchLen), iobuf)
+	if err != nil {
+		return nil, fmt.Errorf("hash staged package: %w", err)
+	}
+	if sum != last.PatchHash {
+		return nil, fmt.Errorf("staged package hash differs from the journal's: %w", ErrStaging)
+	}
+	n := min(len(hbuf), int(last.PatchLen))
+	if _, err := f.ReadAt(hbuf[:n], l.StagingStart); err != nil {
+		return nil, fmt.Errorf("read staged header: %w", err)
+	}
+	// delta.Parse takes the package's tail to be the signature; given a
+	// prefix it still reads every header field (the header is far shorter
+	// than the prefix) and only the stream length must be set from the
+	// real length.
+	hdr, err := delta.Parse(hbuf[:n])
+	if err != nil {
+		return nil, fmt.Errorf("staged package: %w", err)
+	}
+	hdr.StreamSize = int(last.PatchLen) - ed25519SigSize - hdr.HeaderSize
+	if hdr.StreamSize < 0 || hdr.Steps != int(last.Steps) || !hdr.InPlace || int(hdr.EraseBlock) != l.EraseBlock {
+		return nil, fmt.Errorf("staged package header disagrees with the journal: %w", ErrStaging)
+	}
+	return hdr, nil
+}
+
+const ed25519SigSize = 64
+
+// commit checks the new image and makes it the boot record's image.
+func commit(f *Flash, l Layout, j *Journal, hdr *delta.Header, last Record, iobuf []byte) error {
+	sum, err := hashFlash(f, l.ImageStart, int64(hdr.NewSize), iobuf)
+	if err != nil {
+		return fmt.Errorf("commit: hash new image: %w", err)
+	}
+	r := Record{PatchLen: last.PatchLen, PatchHash: last.PatchHash, Steps: last.Steps}
+	if sum != hdr.NewHash {
+		r.State = StateFailed
+		if err := j.Append(r); err != nil {
+			return fmt.Errorf("commit: %w (while recording: %w)", ErrUpdateFailed, err)
+		}
+		return ErrUpdateFailed
+	}
+	rec, _, err := readBootRecord(f, l)
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	// A cut between the boot record and the journal record leaves the boot
+	// record already naming the new image; do not write it twice.
+	if rec.ImageSize != hdr.NewSize || rec.ImageHash != hdr.NewHash || rec.Version != hdr.Version || rec.SeqNo != hdr.SeqNo {
+		nr := BootRecord{ImageSize: hdr.NewSize, ImageHash: hdr.NewHash, TrustedKey: rec.TrustedKey,
+			SeqNo: hdr.SeqNo, Version: hdr.Version, DeviceType: rec.DeviceType}
+		if err := writeBootRecord(f, l, &nr); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
+	r.State = StateCommitted
+	if err := j.Append(r); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// writeBlock erases erase block b and programs data at its start. Pages
+// that are all 0xFF are left alone: erased flash already reads so.
+func writeBlock(f *Flash, b int, data []byte) error {
+	if err := f.Erase(b); err != nil {
+		return err
+	}
+	return programSkippingErased(f, int64(b*f.geo.EraseBlock), data)
+}
+
+func programSkippingErased(f *Flash, addr int64, data []byte) error {
+	ps := f.geo.PageSize
+	for i := 0; i < len(data); i += ps {
+		end := min(i+ps, len(data))
+		if blank(data[i:end]) {
+			continue
+		}
+		if err := f.Program(addr+int64(i), data[i:end]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hashFlash is the SHA-256 of n bytes at addr, read through buf.
+func hashFlash(f *Flash, addr, n int64, buf []byte) ([32]byte, error) {
+	h := sha256.New()
+	for n > 0 {
+		c := int(min(int64(len(buf)), n))
+		if _, err := f.ReadAt(buf[:c], addr); err != nil {
+			return [32]byte{}, err
+		}
+		h.Write(buf[:c])
+		addr += int64(c)
+		n -= int64(c)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum, nil
+}

@@ -1,0 +1,405 @@
+package inplace
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/fotastack/fota/delta"
+)
+
+const testDevice = "test-meter"
+
+// testKey is fixed so that test packages are reproducible.
+var testKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
+
+// smallPair is a 64 KiB old image and a new one with what firmware updates
+// do: blocks moved forward and back, code inserted (shifting everything
+// after it), bytes patched, a tail appended.
+func smallPair() (old, new []byte) {
+	r := rand.New(rand.NewPCG(1, 2))
+	old = make([]byte, 64<<10)
+	for i := range old {
+		// Compressible but not trivial, like code.
+		if i%16 < 4 {
+			old[i] = byte(r.IntN(256))
+		} else {
+			old[i] = byte(i / 64)
+		}
+	}
+	new = append(new, old[:5000]...)
+	ins := make([]byte, 700)
+	for i := range ins {
+		ins[i] = byte(r.IntN(256))
+	}
+	new = append(new, ins...)                // insertion: shifts the rest forward
+	new = append(new, old[40000:48000]...)   // a block moved back
+	new = append(new, old[5000:40000]...)    // the bulk, shifted
+	new = append(new, old[52000:]...)        // a deletion
+	new = append(new, old[48000:52000]...)   // moved to the end
+	for i := 9000; i < len(new); i += 3001 { // scattered patches (changed constants)
+		new[i] ^= 0x5A
+	}
+	new = append(new, bytes.Repeat([]byte{0xFF, 0x00, 0x13}, 1500)...)
+	return old, new
+}
+
+func makePatch(t testing.TB, old, new []byte, eb int, mod func(*delta.Options)) []byte {
+	t.Helper()
+	o := delta.Options{InPlace: true, EraseBlock: eb, Key: testKey, DeviceType: testDevice, Version: "2.0.0", SeqNo: 2}
+	if mod != nil {
+		mod(&o)
+	}
+	p, err := delta.Make(old, new, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func provisioned(t testing.TB, g Geometry, old []byte) *Flash {
+	t.Helper()
+	f, err := NewFlash(g, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Provision{Image: old, Version: "1.0.0", DeviceType: testDevice, TrustedKey: testKey.Public().(ed25519.PublicKey), SeqNo: 1}
+	if err := p.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func bootImage(t testing.TB, f *Flash) []byte {
+	t.Helper()
+	img, _, err := Image(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+var smallGeo = Geometry{Size: 256 << 10, EraseBlock: 4096, PageSize: 256}
+
+func TestInstallCleanGivesNewImage(t *testing.T) {
+	old, new := smallPair()
+	patch := makePatch(t, old, new, 4096, nil)
+	f := provisioned(t, smallGeo, old)
+	var calls []int
+	rep, err := Install(f, patch, Options{Progress: func(done, total int) { calls = append(calls, done) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(bootImage(t, f), new) {
+		t.Fatal("image after install is not the new image")
+	}
+	res, err := Boot(f, Options{})
+	if err != nil || res.Version != "2.0.0" || res.Resumed {
+		t.Fatalf("boot: %+v %v", res, err)
+	}
+	if len(calls) != rep.Steps || calls[len(calls)-1] != rep.Steps {
+		t.Fatalf("progress calls %v for %d steps", calls, rep.Steps)
+	}
+	hdr, _ := delta.Parse(patch)
+	if rep.ArenaPeak != Need(hdr) || rep.ArenaPeak > DefaultRAMBudget+4096 {
+		t.Fatalf("arena peak %d, Need %d", rep.ArenaPeak, Need(hdr))
+	}
+	t.Logf("patch %d bytes for %d->%d; %d steps, %d flash ops, %v simulated; installer RAM %d bytes (decoder %d + block %d + fixed %d)",
+		len(patch), len(old), len(new), rep.Steps, rep.Ops, rep.SimTime, rep.ArenaPeak, delta.ArenaSize(hdr), 4096, rep.ArenaPeak-delta.ArenaSize(hdr)-4096)
+	// A second install of the same package is refused: the image is no
+	// longer the package's old image.
+	if _, err := Install(f, patch, Options{}); !errors.Is(err, delta.ErrOldImage) {
+		t.Fatalf("reinstall: %v", err)
+	}
+}
+
+// sweep cuts power after every operation index of an install, clean and
+// torn, reboots and boots, and checks the device ends on the new image.
+// A cut before the package is staged may leave the old image running: then
+// the update is tried again, as the server would, and must succeed.
+type sweepResult struct {
+	tried, bricked, oldThenRetried int
+	maxErase                       int
+}
+
+func runCut(t testing.TB, base *Flash, patch, old, new []byte, k int, torn bool, second int) (ok, retried bool) {
+	f := base.Clone()
+	f.CutAfter(k, torn)
+	_, err := Install(f, patch, Options{})
+	if err != nil && !errors.Is(err, ErrPowerCut) {
+		t.Errorf("cut %d torn=%v: install: %v", k, torn, err)
+		return false, false
+	}
+	f.Reboot()
+	if second > 0 { // a second cut, during the boot that resumes
+		f.CutAfter(second, !torn)
+		if _, err := Boot(f, Options{}); err != nil && !errors.Is(err, ErrPowerCut) {
+			t.Errorf("cut %d torn=%v then %d: boot: %v", k, torn, second, err)
+			return false, false
+		}
+		f.Reboot()
+	}
+	res, err := Boot(f, Options{})
+	if err != nil {
+		t.Errorf("cut %d torn=%v second %d: boot: %v", k, torn, second, err)
+		return false, false
+	}
+	img, _, err := Image(f)
+	if err != nil {
+		t.Errorf("cut %d: %v", k, err)
+		return false, false
+	}
+	if bytes.Equal(img, new) && res.Version == "2.0.0" {
+		return true, false
+	}
+	if !bytes.Equal(img, old) || res.Version != "1.0.0" {
+		t.Errorf("cut %d torn=%v second %d: device runs neither image (version %q)", k, torn, second, res.Version)
+		return false, false
+	}
+	if _, err := Install(f, patch, Options{}); err != nil {
+		t.Errorf("cut %d torn=%v: retry after booting old: %v", k, torn, err)
+		return false, true
+	}
+	return bytes.Equal(bootImage(t, f), new), true
+}
+
+func TestPowerCutSweepEveryOperation(t *testing.T) {
+	old, new := smallPair()
+	patch := makePatch(t, old, new, 4096, nil)
+	base := provisioned(t, smallGeo, old)
+	probe := base.Clone()
+	before := probe.Stats().Ops()
+	if _, err := Install(probe, patch, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	total := int(probe.Stats().Ops() - before)
+	var r sweepResult
+	for k := 1; k <= total; k++ {
+		for _, torn := range []bool{false, true} {
+			ok, retried := runCut(t, base, patch, old, new, k, torn, 0)
+			r.tried++
+			if !ok {
+				r.bricked++
+			}
+			if retried {
+				r.oldThenRetried++
+			}
+		}
+	}
+	t.Logf("%d operations per install; %d cut runs, %d bricked, %d booted old (cut before staging completed) and re-installed", total, r.tried, r.bricked, r.oldThenRetried)
+	if r.bricked != 0 {
+		t.Fatalf("%d of %d runs bricked", r.bricked, r.tried)
+	}
+}
+
+func TestPowerCutDuringResume(t *testing.T) {
+	old, new := smallPair()
+	patch := makePatch(t, old, new, 4096, nil)
+	base := provisioned(t, smallGeo, old)
+	tried, bad := 0, 0
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 150; i++ {
+		k := 20 + r.IntN(600)
+		second := 1 + r.IntN(300)
+		ok, _ := runCut(t, base, patch, old, new, k, i%2 == 0, second)
+		tried++
+		if !ok {
+			bad++
+		}
+	}
+	if bad != 0 {
+		t.Fatalf("%d of %d double-fault runs bricked", bad, tried)
+	}
+}
+
+// Refused packages must leave every byte of the flash file as it was.
+func TestBadPackagesRefusedBeforeFlashChanges(t *testing.T) {
+	old, new := smallPair()
+	good := makePatch(t, old, new, 4096, nil)
+	otherOld := append([]byte(nil), old...)
+	otherOld[100] ^= 1
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	corrupt := append([]byte(nil), good...)
+	corrupt[len(corrupt)/2] ^= 0x10
+	cases := []struct {
+		name  string
+		patch []byte
+		want  error
+	}{
+		{"truncated", good[:len(good)-100], delta.ErrSignature},
+		{"truncated-header", good[:40], delta.ErrFormat},
+		{"wrong-signature", makePatch(t, old, new, 4096, func(o *delta.Options) { o.Key = otherKey }), delta.ErrSignature},
+		{"other-old-image", makePatch(t, otherOld, new, 4096, nil), delta.ErrOldImage},
+		{"corrupt-block", corrupt, delta.ErrSignature},
+		{"wrong-device-type", makePatch(t, old, new, 4096, func(o *delta.Options) { o.DeviceType = "other-meter" }), ErrDeviceType},
+		{"rollback", makePatch(t, old, new, 4096, func(o *delta.Options) { o.SeqNo = 0 }), ErrRollback},
+		{"wrong-erase-block", makePatch(t, old, new, 8192, nil), ErrDoesNotFit},
+		{"sequential", makePatch(t, old, new, 4096, func(o *delta.Options) { o.InPlace = false }), delta.ErrFormat},
+		{"empty", nil, delta.ErrFormat},
+	}
+	path := filepath.Join(t.TempDir(), "dev.flash")
+	f, err := CreateFlash(path, smallGeo, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p := Provision{Image: old, Version: "1.0.0", DeviceType: testDevice, TrustedKey: testKey.Public().(ed25519.PublicKey), SeqNo: 1}
+	if err := p.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := readFlashBytes(t, path)
+			ops := f.Stats().Ops()
+			_, err := Install(f, c.patch, Options{})
+			if !errors.Is(err, c.want) {
+				t.Fatalf("err = %v, want %v", err, c.want)
+			}
+			if !bytes.Equal(before, readFlashBytes(t, path)) || f.Stats().Ops() != ops {
+				t.Fatal("refused package changed the flash file")
+			}
+		})
+	}
+	// The RAM budget is enforced before the flash changes too.
+	before := readFlashBytes(t, path)
+	hdr, _ := delta.Parse(good)
+	if _, err := Install(f, good, Options{RAMBudget: Need(hdr) - 1}); !errors.Is(err, ErrRAMBudget) {
+		t.Fatalf("budget one byte short: %v", err)
+	}
+	if !bytes.Equal(before, readFlashBytes(t, path)) {
+		t.Fatal("over-budget package changed the flash file")
+	}
+	// With exactly the figure Need reports, it installs.
+	if _, err := Install(f, good, Options{RAMBudget: Need(hdr)}); err != nil {
+		t.Fatalf("budget exactly Need: %v", err)
+	}
+	if !bytes.Equal(bootImage(t, f), new) {
+		t.Fatal("image after install")
+	}
+}
+
+// A reboot in a new process: the file-backed flash is cut, closed and
+// reopened, and boot resumes from what the file holds.
+func TestFileBackedCutAndReboot(t *testing.T) {
+	old, new := smallPair()
+	patch := makePatch(t, old, new, 4096, nil)
+	path := filepath.Join(t.TempDir(), "dev.flash")
+	f, err := CreateFlash(path, smallGeo, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Provision{Image: old, Version: "1.0.0", DeviceType: testDevice, TrustedKey: testKey.Public().(ed25519.PublicKey), SeqNo: 1}
+	if err := p.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Stage(f, patch, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f.CutAfter(123, true)
+	if _, err := Resume(f, Options{}); !errors.Is(err, ErrPowerCut) {
+		t.Fatalf("resume with cut: %v", err)
+	}
+	// No Close: the process dies with the power.
+	g, err := OpenFlash(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	res, err := Boot(g, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed || res.Version != "2.0.0" || res.Update.FirstStep == 0 || !bytes.Equal(bootImage(t, g), new) {
+		t.Fatalf("boot after reopen: %+v", res)
+	}
+}
+
+func TestInstallRefusedWhileUpdateInProgress(t *testing.T) {
+	old, new := smallPair()
+	patch := makePatch(t, old, new, 4096, nil)
+	f := provisioned(t, smallGeo, old)
+	if _, err := Stage(f, patch, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Stage(f, patch, Options{}); !errors.Is(err, ErrInProgress) {
+		t.Fatalf("second stage: %v", err)
+	}
+	if _, err := Resume(f, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Resume(f, Options{}); !errors.Is(err, ErrNothingToDo) {
+		t.Fatalf("resume after commit: %v", err)
+	}
+}
+
+// A result that does not hash to the package's new image is reported as a
+// failure and never booted. The image region is damaged behind the
+// installer's back after staging (a flash fault), so that the decoded
+// result is wrong.
+func TestFailedResultIsNotBooted(t *testing.T) {
+	old, new := smallPair()
+	patch := makePatch(t, old, new, 4096, nil)
+	f := provisioned(t, smallGeo, old)
+	if _, err := Stage(f, patch, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := LayoutFor(f.Geometry())
+	// Clear bits in the last old block: a flash fault after verification.
+	if err := f.Program(l.ImageStart+int64(len(old))-10, make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Resume(f, Options{}); !errors.Is(err, ErrUpdateFailed) {
+		t.Fatalf("resume: %v", err)
+	}
+	if _, err := Boot(f, Options{}); !errors.Is(err, ErrUpdateFailed) {
+		t.Fatalf("boot after failed update: %v", err)
+	}
+}
+
+// The in-place phase takes its memory from the arena: the Go heap grows by
+// little more than the arena itself, however many steps the image has.
+func TestResumeHeapUseIsTheArena(t *testing.T) {
+	old, new := smallPair()
+	patch := makePatch(t, old, new, 4096, nil)
+	f := provisioned(t, smallGeo, old)
+	if _, err := Stage(f, patch, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	rep, err := Resume(f, Options{})
+	runtime.ReadMemStats(&m1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap := int(m1.TotalAlloc - m0.TotalAlloc)
+	t.Logf("resume allocated %d bytes of heap: arena %d (peak used %d), rest %d for %d steps", heap, rep.ArenaSize, rep.ArenaPeak, heap-rep.ArenaSize, rep.Steps)
+	if heap-rep.ArenaSize > 4096 {
+		t.Fatalf("resume allocated %d bytes beyond its %d-byte arena", heap-rep.ArenaSize, rep.ArenaSize)
+	}
+}
+
+func TestTornBootRecordFallsBackToOtherCopy(t *testing.T) {
+	f := provisioned(t, smallGeo, []byte("old image"))
+	l, _ := LayoutFor(f.Geometry())
+	rec, _, err := readBootRecord(f, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nr := *rec
+	nr.Version = "9"
+	f.CutAfter(2, true) // erase completes, the record program is torn
+	if err := writeBootRecord(f, l, &nr); !errors.Is(err, ErrPowerCut) {
+		t.Fatalf("torn write: %v", err)
+	}
+	f.Reboot()
+	got, _, err := readBootRecord(f, l)
+	if err != nil || got.Version != "1.0.0" {
+		t.Fatalf("after torn write: %+v %v", got, err)
+	}
+}
