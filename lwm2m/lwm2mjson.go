@@ -15,17 +15,17 @@ import (
 // LwM2M 1.1 replaced it with SenML JSON; 1.0 devices still send it.
 
 type lwm2mJSONRec struct {
-	N  *string      `json:"n,omitempty"`
+	N  *string  `json:"n,omitempty"`
 	V  *jsonNum `json:"v,omitempty"`
-	SV *string      `json:"sv,omitempty"`
-	BV *bool        `json:"bv,omitempty"`
-	OV *string      `json:"ov,omitempty"`
+	SV *string  `json:"sv,omitempty"`
+	BV *bool    `json:"bv,omitempty"`
+	OV *string  `json:"ov,omitempty"`
 	T  *jsonNum `json:"t,omitempty"`
 }
 
 type lwm2mJSONDoc struct {
 	BN *string        `json:"bn,omitempty"`
-	BT *jsonNum   `json:"bt,omitempty"`
+	BT *jsonNum       `json:"bt,omitempty"`
 	E  []lwm2mJSONRec `json:"e"`
 }
 

@@ -210,15 +210,15 @@ func numberOf(n jsonNum) (Value, error) {
 
 // senmlJSONRec is a SenML JSON record (RFC 8428 Table 4 labels).
 type senmlJSONRec struct {
-	BN  *string      `json:"bn,omitempty"`
+	BN  *string  `json:"bn,omitempty"`
 	BT  *jsonNum `json:"bt,omitempty"`
 	BV  *jsonNum `json:"bv,omitempty"`
-	N   *string      `json:"n,omitempty"`
+	N   *string  `json:"n,omitempty"`
 	V   *jsonNum `json:"v,omitempty"`
-	VS  *string      `json:"vs,omitempty"`
-	VB  *bool        `json:"vb,omitempty"`
-	VD  *string      `json:"vd,omitempty"`
-	VLO *string      `json:"vlo,omitempty"`
+	VS  *string  `json:"vs,omitempty"`
+	VB  *bool    `json:"vb,omitempty"`
+	VD  *string  `json:"vd,omitempty"`
+	VLO *string  `json:"vlo,omitempty"`
 	T   *jsonNum `json:"t,omitempty"`
 }
 
