@@ -1,0 +1,275 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/fotastack/fota/lwm2m"
+	"github.com/fxamacker/cbor/v2"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+)
+
+// maxCompositePaths bounds the paths of one Read-Composite or
+// Observe-Composite request.
+const maxCompositePaths = 256
+
+// DecodePathList reads the payload of a Read-Composite or
+// Observe-Composite request: a SenML pack whose records carry only names
+// (LwM2M Core 5.4.2.2 and 7.4.4: base name "bn" plus name "n", each record
+// one path). Values in the records are ignored.
+func DecodePathList(cf lwm2m.ContentFormat, data []byte) ([]lwm2m.Path, error) {
+	type rec struct {
+		bn, n       string
+		hasBN, hasN bool
+	}
+	var recs []rec
+	switch cf {
+	case lwm2m.FormatSenMLJSON:
+		var raw []map[string]json.RawMessage
+		if err := json.Unmarshal(data, &raw); err != nil {
+			return nil, fmt.Errorf("path list: senml+json: %v: %w", err, ErrBadRequest)
+		}
+		for i, m := range raw {
+			var r rec
+			for k, v := range m {
+				var s string
+				if k != "bn" && k != "n" {
+					continue
+				}
+				if err := json.Unmarshal(v, &s); err != nil {
+					return nil, fmt.Errorf("path list: senml+json: record %d: %q is not a string: %w", i, k, ErrBadRequest)
+				}
+				if k == "bn" {
+					r.bn, r.hasBN = s, true
+				} else {
+					r.n, r.hasN = s, true
+				}
+			}
+			recs = append(recs, r)
+		}
+	case lwm2m.FormatSenMLCBOR:
+		var raw []map[int]any
+		dm, _ := cbor.DecOptions{MaxArrayElements: 4 * maxCompositePaths, MaxMapPairs: 64, MaxNestedLevels: 4}.DecMode()
+		if err := dm.Unmarshal(data, &raw); err != nil {
+			return nil, fmt.Errorf("path list: senml+cbor: %v: %w", err, ErrBadRequest)
+		}
+		for i, m := range raw {
+			var r rec
+			// RFC 8428 6: label -2 is the base name, 0 the name.
+			for k, v := range m {
+				if k != -2 && k != 0 {
+					continue
+				}
+				s, ok := v.(string)
+				if !ok {
+					return nil, fmt.Errorf("path list: senml+cbor: record %d: label %d is not a text string: %w", i, k, ErrBadRequest)
+				}
+				if k == -2 {
+					r.bn, r.hasBN = s, true
+				} else {
+					r.n, r.hasN = s, true
+				}
+			}
+			recs = append(recs, r)
+		}
+	default:
+		return nil, fmt.Errorf("path list in %v: %w", cf, ErrUnsupportedFormat)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("path list is empty: %w", ErrBadRequest)
+	}
+	if len(recs) > maxCompositePaths {
+		return nil, fmt.Errorf("path list has %d paths, above %d: %w", len(recs), maxCompositePaths, ErrBadRequest)
+	}
+	paths := make([]lwm2m.Path, 0, len(recs))
+	bn := ""
+	for i, r := range recs {
+		if r.hasBN {
+			bn = r.bn
+		}
+		if !r.hasBN && !r.hasN {
+			return nil, fmt.Errorf("path list: record %d has no name: %w", i, ErrBadRequest)
+		}
+		p, err := lwm2m.ParsePath(bn + r.n)
+		if err != nil {
+			return nil, fmt.Errorf("path list: record %d: %v: %w", i, err, ErrBadRequest)
+		}
+		paths = append(paths, p)
+	}
+	return paths, nil
+}
+
+// readComposite reads several paths (LwM2M Core 5.4.2.2). Paths the
+// device does not have are left out of the answer; another failure fails
+// the whole read.
+func (c *Client) readComposite(paths []lwm2m.Path) ([]lwm2m.Entry, error) {
+	var out []lwm2m.Entry
+	seen := map[lwm2m.Path]bool{}
+	for _, p := range paths {
+		if p.IsRoot() {
+			return nil, fmt.Errorf("read-composite /: %w", ErrNotAllowed)
+		}
+		if p.Object() == 0 {
+			return nil, fmt.Errorf("%v: the Security object is not accessible: %w", p, ErrUnauthorized)
+		}
+		es, err := c.read(p)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			if !seen[e.Path] {
+				seen[e.Path] = true
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
+
+// serveFetch is Read-Composite, or Observe-Composite with Observe=0
+// (LwM2M Core 5.4.2.2, 5.5.1). The answer is in the Accept format, else in
+// the request's own format.
+func (c *Client) serveFetch(req *request) {
+	if !req.path.IsRoot() {
+		c.fail(req, fmt.Errorf("FETCH %v: composite operations address /: %w", req.path, ErrNotAllowed))
+		return
+	}
+	cf, err := contentFormat(req.r)
+	if err != nil {
+		c.fail(req, err)
+		return
+	}
+	paths, err := DecodePathList(cf, req.body)
+	if err != nil {
+		c.fail(req, err)
+		return
+	}
+	if _, ok := accept(req.r); !ok {
+		req.r.SetAccept(message.MediaType(cf))
+	}
+	switch observeOption(req.r) {
+	case 0:
+		c.serveObserve(req, paths, true)
+		return
+	case 1:
+		c.cancelObservation(req.r.Token())
+	}
+	entries, err := c.readComposite(paths)
+	if err != nil {
+		c.fail(req, err)
+		return
+	}
+	out, body, err := c.encode(req.r, lwm2m.Root, entries, false)
+	if err != nil {
+		c.fail(req, err)
+		return
+	}
+	c.respond(req, codes.Content, message.MediaType(out), body)
+}
+
+// serveWriteComposite is Write-Composite (iPATCH /, LwM2M Core 5.4.3.2):
+// values for resources of several instances, checked first and then
+// written as partial updates, instance by instance.
+func (c *Client) serveWriteComposite(req *request) {
+	if !req.path.IsRoot() {
+		c.fail(req, fmt.Errorf("iPATCH %v: Write-Composite addresses /: %w", req.path, ErrNotAllowed))
+		return
+	}
+	entries, err := c.decode(req, lwm2m.Root)
+	if err != nil {
+		c.fail(req, err)
+		return
+	}
+	groups := map[lwm2m.Path][]lwm2m.Entry{}
+	var order []lwm2m.Path
+	for _, e := range entries {
+		if e.Path.Len() < 3 {
+			c.fail(req, fmt.Errorf("write-composite: %v is not a resource: %w", e.Path, ErrBadRequest))
+			return
+		}
+		if e.Path.Object() == 0 {
+			c.fail(req, fmt.Errorf("write-composite %v: %w", e.Path, ErrUnauthorized))
+			return
+		}
+		if err := c.checkWritable(e.Path); err != nil {
+			c.fail(req, err)
+			return
+		}
+		ip := lwm2m.InstancePath(e.Path.Object(), e.Path.Instance())
+		if _, ok := groups[ip]; !ok {
+			order = append(order, ip)
+		}
+		groups[ip] = append(groups[ip], e)
+	}
+	for _, ip := range order {
+		if err := c.Object(ip.Object()).Write(ip, groups[ip], false); err != nil {
+			c.fail(req, err)
+			return
+		}
+	}
+	c.respond(req, codes.Changed, message.TextPlain, nil)
+}
+
+// checkWritable checks that resource p exists and may be written.
+func (c *Client) checkWritable(p lwm2m.Path) error {
+	o := c.Object(p.Object())
+	if o == nil {
+		return notFound(p)
+	}
+	defs, err := o.Resources(p.Instance())
+	if err != nil {
+		return err
+	}
+	for _, d := range defs {
+		if d.ID == p.Resource() {
+			if !d.Ops.Has(OpWrite) {
+				return fmt.Errorf("write %v: resource is not writable: %w", p, ErrNotAllowed)
+			}
+			return nil
+		}
+	}
+	return notFound(p)
+}
+
+// ErrNotConnected is returned by Send while the device has no session
+// with the server (not registered yet, or asleep in queue mode).
+var ErrNotConnected = errors.New("client: not connected to the server")
+
+// Send reports the current values at paths to the server unasked (LwM2M
+// Core 6.4.1, "Send" operation: POST /dp in SenML CBOR).
+func (c *Client) Send(ctx context.Context, paths ...lwm2m.Path) error {
+	if len(paths) == 0 {
+		return errors.New("send: no paths")
+	}
+	entries, err := c.readComposite(paths)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	body, err := lwm2m.Encode(lwm2m.FormatSenMLCBOR, lwm2m.Root, entries)
+	if err != nil {
+		return fmt.Errorf("send: encode: %w", err)
+	}
+	conn := c.currentConn()
+	if conn == nil {
+		return fmt.Errorf("send: %w", ErrNotConnected)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := conn.Post(ctx, "/dp", message.MediaType(lwm2m.FormatSenMLCBOR), bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	defer conn.ReleaseMessage(resp)
+	c.touch()
+	if resp.Code() != codes.Changed {
+		return fmt.Errorf("send: server answered %v", resp.Code())
+	}
+	return nil
+}

@@ -1,0 +1,162 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	dtlsnet "github.com/pion/dtls/v3/pkg/net"
+	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/mux"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+)
+
+// mtu is the receive buffer size of our CoAP session. go-coap's default
+// (1472) kills a DTLS session when a bigger datagram arrives
+// (../shared/notes trap 5); IPv4 UDP can carry up to 64 KiB, and servers
+// sending 1024-byte blocks plus options and DTLS overhead stay well below.
+const mtu = 8192
+
+// target is a parsed server URI: coap://host:port or coaps://host:port.
+type target struct {
+	secure bool
+	addr   string // host:port
+}
+
+// parseServerURI reads a server URI (LwM2M Core 6.1: the Security object's
+// Server URI). The CoAP default ports 5683/5684 apply when none is given.
+func parseServerURI(s string) (target, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return target{}, fmt.Errorf("server URI %q: %w", s, err)
+	}
+	var t target
+	port := ""
+	switch u.Scheme {
+	case "coap":
+		port = "5683"
+	case "coaps":
+		t.secure, port = true, "5684"
+	default:
+		return target{}, fmt.Errorf("server URI %q: scheme must be coap or coaps", s)
+	}
+	if u.Hostname() == "" {
+		return target{}, fmt.Errorf("server URI %q: no host", s)
+	}
+	if u.Port() != "" {
+		port = u.Port()
+	}
+	t.addr = net.JoinHostPort(u.Hostname(), port)
+	return t, nil
+}
+
+// dial opens one CoAP session to the server: plain UDP or DTLS. Requests
+// the server sends on this session are served by h, which is how LwM2M
+// device management reaches the device (LwM2M Core 8.1: the server uses
+// the address and session the device registered from).
+func (c *Client) dial(ctx context.Context, t target, h mux.Handler) (*udpclient.Conn, error) {
+	opts := []udp.Option{
+		options.WithMux(h),
+		options.WithContext(c.runCtx),
+		options.WithMTU(mtu),
+		// A whole blockwise transfer must fit in this time (trap 3); the
+		// default of 3 s fails at NB-IoT round trips.
+		options.WithBlockwise(true, blockwise.SZX1024, 2*time.Minute),
+		options.WithErrors(func(err error) { c.log.Debug("coap", "err", err) }),
+	}
+	if !t.secure {
+		conn, err := udp.Dial(t.addr, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", t.addr, err)
+		}
+		return conn, nil
+	}
+	dopts, err := c.dtlsOptions()
+	if err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "udp", t.addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", t.addr, err)
+	}
+	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(raw), raw.RemoteAddr(), dopts...)
+	if err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("dtls client %s: %w", t.addr, err)
+	}
+	// pion's handshake is lazy: without this, a wrong key only shows as a
+	// request that hangs past its deadline (../shared/notes trap 1).
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
+	err = dc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		_ = dc.Close()
+		return nil, fmt.Errorf("dtls handshake with %s: %w", t.addr, err)
+	}
+	opts = append(opts, options.WithCloseSocket())
+	return coapdtls.Client(dc, opts...), nil
+}
+
+// dtlsOptions builds the pion options: PSK (LwM2M Core 7.1.1 mandates
+// TLS_PSK_WITH_AES_128_CCM_8) or X.509 certificates, and Connection ID
+// (RFC 9146) so that a NAT rebinding keeps the session.
+func (c *Client) dtlsOptions() ([]piondtls.ClientOption, error) {
+	cfg := c.cfg
+	opts := []piondtls.ClientOption{
+		piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
+		// We only send the server's CID: a client has a socket of its own
+		// and needs no demultiplexing, so it asks for none in return.
+		piondtls.WithConnectionIDGenerator(piondtls.OnlySendCIDGenerator()),
+		piondtls.WithMTU(1400),
+	}
+	switch {
+	case cfg.Certificate != nil:
+		opts = append(opts,
+			piondtls.WithCertificates(*cfg.Certificate),
+			piondtls.WithCipherSuites(piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
+		)
+		if cfg.RootCAs != nil {
+			opts = append(opts, piondtls.WithRootCAs(cfg.RootCAs))
+		} else {
+			opts = append(opts, piondtls.WithInsecureSkipVerify(cfg.InsecureSkipVerify))
+		}
+		if cfg.ServerName != "" {
+			opts = append(opts, piondtls.WithServerName(cfg.ServerName))
+		}
+	case cfg.PSKIdentity != "":
+		if len(cfg.PSKKey) == 0 {
+			return nil, fmt.Errorf("dtls: PSK identity %q has no key", cfg.PSKIdentity)
+		}
+		key := append([]byte(nil), cfg.PSKKey...)
+		opts = append(opts,
+			piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+			// pion names the identity the client sends "identity hint".
+			piondtls.WithPSKIdentityHint([]byte(cfg.PSKIdentity)),
+			piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8,
+				piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256, piondtls.TLS_PSK_WITH_AES_128_CCM),
+		)
+	default:
+		return nil, fmt.Errorf("dtls: coaps server needs a PSK identity and key or a certificate")
+	}
+	return opts, nil
+}
+
+// certificateOptions is the X.509 part of Config, kept together.
+type certificateOptions struct {
+	// Certificate is the device certificate and key (mode 2, X.509).
+	Certificate *tls.Certificate
+	// RootCAs verifies the server's certificate; nil with
+	// InsecureSkipVerify accepts any (tests only).
+	RootCAs            *x509.CertPool
+	InsecureSkipVerify bool
+	ServerName         string
+}
