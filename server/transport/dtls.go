@@ -322,11 +322,11 @@ type association struct {
 	d    *DTLS
 	addr netip.AddrPort // the address it was created for
 
-	inbox chan packet
-	done  chan struct{}
+	inbox   chan packet
+	done    chan struct{}
 	closing atomic.Bool
-	rd    *deadline.Deadline
-	mute  atomic.Bool // superseded: say nothing more to the peer
+	rd      *deadline.Deadline
+	mute    atomic.Bool // superseded: say nothing more to the peer
 
 	established atomic.Bool
 	cids        []string // guarded by d.mu
@@ -544,4 +544,3 @@ func (b *tokenBucket) allow(now time.Time) bool {
 	b.tokens--
 	return true
 }
-

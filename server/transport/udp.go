@@ -109,4 +109,3 @@ func (u *UDP) Close() error {
 	<-u.done
 	return nil
 }
-

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/store"
+)
+
+func init() {
+	register("server", "run the LwM2M server (CoAP, DTLS, HTTP API)", runServer)
+}
+
+func runServer(args []string) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	db := fs.String("db", "fota.db", "bbolt database `file`")
+	coap := fs.String("coap", ":5683", "plain CoAP listen `address` (empty: off)")
+	coaps := fs.String("coaps", ":5684", "CoAP over DTLS listen `address` (empty: off)")
+	httpAddr := fs.String("http", ":8080", "HTTP API listen `address` (empty: off)")
+	token := fs.String("api-token", os.Getenv("FOTA_API_TOKEN"), "bearer token of the HTTP API (default $FOTA_API_TOKEN, else generated and stored)")
+	certFile := fs.String("cert", "", "server certificate `file` (PEM) for X.509 devices")
+	keyFile := fs.String("key", "", "server private key `file` (PEM)")
+	caFile := fs.String("client-ca", "", "CA `file` (PEM) that signs device certificates")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, err}
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg := server.Config{CoAPAddr: *coap, CoAPSAddr: *coaps, HTTPAddr: *httpAddr, APIToken: *token, Logger: log}
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return fmt.Errorf("load server certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return fmt.Errorf("read client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return errors.New("client CA file has no PEM certificate")
+		}
+		cfg.ClientCAs = pool
+	}
+	st, err := store.OpenBolt(*db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cfg.Store = st
+	srv, err := server.Start(cfg)
+	if err != nil {
+		return err
+	}
+	if tok, generated := srv.APIToken(); generated {
+		fmt.Fprintf(os.Stderr, "API token (generated, stored in %s; shown once): %s\n", *db, tok)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	log.Info("shutting down")
+	return srv.Close()
+}

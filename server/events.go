@@ -1,0 +1,81 @@
+package server
+
+import (
+	"sync"
+	"time"
+)
+
+// Event types of the event stream, named as in Leshan's server demo.
+const (
+	EventRegistration   = "REGISTRATION"
+	EventUpdated        = "UPDATED"
+	EventDeregistration = "DEREGISTRATION"
+	EventNotification   = "NOTIFICATION"
+	EventSend           = "SEND"
+)
+
+// Event is something that happened to a device.
+type Event struct {
+	Type     string    `json:"type"`
+	Endpoint string    `json:"endpoint"`
+	Time     time.Time `json:"time"`
+	Data     any       `json:"data"`
+}
+
+// Broker fans events out to subscribers. A subscriber that does not keep
+// up loses events (its channel is bounded) rather than slowing devices.
+type Broker struct {
+	mu     sync.Mutex
+	subs   map[chan Event]struct{}
+	closed bool
+}
+
+// NewBroker returns a broker with no subscribers.
+func NewBroker() *Broker { return &Broker{subs: map[chan Event]struct{}{}} }
+
+// Subscribe returns a channel of events and a function that ends the
+// subscription (and closes the channel).
+func (b *Broker) Subscribe(buffer int) (<-chan Event, func()) {
+	ch := make(chan Event, buffer)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		close(ch)
+		return ch, func() {}
+	}
+	b.subs[ch] = struct{}{}
+	return ch, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if _, ok := b.subs[ch]; ok {
+			delete(b.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// Publish sends e to every subscriber that has room.
+func (b *Broker) Publish(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for ch := range b.subs {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}
+
+// Close ends all subscriptions.
+func (b *Broker) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	for ch := range b.subs {
+		close(ch)
+		delete(b.subs, ch)
+	}
+}

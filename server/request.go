@@ -1,0 +1,295 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/fotastack/fota/lwm2m"
+	"github.com/fotastack/fota/server/transport"
+)
+
+// Errors of device management requests; the HTTP API maps them to 404,
+// 503 and 504.
+var (
+	ErrUnknownDevice = errors.New("no such registered device")
+	ErrQueueFull     = errors.New("request queue of the sleeping device is full")
+	ErrNoSession     = errors.New("device has no open session; it must reconnect")
+	ErrTimeout       = errors.New("device did not answer in time")
+)
+
+// maxResponse bounds a response body read from a device.
+const maxResponse = 1 << 20
+
+// Request is one server-to-device request (LwM2M Core 6.3, 6.4).
+type Request struct {
+	Method  codes.Code
+	Path    string   // "/3/0/1", "/" for composite operations
+	Query   []string // Uri-Query options ("pmin=10", args...)
+	Format  *lwm2m.ContentFormat
+	Accept  *lwm2m.ContentFormat
+	Payload []byte
+	Observe *uint32
+	Token   []byte // nil: a random one
+}
+
+// Response is a device's answer.
+type Response struct {
+	Code    codes.Code
+	Format  lwm2m.ContentFormat
+	HasFmt  bool
+	Payload []byte
+	Observe bool // the response carries an Observe option: the observation is established
+}
+
+// Success reports a 2.xx code.
+func (r *Response) Success() bool { return r.Code>>5 == 2 }
+
+// Do sends req to the device registered as endpoint, over its own session,
+// and waits for the answer. A sleeping queue-mode device gets the request
+// when it next sends an Update. ctx bounds the wait; without a deadline
+// the server's RequestTimeout applies.
+func (s *Server) Do(ctx context.Context, endpoint string, req Request) (*Response, error) {
+	s.mu.Lock()
+	d := s.byEP[endpoint]
+	s.mu.Unlock()
+	if d == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownDevice, endpoint)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		defer cancel()
+	}
+	if !d.awake(time.Now(), s.cfg.QueueAwake) {
+		return s.enqueue(ctx, d, req)
+	}
+	sess, err := s.sessionOf(d)
+	if err != nil {
+		if d.Registration().Queue {
+			return s.enqueue(ctx, d, req)
+		}
+		return nil, err
+	}
+	return s.send(ctx, sess, req)
+}
+
+// sessionOf returns a live session to d: its own, or for a plain CoAP
+// device (after a restart) a new connection to its registered address.
+func (s *Server) sessionOf(d *Device) (*transport.Session, error) {
+	if sess := d.Session(); sess != nil && sess.Alive() {
+		return sess, nil
+	}
+	reg := d.Registration()
+	if reg.Transport == "coap" && s.udp != nil {
+		sess, err := s.udp.Session(reg.Address)
+		if err != nil {
+			return nil, err
+		}
+		d.mu.Lock()
+		d.sess = sess
+		d.mu.Unlock()
+		return sess, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrNoSession, reg.Endpoint)
+}
+
+func newToken() []byte {
+	t := make([]byte, 8)
+	_, _ = rand.Read(t)
+	return t
+}
+
+// send performs one exchange on sess.
+func (s *Server) send(ctx context.Context, sess *transport.Session, req Request) (*Response, error) {
+	cc := sess.Conn
+	m := cc.AcquireMessage(ctx)
+	defer cc.ReleaseMessage(m)
+	tok := req.Token
+	if tok == nil {
+		tok = newToken()
+	}
+	m.SetToken(tok)
+	m.SetCode(req.Method)
+	path := req.Path
+	if path == "" {
+		path = "/"
+	}
+	if err := m.SetPath(path); err != nil {
+		return nil, fmt.Errorf("path %q: %w", req.Path, err)
+	}
+	for _, q := range req.Query {
+		m.AddQuery(q)
+	}
+	if req.Observe != nil {
+		m.SetObserve(*req.Observe)
+	}
+	if req.Accept != nil {
+		m.SetAccept(message.MediaType(*req.Accept))
+	}
+	if req.Format != nil {
+		m.SetContentFormat(message.MediaType(*req.Format))
+	}
+	if req.Payload != nil {
+		m.SetBody(bytes.NewReader(req.Payload))
+	}
+	resp, err := cc.Do(m)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s %s: %w", req.Method, req.Path, ErrTimeout)
+		}
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.Path, err)
+	}
+	defer cc.ReleaseMessage(resp)
+	out := &Response{Code: resp.Code()}
+	if cf, err := resp.ContentFormat(); err == nil {
+		out.Format, out.HasFmt = lwm2m.ContentFormat(cf), true
+	}
+	if _, err := resp.Observe(); err == nil {
+		out.Observe = true
+	}
+	if body := resp.Body(); body != nil {
+		b, err := io.ReadAll(io.LimitReader(body, maxResponse+1))
+		if err != nil {
+			return nil, fmt.Errorf("read response body: %w", err)
+		}
+		if len(b) > maxResponse {
+			return nil, fmt.Errorf("response body over %d bytes", maxResponse)
+		}
+		out.Payload = b
+	}
+	return out, nil
+}
+
+// queued is a request waiting for a sleeping device.
+type queued struct {
+	ctx  context.Context
+	req  Request
+	done chan queuedResult
+}
+
+type queuedResult struct {
+	resp *Response
+	err  error
+}
+
+func (q *queued) finish(r *Response, err error) {
+	select {
+	case q.done <- queuedResult{r, err}:
+	default:
+	}
+}
+
+func (s *Server) enqueue(ctx context.Context, d *Device, req Request) (*Response, error) {
+	q := &queued{ctx: ctx, req: req, done: make(chan queuedResult, 1)}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, ErrUnknownDevice
+	}
+	if len(d.queue) >= s.cfg.QueueSize {
+		d.mu.Unlock()
+		return nil, fmt.Errorf("%w (%d waiting)", ErrQueueFull, s.cfg.QueueSize)
+	}
+	d.queue = append(d.queue, q)
+	d.mu.Unlock()
+	s.log.Debug("request queued for sleeping device", "endpoint", d.Endpoint(), "method", req.Method, "path", req.Path)
+	select {
+	case r := <-q.done:
+		return r.resp, r.err
+	case <-ctx.Done():
+		d.mu.Lock()
+		for i, x := range d.queue {
+			if x == q {
+				d.queue = append(d.queue[:i], d.queue[i+1:]...)
+				break
+			}
+		}
+		d.mu.Unlock()
+		return nil, fmt.Errorf("%s %s queued for sleeping device: %w", req.Method, req.Path, ErrTimeout)
+	}
+}
+
+// flushQueue sends the requests that waited for d, in order, now that it is
+// awake.
+func (s *Server) flushQueue(d *Device) {
+	for {
+		d.mu.Lock()
+		if len(d.queue) == 0 {
+			d.mu.Unlock()
+			return
+		}
+		q := d.queue[0]
+		d.queue = d.queue[1:]
+		d.mu.Unlock()
+		if q.ctx.Err() != nil {
+			continue
+		}
+		sess, err := s.sessionOf(d)
+		if err != nil {
+			q.finish(nil, err)
+			continue
+		}
+		r, err := s.send(q.ctx, sess, q.req)
+		q.finish(r, err)
+	}
+}
+
+func fmtPtr(f lwm2m.ContentFormat) *lwm2m.ContentFormat { return &f }
+
+// Formats the server prefers, best first, for what it encodes or asks for.
+var preferredFormats = []lwm2m.ContentFormat{
+	lwm2m.FormatSenMLCBOR, lwm2m.FormatLwM2MCBOR, lwm2m.FormatSenMLJSON, lwm2m.FormatTLV,
+}
+
+// BestFormat is the best multi-value content format the device can handle:
+// the first of ours it announced (ct attribute of its root link, LwM2M
+// Core 6.2.1 / Transport 6.4.1), else what its version mandates: TLV for
+// 1.0 and 1.1, SenML CBOR for 1.2.
+func (d *Device) BestFormat() lwm2m.ContentFormat {
+	reg := d.Registration()
+	announced := announcedFormats(reg.Links)
+	for _, f := range preferredFormats {
+		for _, a := range announced {
+			if a == f {
+				return f
+			}
+		}
+	}
+	if reg.Version == "1.2" {
+		return lwm2m.FormatSenMLCBOR
+	}
+	return lwm2m.FormatTLV
+}
+
+// announcedFormats reads the ct attribute of the root link </>.
+func announcedFormats(links string) []lwm2m.ContentFormat {
+	var out []lwm2m.ContentFormat
+	for _, l := range splitLinks(links) {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "</>") {
+			continue
+		}
+		for _, attr := range strings.Split(l, ";")[1:] {
+			k, v, _ := strings.Cut(strings.TrimSpace(attr), "=")
+			if k != "ct" {
+				continue
+			}
+			for _, n := range strings.Fields(strings.Trim(v, `"`)) {
+				var f uint16
+				if _, err := fmt.Sscan(n, &f); err == nil {
+					out = append(out, lwm2m.ContentFormat(f))
+				}
+			}
+		}
+	}
+	return out
+}
