@@ -1,0 +1,50 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/fotastack/fota/inplace"
+)
+
+func init() {
+	register("boot", "power up a simulated flash device: finish an interrupted update, run the image", runBoot)
+}
+
+func runBoot(args []string) error {
+	fs := flag.NewFlagSet("boot", flag.ContinueOnError)
+	flashPath := fs.String("flash", "", "flash file (required)")
+	cutAfter := fs.Int("cut-after", 0, "cut power after N erase/program operations of this boot")
+	torn := fs.Bool("torn", false, "leave the operation the cut hits half done")
+	pos, err := parseWithPositionals(fs, args)
+	if err != nil {
+		return err
+	}
+	if *flashPath == "" && len(pos) == 1 {
+		*flashPath = pos[0]
+	}
+	if *flashPath == "" {
+		return errors.New("boot needs --flash")
+	}
+	f, err := inplace.OpenFlash(*flashPath)
+	if err != nil {
+		return err
+	}
+	if *cutAfter > 0 {
+		f.CutAfter(*cutAfter, *torn)
+	}
+	res, err := inplace.Boot(f, inplace.Options{})
+	if err != nil {
+		return closeAfter(f, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if res.Resumed {
+		u := res.Update
+		fmt.Printf("resumed the update at step %d of %d (%d flash operations, %v simulated)\n", u.FirstStep, u.Steps, u.Ops, u.SimTime)
+	}
+	fmt.Printf("running %s (%s, %d bytes, sha256 %x)\n", res.Version, res.DeviceType, res.ImageSize, res.ImageHash[:8])
+	return nil
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fotastack/fota/delta"
+	"github.com/fotastack/fota/inplace"
+)
+
+func init() {
+	register("flash", "simulated NOR flash device: create, info, read", runFlash)
+}
+
+func runFlash(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: fota flash create|info|read ...")
+	}
+	switch args[0] {
+	case "create":
+		return flashCreate(args[1:])
+	case "info":
+		return flashInfo(args[1:])
+	case "read":
+		return flashRead(args[1:])
+	}
+	return fmt.Errorf("unknown flash command %q (create, info, read)", args[0])
+}
+
+// parseWithPositionals lets flags and positional arguments come in any
+// order (`fota flash read F -o out` as well as `-o out F`); the standard
+// flag package stops at the first positional.
+func parseWithPositionals(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// parseSize reads a byte count with an optional K/M suffix (powers of 1024).
+func parseSize(s string) (int, error) {
+	mul := 1
+	switch {
+	case strings.HasSuffix(s, "K") || strings.HasSuffix(s, "k"):
+		mul, s = 1024, s[:len(s)-1]
+	case strings.HasSuffix(s, "M") || strings.HasSuffix(s, "m"):
+		mul, s = 1024*1024, s[:len(s)-1]
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("size %q: want a byte count like 1048576, 64K or 1M", s)
+	}
+	return n * mul, nil
+}
+
+func flashCreate(args []string) error {
+	fs := flag.NewFlagSet("flash create", flag.ContinueOnError)
+	size := fs.String("size", "1M", "flash size in bytes (K, M suffixes allowed)")
+	eb := fs.String("erase-block", "4096", "erase block size: 4096 (sector) or 65536 (block)")
+	page := fs.Int("page", inplace.DefaultPageSize, "program page size in bytes")
+	endurance := fs.Int("endurance", inplace.DefaultEndurance, "erase cycles per block")
+	image := fs.String("image", "", "firmware image to provision (required)")
+	out := fs.String("o", "", "flash file to write (required)")
+	version := fs.String("version", "1.0.0", "version of the provisioned image")
+	devType := fs.String("device-type", "", "device type packages must name")
+	trust := fs.String("trust", "", "public key trusted to sign updates: hex or a key file (default: the public half of the default signing key)")
+	seed := fs.Uint64("seed", 1, "seed of the torn-operation noise")
+	if _, err := parseWithPositionals(fs, args); err != nil {
+		return err
+	}
+	if *image == "" || *out == "" {
+		return errors.New("flash create needs --image and -o")
+	}
+	sz, err := parseSize(*size)
+	if err != nil {
+		return err
+	}
+	b, err := parseSize(*eb)
+	if err != nil {
+		return err
+	}
+	img, err := os.ReadFile(*image)
+	if err != nil {
+		return err
+	}
+	var pub ed25519.PublicKey
+	if *trust != "" {
+		if pub, err = delta.ParsePublicKey(*trust); err != nil {
+			return err
+		}
+	} else {
+		priv, err := delta.LoadOrCreateKey(delta.DefaultKeyPath())
+		if err != nil {
+			return err
+		}
+		pub = priv.Public().(ed25519.PublicKey)
+	}
+	f, err := inplace.CreateFlash(*out, inplace.Geometry{Size: sz, EraseBlock: b, PageSize: *page, Endurance: *endurance}, *seed)
+	if err != nil {
+		return err
+	}
+	p := inplace.Provision{Image: img, Version: *version, DeviceType: *devType, TrustedKey: pub}
+	if err := p.Write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	l, _ := inplace.LayoutFor(f.Geometry())
+	sum := sha256.Sum256(img)
+	fmt.Printf("%s: %d bytes, %d-byte erase blocks; image %s (%d bytes, sha256 %x), trusting key %x\n",
+		*out, sz, b, *version, len(img), sum[:8], pub[:8])
+	fmt.Printf("layout: %s\n", l)
+	return nil
+}
+
+func flashInfo(args []string) error {
+	fs := flag.NewFlagSet("flash info", flag.ContinueOnError)
+	pos, err := parseWithPositionals(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: fota flash info FILE")
+	}
+	f, err := inplace.OpenFlash(pos[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := inplace.Inspect(f)
+	if err != nil {
+		return err
+	}
+	g := f.Geometry()
+	fmt.Printf("flash:    %d bytes, %d blocks of %d bytes, %d-byte pages, endurance %d\n", g.Size, g.Blocks(), g.EraseBlock, g.PageSize, g.Endurance)
+	fmt.Printf("layout:   %s\n", info.Layout)
+	if info.Boot != nil {
+		r := info.Boot
+		fmt.Printf("image:    version %q, device type %q, %d bytes, sha256 %s, seqno %d\n", r.Version, r.DeviceType, r.ImageSize, hex.EncodeToString(r.ImageHash[:]), r.SeqNo)
+		fmt.Printf("trusted:  %s\n", hex.EncodeToString(r.TrustedKey))
+	} else {
+		fmt.Printf("image:    none (%v)\n", info.BootErr)
+	}
+	j := info.Journal
+	fmt.Printf("journal:  %s", j.State)
+	if j.State == inplace.StateScratch || j.State == inplace.StateDone {
+		fmt.Printf(" (step %d of %d)", j.Step, j.Steps)
+	}
+	if j.State != inplace.StateIdle {
+		fmt.Printf(", package %d bytes sha256 %x", j.PatchLen, j.PatchHash[:8])
+	}
+	fmt.Println()
+	s := f.Stats()
+	fmt.Printf("wear:     max %d erases (block %d), mean %.2f\n", info.WearMax, info.WearMaxBlock, info.WearMean)
+	fmt.Printf("ops:      %d erases, %d programs, %d reads; simulated time %v\n", s.Erases, s.Programs, s.Reads, s.SimTime.Round(time.Millisecond))
+	return nil
+}
+
+func flashRead(args []string) error {
+	fs := flag.NewFlagSet("flash read", flag.ContinueOnError)
+	out := fs.String("o", "", "file to write the image to (required)")
+	pos, err := parseWithPositionals(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *out == "" {
+		return errors.New("usage: fota flash read FILE -o IMAGE")
+	}
+	f, err := inplace.OpenFlash(pos[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	img, rec, err := inplace.Image(f)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out, img, 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("%s: version %q, %d bytes\n", *out, rec.Version, len(img))
+	return nil
+}
