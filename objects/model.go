@@ -197,3 +197,27 @@ func compareVersions(x, y string) int {
 	}
 	return xb - yb
 }
+
+// MissingMandatory returns, in increasing order, the IDs of mandatory
+// resources that have no entry under instance i of this object. LwM2M Core
+// lists "Mandatory Resources are not specified" among the 4.00 answers to a
+// Create; it is not part of Validate because clients commonly create
+// instances whose mandatory read-only resources (such as Software
+// Management's Update State) are set by the client itself. Executable
+// resources carry no value and are never missing.
+func (o *ObjectModel) MissingMandatory(i uint16, entries []lwm2m.Entry) []uint16 {
+	have := make(map[uint16]bool, len(entries))
+	for _, e := range entries {
+		if e.Path.Len() >= 3 && e.Path.Object() == o.ID && e.Path.Instance() == i {
+			have[e.Path.Resource()] = true
+		}
+	}
+	var missing []uint16
+	for _, id := range o.ResourceIDs() {
+		r := o.Resources[id]
+		if r.Mandatory && !r.Executable() && !have[id] {
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}

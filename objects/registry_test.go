@@ -357,3 +357,22 @@ func BenchmarkResourceType(b *testing.B) {
 		}
 	}
 }
+
+func TestMissingMandatory(t *testing.T) {
+	acl, _ := Default().Get(2)
+	entries := []lwm2m.Entry{
+		{Path: lwm2m.MustParsePath("/2/1/0"), Value: lwm2m.Integer(5)},
+		{Path: lwm2m.MustParsePath("/2/1/2/101"), Value: lwm2m.Integer(1)},
+		{Path: lwm2m.MustParsePath("/2/7/1"), Value: lwm2m.Integer(0)}, // other instance
+	}
+	// Object ID (0) given; Object Instance ID (1) and Access Control Owner
+	// (3) are mandatory and missing; ACL (2) is optional.
+	if got := acl.MissingMandatory(1, entries); !slices.Equal(got, []uint16{1, 3}) {
+		t.Errorf("MissingMandatory = %v, want [1 3]", got)
+	}
+	fw, _ := Default().Get(5)
+	// Update (2) is mandatory but executable: never missing.
+	if got := fw.MissingMandatory(0, nil); !slices.Equal(got, []uint16{0, 1, 3, 5, 9}) {
+		t.Errorf("firmware MissingMandatory = %v, want [0 1 3 5 9]", got)
+	}
+}
