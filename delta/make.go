@@ -173,8 +173,8 @@ func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
 				}
 			}
 			e.number(numExtraLen, uint64(o.litLen))
-			for _, b := range new[o.out+o.copyLen : o.out+o.copyLen+o.litLen] {
-				e.literal(b)
+			for i := o.out + o.copyLen; i < o.out+o.copyLen+o.litLen; i++ {
+				e.literal(uint32(i), new[i])
 			}
 		}
 	}
@@ -199,7 +199,13 @@ func newMatcher(old, new []byte) *matcher {
 
 // searchWidth is how many suffix-array neighbours of the best raw match
 // are tried when it cannot be read at this step.
-const searchWidth = 12
+var searchWidth = 12
+
+// matchGain is by how many bytes a new match must beat the continuation of
+// the current copy to start a new instruction (bsdiff uses 8 for bzip2;
+// measured on the shared firmware pairs, 4 gives the smallest packages
+// with this coder: nrf52 39,261 against 41,733 in-place).
+var matchGain = 4
 
 // search returns the longest match of q readable at the view's step, its
 // region offset and length; among equal lengths it prefers the displacement
@@ -317,7 +323,7 @@ func (m *matcher) plan(h *Header) *plan {
 						oldscore++
 					}
 				}
-				if (ln == oldscore && ln != 0) || ln > oldscore+8 {
+				if (ln == oldscore && ln != 0) || ln > oldscore+matchGain {
 					break
 				}
 				if v.eq(int64(scan)+lastoffset, newb[scan]) {

@@ -37,7 +37,7 @@ type numModel struct {
 // model lays its probabilities out in one []uint16 so that the device
 // player can carve it from its arena.
 type model struct {
-	lit  []uint16 // (1<<lc) trees of 256
+	lit  []uint16 // 4 lanes * (1<<lc) trees of 256
 	diff []uint16 // diffTrees trees of 256
 	zero []uint16 // zeroCtx
 	same []uint16 // sameCtx
@@ -47,7 +47,7 @@ type model struct {
 // modelProbs is the number of probabilities a model with lc literal context
 // bits holds.
 func modelProbs(lc int) int {
-	return (1<<lc)*256 + diffTrees*256 + zeroCtx + sameCtx +
+	return (4<<lc)*256 + diffTrees*256 + zeroCtx + sameCtx +
 		numFields*((1<<numWidthBits)+((numMaxWidth+1)<<numTopBits))
 }
 
@@ -63,7 +63,7 @@ func newModel(probs []uint16, lc int) model {
 		probs = probs[n:]
 		return s
 	}
-	m.lit = take((1 << lc) * 256)
+	m.lit = take((4 << lc) * 256)
 	m.diff = take(diffTrees * 256)
 	m.zero = take(zeroCtx)
 	m.same = take(sameCtx)
@@ -76,7 +76,7 @@ func newModel(probs []uint16, lc int) model {
 
 // history is the decoded-stream state the contexts are computed from.
 type history struct {
-	diffs   uint32 // last four difference bytes, newest in the low byte
+	diffs   uint32  // last four difference bytes, newest in the low byte
 	lastNZ  [4]byte // last non-zero difference per byte lane (offset mod 4)
 	sinceNZ int     // difference bytes since the last non-zero one
 	prevLit byte
@@ -138,7 +138,11 @@ func (h *history) pushDiff(pos uint32, d byte) {
 	}
 }
 
-func (h *history) litTree() int { return int(h.prevLit>>(8-h.lc)) * 256 }
+// litTree selects the literal model: the previous literal's top lc bits
+// and the byte lane (instruction encodings differ per byte of a word).
+func (h *history) litTree(pos uint32) int {
+	return (int(pos&3)<<h.lc | int(h.prevLit>>(8-h.lc))) * 256
+}
 
 // encoder couples the range encoder with the model.
 type encoder struct {
@@ -206,9 +210,9 @@ func (e *encoder) diff(pos uint32, d byte) {
 	h.pushDiff(pos, d)
 }
 
-func (e *encoder) literal(b byte) {
+func (e *encoder) literal(pos uint32, b byte) {
 	e.rc.kind = kindLiteral
-	e.tree(e.m.lit[e.h.litTree():], int(b), 8)
+	e.tree(e.m.lit[e.h.litTree(pos):], int(b), 8)
 	e.h.prevLit = b
 }
 
@@ -269,8 +273,8 @@ func (d *decoder) diff(pos uint32) byte {
 	return v
 }
 
-func (d *decoder) literal() byte {
-	b := byte(d.tree(d.m.lit[d.h.litTree():], 8))
+func (d *decoder) literal(pos uint32) byte {
+	b := byte(d.tree(d.m.lit[d.h.litTree(pos):], 8))
 	d.h.prevLit = b
 	return b
 }

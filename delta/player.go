@@ -244,11 +244,11 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 		}
 		if out != nil {
 			for i := range out[o : o+int(ll)] {
-				out[o+i] = d.literal()
+				out[o+i] = d.literal(off + uint32(o+i))
 			}
 		} else {
 			for i := 0; i < int(ll); i++ {
-				d.literal()
+				d.literal(off + uint32(o+i))
 			}
 		}
 		o += int(ll)

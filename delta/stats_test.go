@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -15,26 +16,29 @@ func TestStatsDump(t *testing.T) {
 				h.Descending = true
 			}
 			pl := m.plan(h)
-			e := newEncoder(3)
-			var cost [numFields + 2]float64
-			e.rc.cost = &cost
-			nops, ncopy, nlit, nz := 0, 0, 0, 0
-			for k, ops := range pl.steps {
-				v := view{h: h, k: k, old: p.old, new: p.new}
-				for _, o := range ops {
-					nops++
-					ncopy += o.copyLen
-					nlit += o.litLen
-					for i := 0; i < o.copyLen; i++ {
-						if p.new[o.out+i] != v.at(o.src+int64(i)) {
-							nz++
+			for lc := 0; lc <= 3; lc++ {
+				h.LitCtxBits = lc
+				e := newEncoder(lc)
+				var cost [numFields + 2]float64
+				e.rc.cost = &cost
+				nops, ncopy, nlit, nz := 0, 0, 0, 0
+				for k, ops := range pl.steps {
+					v := view{h: h, k: k, old: p.old, new: p.new}
+					for _, o := range ops {
+						nops++
+						ncopy += o.copyLen
+						nlit += o.litLen
+						for i := 0; i < o.copyLen; i++ {
+							if p.new[o.out+i] != v.at(o.src+int64(i)) {
+								nz++
+							}
 						}
 					}
 				}
+				out := encodePlan2(pl, p.old, p.new, e)
+				t.Logf("%s inplace=%v: %d bytes; ops %d copy %d (nonzero diff %d) lit %d; cost bytes copyLen %.0f litLen %.0f disp %.0f diff %.0f lit %.0f",
+					p.name+fmt.Sprint(lc), inPlace, len(out), nops, ncopy, nz, nlit, cost[0]/8, cost[1]/8, cost[2]/8, cost[3]/8, cost[4]/8)
 			}
-			out := encodePlan2(pl, p.old, p.new, e)
-			t.Logf("%s inplace=%v: %d bytes; ops %d copy %d (nonzero diff %d) lit %d; cost bytes copyLen %.0f litLen %.0f disp %.0f diff %.0f lit %.0f",
-				p.name, inPlace, len(out), nops, ncopy, nz, nlit, cost[0]/8, cost[1]/8, cost[2]/8, cost[3]/8, cost[4]/8)
 		}
 	}
 }
