@@ -75,16 +75,16 @@ func (l ObjLnk) String() string {
 	return strconv.FormatUint(uint64(l.Object), 10) + ":" + strconv.FormatUint(uint64(l.Instance), 10)
 }
 
-// ParseObjLnk parses "3:0".
+// ParseObjLnk parses "3:0". Errors wrap ErrConvert.
 func ParseObjLnk(s string) (ObjLnk, error) {
 	a, b, ok := strings.Cut(s, ":")
 	if !ok {
-		return ObjLnk{}, fmt.Errorf("lwm2m: objlnk %q: want OBJ:INST", s)
+		return ObjLnk{}, fmt.Errorf("%w: objlnk %q: want OBJ:INST", ErrConvert, s)
 	}
 	o, err1 := strconv.ParseUint(a, 10, 16)
 	i, err2 := strconv.ParseUint(b, 10, 16)
 	if err1 != nil || err2 != nil {
-		return ObjLnk{}, fmt.Errorf("lwm2m: objlnk %q: want two 16-bit numbers", s)
+		return ObjLnk{}, fmt.Errorf("%w: objlnk %q: want two 16-bit numbers", ErrConvert, s)
 	}
 	return ObjLnk{uint16(o), uint16(i)}, nil
 }
