@@ -104,16 +104,10 @@ func (d *lcDecoder) mapAt(off int, prefix Path) (int, error) {
 				return p + 1, nil
 			}
 		}
-		keyOff := p
-		var k any
-		rest, err := cborDec.UnmarshalFirst(d.data[p:], &k)
-		if err != nil {
-			return 0, decodeErr(lcName, keyOff, "key: %v", err)
-		}
-		p = len(d.data) - len(rest)
-		path, err := lcExtend(prefix, k)
-		if err != nil {
-			return 0, decodeErr(lcName, keyOff, "%v", err)
+
+		var path Path
+		if path, p, err = d.key(p, prefix); err != nil {
+			return 0, err
 		}
 		if p >= len(d.data) {
 			return 0, decodeErr(lcName, p, "map value missing for key %v", path)
@@ -129,10 +123,9 @@ func (d *lcDecoder) mapAt(off int, prefix Path) (int, error) {
 		}
 		valOff := p
 		var x any
-		if rest, err = cborDec.UnmarshalFirst(d.data[p:], &x); err != nil {
+		if x, p, err = d.item(p); err != nil {
 			return 0, decodeErr(lcName, valOff, "value of %v: %v", path, err)
 		}
-		p = len(d.data) - len(rest)
 		if err := d.leaf(valOff, path, x); err != nil {
 			return 0, err
 		}
@@ -140,26 +133,65 @@ func (d *lcDecoder) mapAt(off int, prefix Path) (int, error) {
 	return p, nil
 }
 
-// lcExtend appends the IDs of a key (an ID or an array of IDs) to prefix.
-func lcExtend(prefix Path, k any) (Path, error) {
-	ids, ok := k.([]any)
-	if !ok {
-		ids = []any{k}
+// key reads the map key at off, an ID or a definite array of IDs
+// (LwM2M Core 7.4.6), and appends it to prefix. Keys are parsed here rather
+// than by fxamacker: they are small unsigned integers, and this keeps the
+// decoder's allocations to the values.
+func (d *lcDecoder) key(off int, prefix Path) (Path, int, error) {
+	major, n, indef, p, err := cborHead(d.data, off)
+	if err != nil {
+		return prefix, 0, err
 	}
-	if len(ids) == 0 {
-		return prefix, fmt.Errorf("empty path array below %v", prefix)
+	count := uint64(1)
+	switch {
+	case major == 0:
+		p = off
+	case major == 4 && !indef && n > 0:
+		count = n
+	default:
+		return prefix, 0, decodeErr(lcName, off, "map key of major type %d, want an ID or a non-empty array of IDs", major)
 	}
-	p := prefix
-	for _, x := range ids {
-		id, ok := x.(uint64)
-		if !ok || id > MaxID {
-			return prefix, fmt.Errorf("key element %v below %v is not an ID 0..%d", x, p, MaxID)
+	path := prefix
+	for i := uint64(0); i < count; i++ {
+		idOff := p
+		var m byte
+		var id uint64
+		if m, id, indef, p, err = cborHead(d.data, p); err != nil {
+			return prefix, 0, err
 		}
-		if p, ok = p.Child(uint16(id)); !ok {
-			return prefix, fmt.Errorf("key %v below %v makes a path deeper than 4 levels", k, prefix)
+		if m != 0 || indef || id > MaxID {
+			return prefix, 0, decodeErr(lcName, idOff, "path element below %v is not an ID 0..%d", path, MaxID)
+		}
+		var ok bool
+		if path, ok = path.Child(uint16(id)); !ok {
+			return prefix, 0, decodeErr(lcName, idOff, "key below %v makes a path deeper than 4 levels", prefix)
 		}
 	}
-	return p, nil
+	return path, p, nil
+}
+
+// item decodes the leaf item at off. Integers, booleans and null, the
+// common leaves, are read here; everything else goes through fxamacker.
+func (d *lcDecoder) item(off int) (any, int, error) {
+	major, n, indef, p, err := cborHead(d.data, off)
+	if err == nil && !indef {
+		switch {
+		case major == 0:
+			return n, p, nil
+		case major == 1 && n <= math.MaxInt64:
+			return -1 - int64(n), p, nil
+		case d.data[off] == 0xf4 || d.data[off] == 0xf5:
+			return d.data[off] == 0xf5, p, nil
+		case d.data[off] == 0xf6:
+			return nil, p, nil
+		}
+	}
+	var x any
+	rest, err := cborDec.UnmarshalFirst(d.data[off:], &x)
+	if err != nil {
+		return nil, 0, err
+	}
+	return x, len(d.data) - len(rest), nil
 }
 
 func (d *lcDecoder) leaf(off int, p Path, x any) error {
