@@ -67,7 +67,7 @@ func (c *Client) serve(w mux.ResponseWriter, r *mux.Message) {
 		c.fail(req, fmt.Errorf("%v: the Security object is not accessible: %w", req.path, ErrUnauthorized))
 		return
 	}
-	if h := c.rawHandler(req.path); h != nil {
+	if h := c.rawHandler(req.path, r.Code()); h != nil {
 		h.ServeLwM2M(w, r, req.path)
 		return
 	}
@@ -96,12 +96,12 @@ type RawHandler interface {
 	ServeLwM2M(w mux.ResponseWriter, r *mux.Message, p lwm2m.Path)
 }
 
-func (c *Client) rawHandler(p lwm2m.Path) RawHandler {
+func (c *Client) rawHandler(p lwm2m.Path, code codes.Code) RawHandler {
 	if p.Len() == 0 {
 		return nil
 	}
 	h, ok := c.Object(p.Object()).(RawHandler)
-	if !ok {
+	if !ok || !h.Handles(p, code) {
 		return nil
 	}
 	return h

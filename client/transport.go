@@ -71,6 +71,7 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler) (*udpclient.
 		// default of 3 s fails at NB-IoT round trips.
 		options.WithBlockwise(true, blockwise.SZX1024, 2*time.Minute),
 		options.WithErrors(func(err error) { c.log.Debug("coap", "err", err) }),
+		c.rawBlock1Option(), // rawblock.go: Block1 to RawHandlers block by block
 	}
 	if !t.secure {
 		conn, err := udp.Dial(t.addr, opts...)
