@@ -223,6 +223,21 @@ func (c *Client) checkWritable(p lwm2m.Path) error {
 	if o == nil {
 		return notFound(p)
 	}
+	if so, ok := o.(*SimpleObject); ok {
+		// A writable resource may have no value yet, so it is not among
+		// the instance's present resources: the definition decides.
+		if _, err := so.Resources(p.Instance()); err != nil {
+			return err
+		}
+		d, ok := so.Def(p.Resource())
+		if !ok {
+			return notFound(p)
+		}
+		if !d.Ops.Has(OpWrite) {
+			return fmt.Errorf("write %v: resource is not writable: %w", p, ErrNotAllowed)
+		}
+		return nil
+	}
 	defs, err := o.Resources(p.Instance())
 	if err != nil {
 		return err

@@ -163,4 +163,3 @@ func TestLifetimeWriteSendsUpdate(t *testing.T) {
 		t.Errorf("update query %v lacks lt=120", up.query)
 	}
 }
-

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -313,6 +314,7 @@ func startClient(t *testing.T, s *testServer, mod func(*Config)) (*Client, *even
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		Device:  DeviceInfo{Manufacturer: "fotastack", Model: "sim-1", Serial: "42", FirmwareVersion: "1.0.0"},
 		OnEvent: ev.add,
+		Logger:  testLogger(t),
 	}
 	if strings.HasPrefix(s.uri, "coaps") {
 		cfg.PSKIdentity, cfg.PSKKey = "dev-id", testPSKs["dev-id"]
@@ -330,4 +332,19 @@ func startClient(t *testing.T, s *testServer, mod func(*Config)) (*Client, *even
 	t.Cleanup(c.Stop)
 	ev.wait(t, EventRegistered, 10*time.Second)
 	return c, ev
+}
+
+// testLogger logs at debug level into the test log when -v is given.
+func testLogger(t *testing.T) *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tlogWriter struct{ t *testing.T }
+
+func (w tlogWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }
