@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -90,7 +91,7 @@ func (c *Client) touch() {
 // session is one registration: connect, Register, Update until the
 // lifetime ends or something fails, De-register when ctx ends.
 func (c *Client) session(ctx context.Context) (registered bool, err error) {
-	conn, err := c.dial(ctx, c.target, c.handler())
+	conn, err := c.dial(ctx, c.target, c.handler(), nil)
 	if err != nil {
 		c.emit(Event{Kind: EventRegisterFailed, Err: err})
 		return false, err
@@ -112,6 +113,7 @@ func (c *Client) session(ctx context.Context) (registered bool, err error) {
 	}
 	c.emit(Event{Kind: EventRegistered, Location: loc})
 	asleep := false
+	local, _ := conn.LocalAddr().(*net.UDPAddr)
 	for {
 		c.mu.Lock()
 		lt, last := c.lifetime, c.lastSeen
@@ -171,7 +173,12 @@ func (c *Client) session(ctx context.Context) (registered bool, err error) {
 		}
 		stopTimers()
 		if asleep {
-			conn, err = c.dial(ctx, c.target, c.handler())
+			conn, err = c.dial(ctx, c.target, c.handler(), local)
+			if err != nil && local != nil {
+				// Our old port is taken: any port will do, the Update
+				// tells the server the new address.
+				conn, err = c.dial(ctx, c.target, c.handler(), nil)
+			}
 			if err != nil {
 				c.emit(Event{Kind: EventUpdateFailed, Location: loc, Err: err})
 				return true, err
@@ -299,7 +306,7 @@ func (c *Client) deregister(conn *udpclient.Conn, asleep bool) {
 	defer cancel()
 	if asleep {
 		var err error
-		conn, err = c.dial(ctx, c.target, c.handler())
+		conn, err = c.dial(ctx, c.target, c.handler(), nil)
 		if err != nil {
 			c.log.Warn("lwm2m deregister: cannot reach server", "err", err)
 			return

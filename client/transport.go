@@ -61,8 +61,14 @@ func parseServerURI(s string) (target, error) {
 // dial opens one CoAP session to the server: plain UDP or DTLS. Requests
 // the server sends on this session are served by h, which is how LwM2M
 // device management reaches the device (LwM2M Core 8.1: the server uses
-// the address and session the device registered from).
-func (c *Client) dial(ctx context.Context, t target, h mux.Handler) (*udpclient.Conn, error) {
+// the address and session the device registered from). local, when set,
+// is the local address to bind: a queue-mode device waking up keeps its
+// address so that the server's observations, keyed by it, still match.
+func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.UDPAddr) (*udpclient.Conn, error) {
+	d := net.Dialer{Timeout: c.cfg.RequestTimeout}
+	if local != nil {
+		d.LocalAddr = local
+	}
 	opts := []udp.Option{
 		options.WithMux(h),
 		options.WithContext(c.runCtx),
@@ -74,7 +80,7 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler) (*udpclient.
 		c.rawBlock1Option(), // rawblock.go: Block1 to RawHandlers block by block
 	}
 	if !t.secure {
-		conn, err := udp.Dial(t.addr, opts...)
+		conn, err := udp.Dial(t.addr, append(opts, options.WithDialer(&d))...)
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", t.addr, err)
 		}
@@ -84,7 +90,6 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler) (*udpclient.
 	if err != nil {
 		return nil, err
 	}
-	var d net.Dialer
 	raw, err := d.DialContext(ctx, "udp", t.addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", t.addr, err)
