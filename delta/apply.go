@@ -98,3 +98,20 @@ func ApplyInPlace(region []byte, patch []byte, pub ed25519.PublicKey) error {
 	}
 	return nil
 }
+
+// Inspect decodes the whole instruction stream of a package (structure
+// only, no images needed) and returns its header and instruction counts.
+func Inspect(patch []byte) (*Header, Stats, error) {
+	h, err := Parse(patch)
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	p, err := NewInPlacePlayer(bytes.NewReader(patch), h, make([]byte, ArenaSize(h)))
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	if err := p.SkipTo(h.Steps); err != nil {
+		return h, p.Stats, err
+	}
+	return h, p.Stats, nil
+}

@@ -55,6 +55,16 @@ func (w *window) next() (byte, bool) {
 	return b, true
 }
 
+// Stats counts decoded instructions.
+type Stats struct {
+	Instructions int // copy-and-literal instructions
+	Copies       int // instructions with a copy
+	CopyBytes    int64
+	NonZeroDiffs int64 // copied bytes changed by a non-zero difference
+	LiteralBytes int64
+	StreamBytes  int64 // compressed bytes read from the package
+}
+
 // InPlacePlayer decodes a package step by step with memory from a fixed
 // arena. For an in-place package each step produces one erase block of the
 // new image; for a sequential package there is one step producing the whole
@@ -62,6 +72,8 @@ func (w *window) next() (byte, bool) {
 // its state is the stream position and the model, so SkipTo can rebuild it
 // after a power cut by re-decoding from the start without reading flash.
 type InPlacePlayer struct {
+	// Stats counts what the player has decoded so far.
+	Stats Stats
 	hdr   *Header
 	win   window
 	probs []uint16
@@ -98,6 +110,7 @@ func (p *InPlacePlayer) reset() {
 	p.win.pos, p.win.bufStart, p.win.bufLen, p.win.err = 0, 0, 0, nil
 	p.dec.rc.init(&p.win)
 	p.step = 0
+	p.Stats = Stats{}
 }
 
 // Step is the index of the next step Next decodes.
@@ -202,7 +215,7 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 		}
 		if cl > 0 {
 			dd := unzigzag(d.number(numDisp))
-			if dd > region || dd < -region {
+			if lim := region + int64(h.NewSize); dd > lim || dd < -lim {
 				return p.streamErr(fmt.Errorf("%w: displacement change %d out of range", ErrFormat, dd))
 			}
 			disp := d.h.disp + dd
@@ -226,13 +239,21 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 					return fmt.Errorf("read source at %d+%d: %w", s, cl, err)
 				}
 				for i := range dst {
-					dst[i] += d.diff(off + uint32(o+i))
+					df := d.diff(off + uint32(o+i))
+					dst[i] += df
+					if df != 0 {
+						p.Stats.NonZeroDiffs++
+					}
 				}
 			} else {
 				for i := 0; i < int(cl); i++ {
-					d.diff(off + uint32(o+i))
+					if d.diff(off+uint32(o+i)) != 0 {
+						p.Stats.NonZeroDiffs++
+					}
 				}
 			}
+			p.Stats.Copies++
+			p.Stats.CopyBytes += int64(cl)
 			o += int(cl)
 		}
 		ll := d.number(numExtraLen)
@@ -252,6 +273,9 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 			}
 		}
 		o += int(ll)
+		p.Stats.Instructions++
+		p.Stats.LiteralBytes += int64(ll)
+		p.Stats.StreamBytes = p.win.pos
 		if err := p.streamErr(nil); err != nil {
 			return err
 		}
