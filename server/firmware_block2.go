@@ -1,0 +1,122 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/mux"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+
+	"github.com/fotastack/fota/server/transport"
+)
+
+// handleDownload serves GET /fw/{packageID}: the package by Block2 (RFC
+// 7959) with its ETag, on the DM listeners, so a device pulls it over the
+// DTLS session it registered with (LwM2M Core E.6, Package URI).
+//
+// Memory: the response body is a reader over the one shared in-memory copy
+// of the package (PackageData), never a per-device copy. go-coap's
+// blockwise layer, which the listeners enable, keeps that reader for the
+// transfer and cuts each block from it at the offset the request's Block2
+// option names; when its transfer state expired (trap 3 of the go-coap
+// notes) this handler runs again and costs nothing but a lookup. The block
+// requested is checked here first, so a request past the end gets 4.02
+// instead of an empty block.
+func (f *Firmware) handleDownload(w mux.ResponseWriter, r *mux.Message, args []string) {
+	p, err := f.Package(args[0])
+	if err != nil {
+		_ = w.SetResponse(codes.NotFound, message.TextPlain, bytes.NewReader([]byte("no such package")))
+		return
+	}
+	data, err := f.PackageData(p)
+	if err != nil {
+		f.srv.log.Error("firmware download", "package", p.ID, "err", err)
+		_ = w.SetResponse(codes.InternalServerError, message.TextPlain, nil)
+		return
+	}
+	etag := p.ETag()
+	// RFC 7252 5.10.6.2: an ETag in a GET asks whether that representation
+	// is still current; 2.03 Valid lets the device keep what it has.
+	tags := make([][]byte, 8)
+	if n, _ := r.Options().GetBytess(message.ETag, tags); n > 0 {
+		for _, t := range tags[:n] {
+			if bytes.Equal(t, etag) {
+				_ = w.SetResponse(codes.Valid, message.AppOctets, nil)
+				w.Message().SetOptionBytes(message.ETag, etag)
+				return
+			}
+		}
+	}
+	ep := ""
+	if d := f.srv.deviceOfSession(transport.SessionFrom(r.Context())); d != nil {
+		ep = d.Endpoint()
+	}
+	if v, err := r.Options().GetUint32(message.Block2); err == nil {
+		szx, num, _, derr := blockwise.DecodeBlockOption(v)
+		if derr != nil || szx > blockwise.SZX1024 {
+			_ = w.SetResponse(codes.BadOption, message.TextPlain, bytes.NewReader([]byte("bad Block2 option")))
+			return
+		}
+		if off := num * szx.Size(); off >= int64(len(data)) && !(off == 0 && len(data) == 0) {
+			_ = w.SetResponse(codes.BadOption, message.TextPlain, bytes.NewReader([]byte(fmt.Sprintf("block %d is past the end of %d bytes", num, len(data)))))
+			return
+		}
+	}
+	body := &trackedReader{data: data}
+	if ep != "" {
+		body.onRead = func(end int) { f.progress.set(ep, p.ID, end) }
+	}
+	_ = w.SetResponse(codes.Content, message.AppOctets, body)
+	w.Message().SetOptionBytes(message.ETag, etag)
+	w.Message().SetOptionUint32(message.Size2, uint32(len(data)))
+}
+
+// trackedReader is a bytes.Reader over shared, read-only bytes that reports
+// how far a transfer has read, so download progress is known without the
+// device telling it.
+type trackedReader struct {
+	mu     sync.Mutex
+	data   []byte
+	pos    int64
+	onRead func(end int)
+}
+
+func (t *trackedReader) Read(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pos >= int64(len(t.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, t.data[t.pos:])
+	t.pos += int64(n)
+	if t.onRead != nil {
+		t.onRead(int(t.pos))
+	}
+	return n, nil
+}
+
+func (t *trackedReader) Seek(off int64, whence int) (int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = off
+	case io.SeekCurrent:
+		abs = t.pos + off
+	case io.SeekEnd:
+		abs = int64(len(t.data)) + off
+	default:
+		return 0, errors.New("trackedReader: bad whence")
+	}
+	if abs < 0 {
+		return 0, errors.New("trackedReader: negative position")
+	}
+	t.pos = abs
+	return abs, nil
+}
