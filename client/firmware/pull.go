@@ -1,0 +1,401 @@
+package firmware
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	dtlsnet "github.com/pion/dtls/v3/pkg/net"
+	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+)
+
+// parsePackageURI checks a Package URI (/5/0/1). LwM2M Core E.6: a URI the
+// device cannot parse is result 7 (invalid URI); a scheme it does not
+// speak is result 9 (unsupported protocol). This device pulls over CoAP
+// and CoAPS (Protocol Support, /5/0/8).
+func parsePackageURI(s string) (*url.URL, Result) {
+	if s == "" || len(s) > maxURILen {
+		return nil, ResultInvalidURI
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return nil, ResultInvalidURI
+	}
+	switch u.Scheme {
+	case "coap", "coaps":
+	case "http", "https", "coap+tcp", "coaps+tcp", "coap+ws", "coaps+ws":
+		return nil, ResultUnsupportedProtocol
+	default:
+		return nil, ResultInvalidURI
+	}
+	if u.Hostname() == "" || u.Opaque != "" || u.User != nil || u.Fragment != "" {
+		return nil, ResultInvalidURI
+	}
+	if p := u.Port(); p == "" {
+		port := "5683"
+		if u.Scheme == "coaps" {
+			port = "5684"
+		}
+		u.Host = net.JoinHostPort(u.Hostname(), port)
+	}
+	return u, ResultInitial
+}
+
+// szxOf is the SZX of a block size from 16 to 1024.
+func szxOf(size int) (blockwise.SZX, error) {
+	for szx := blockwise.SZX16; szx <= blockwise.SZX1024; szx++ {
+		if int(szx.Size()) == size {
+			return szx, nil
+		}
+	}
+	return 0, fmt.Errorf("block size %d is not a power of two from 16 to 1024", size)
+}
+
+// startPull begins (or resumes) the download of uri. A write of the same
+// URI after a connection loss (result 4) continues from the stored block.
+// The caller holds mu.
+func (o *Object) startPull(uri string) error {
+	u, res := parsePackageURI(uri)
+	if res != ResultInitial {
+		o.clearDownload()
+		o.rec.URI = uri
+		o.changed(ResPackageURI)
+		o.enter(StateIdle, res)
+		return nil
+	}
+	if !(o.rec.Method == methodPull && o.rec.URI == uri && o.rec.Done > 0) {
+		o.clearDownload()
+		o.rec.URI, o.rec.Method = uri, methodPull
+	}
+	o.changed(ResPackageURI)
+	o.enter(StateDownloading, ResultInitial)
+	o.runPull(u)
+	return nil
+}
+
+// runPull starts the download goroutine. The caller holds mu.
+func (o *Object) runPull(u *url.URL) {
+	o.gen++
+	ctx, cancel := context.WithCancel(context.Background())
+	o.pullCancel = cancel
+	gen := o.gen
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		defer cancel()
+		o.pull(ctx, gen, u)
+	}()
+}
+
+// stopPull cancels a download goroutine; it sees the new generation and
+// changes nothing more. The caller holds mu.
+func (o *Object) stopPull() {
+	if o.pullCancel != nil {
+		o.pullCancel()
+		o.pullCancel = nil
+	}
+	o.gen++
+}
+
+// block is one Block2 answer.
+type block struct {
+	code    codes.Code
+	payload []byte
+	szx     blockwise.SZX
+	num     int64
+	more    bool
+	etag    []byte
+	size2   int64 // -1: not given
+}
+
+// errStale means the download was cancelled or replaced meanwhile.
+var errStale = errors.New("download superseded")
+
+// pull is the device's own Block2 loop (RFC 7959 2.4): one GET per block,
+// the block size chosen by the device, each block written to staging and
+// the progress record before the next is asked for. Transport failures are
+// retried (a fresh connection each time) up to Config.Retries in a row.
+func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
+	o.mu.Lock()
+	done, bs, etag := o.rec.Done, o.cfg.BlockSize, o.rec.ETag
+	if done%int64(bs) != 0 && o.rec.BlockSize > 0 {
+		bs = o.rec.BlockSize // resume in the size the stored bytes came in
+	}
+	o.mu.Unlock()
+	var conn *udpclient.Conn
+	defer func() {
+		if conn != nil {
+			_ = conn.Close()
+		}
+	}()
+	fails, answered := 0, false
+	retry := func(why error) bool {
+		if conn != nil {
+			_ = conn.Close()
+			conn = nil
+		}
+		fails++
+		o.log.Debug("firmware pull: retry", "uri", u.Redacted(), "attempt", fails, "err", why)
+		if fails > o.cfg.Retries {
+			res := ResultInvalidURI // never answered: the URI leads nowhere
+			if answered {
+				res = ResultConnectionLost
+			}
+			o.pullFailed(gen, res)
+			return false
+		}
+		t := time.NewTimer(o.cfg.RetryWait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for ctx.Err() == nil {
+		if conn == nil {
+			var err error
+			if conn, err = o.dial(ctx, u); err != nil {
+				if errors.Is(err, errNoCredentials) {
+					o.pullFailed(gen, ResultUnsupportedProtocol)
+					return
+				}
+				if !retry(err) {
+					return
+				}
+				continue
+			}
+		}
+		szx, _ := szxOf(bs)
+		b, err := o.get(ctx, conn, u, szx, done/int64(bs))
+		if err != nil {
+			if ctx.Err() != nil || !retry(err) {
+				return
+			}
+			continue
+		}
+		if b.code >= codes.InternalServerError {
+			if !retry(fmt.Errorf("server answered %v", b.code)) {
+				return
+			}
+			continue
+		}
+		if b.code != codes.Content {
+			// 4.04 and the other client errors: the URI names nothing
+			// we can get (LwM2M Core E.6, result 7).
+			o.log.Info("firmware pull: refused", "uri", u.Redacted(), "code", b.code)
+			o.pullFailed(gen, ResultInvalidURI)
+			return
+		}
+		fails, answered = 0, true
+		// RFC 7252 5.10.6: a different ETag is a different package; the
+		// bytes staged so far belong to the old one: start again.
+		if len(etag) > 0 && len(b.etag) > 0 && !bytes.Equal(etag, b.etag) {
+			o.log.Info("firmware pull: package changed (ETag), restarting", "uri", u.Redacted())
+			done, etag = 0, b.etag
+			if err := o.progress(gen, func() { o.rec.Done, o.rec.Total, o.rec.ETag = 0, 0, b.etag }); err != nil {
+				return
+			}
+			if b.num != 0 {
+				continue
+			}
+		}
+		if len(etag) == 0 {
+			etag = b.etag
+		}
+		if off := b.num * b.szx.Size(); off != done {
+			if b.szx < szx && off == done/b.szx.Size()*b.szx.Size() {
+				bs = int(b.szx.Size()) // RFC 7959 2.4: the server chose smaller blocks
+			}
+			if !retry(fmt.Errorf("server sent the block at byte %d, asked for %d", off, done)) {
+				return
+			}
+			continue
+		}
+		bs = int(b.szx.Size())
+		if b.size2 > o.st.size() || done+int64(len(b.payload)) > o.st.size() {
+			o.pullFailed(gen, ResultNotEnoughFlash)
+			return
+		}
+		if b.more && len(b.payload) != bs {
+			if !retry(fmt.Errorf("block %d has %d bytes, want %d", b.num, len(b.payload), bs)) {
+				return
+			}
+			continue
+		}
+		o.flashMu.Lock()
+		err = o.st.write(done, b.payload)
+		o.flashMu.Unlock()
+		if err != nil {
+			o.log.Warn("firmware pull: stage block", "err", err)
+			o.pullFailed(gen, ResultNotEnoughFlash)
+			return
+		}
+		done += int64(len(b.payload))
+		last := !b.more
+		if err := o.progress(gen, func() {
+			o.rec.Done, o.rec.BlockSize, o.rec.ETag = done, bs, etag
+			if b.size2 >= 0 {
+				o.rec.Total = b.size2
+			}
+			if last {
+				o.rec.Total = done
+				o.pullCancel = nil
+				o.finishDownload()
+			}
+		}); err != nil || last {
+			return
+		}
+	}
+}
+
+// progress applies f to the record under mu and saves it, unless the
+// download was superseded.
+func (o *Object) progress(gen uint64, f func()) error {
+	o.mu.Lock()
+	defer o.unlock()
+	if o.gen != gen || o.closed {
+		return errStale
+	}
+	f()
+	o.save()
+	return nil
+}
+
+// pullFailed ends the download with result res (State Idle, LwM2M Core
+// E.6). After a connection loss the URI, ETag and bytes are kept: writing
+// the same URI again resumes.
+func (o *Object) pullFailed(gen uint64, res Result) {
+	o.mu.Lock()
+	defer o.unlock()
+	if o.gen != gen || o.closed {
+		return
+	}
+	o.pullCancel = nil
+	if res != ResultConnectionLost {
+		o.rec.Done, o.rec.Total, o.rec.ETag = 0, 0, nil
+	}
+	o.enter(StateIdle, res)
+}
+
+// get asks for block num of u's resource.
+func (o *Object) get(ctx context.Context, conn *udpclient.Conn, u *url.URL, szx blockwise.SZX, num int64) (block, error) {
+	rctx, cancel := context.WithTimeout(ctx, o.cfg.RequestTimeout)
+	defer cancel()
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	req, err := conn.NewGetRequest(rctx, path)
+	if err != nil {
+		return block{}, fmt.Errorf("build GET %s: %w", u.Redacted(), err)
+	}
+	defer conn.ReleaseMessage(req)
+	if u.RawQuery != "" {
+		for _, q := range bytes.Split([]byte(u.RawQuery), []byte("&")) {
+			if qs, err := url.QueryUnescape(string(q)); err == nil {
+				req.AddOptionString(message.URIQuery, qs)
+			}
+		}
+	}
+	v, err := blockwise.EncodeBlockOption(szx, num, false)
+	if err != nil {
+		return block{}, fmt.Errorf("block %d: %w", num, err)
+	}
+	req.SetOptionUint32(message.Block2, v)
+	resp, err := conn.Do(req)
+	if err != nil {
+		return block{}, fmt.Errorf("GET %s block %d: %w", u.Redacted(), num, err)
+	}
+	defer conn.ReleaseMessage(resp)
+	b := block{code: resp.Code(), szx: szx, num: num, size2: -1}
+	if b.code != codes.Content {
+		return b, nil
+	}
+	if bv, err := resp.GetOptionUint32(message.Block2); err == nil {
+		if b.szx, b.num, b.more, err = blockwise.DecodeBlockOption(bv); err != nil || b.szx > blockwise.SZX1024 {
+			return block{}, fmt.Errorf("GET %s: bad Block2 option in the answer", u.Redacted())
+		}
+	} else if num != 0 {
+		return block{}, fmt.Errorf("GET %s block %d: answer without Block2", u.Redacted(), num)
+	}
+	if e, err := resp.ETag(); err == nil {
+		b.etag = append([]byte(nil), e...)
+	}
+	if s, err := resp.Options().GetUint32(message.Size2); err == nil {
+		b.size2 = int64(s)
+	}
+	if body := resp.Body(); body != nil {
+		// One block: at most 1024 bytes (a whole small resource when the
+		// server sent no Block2, bounded by the datagram).
+		buf := make([]byte, 0, int(b.szx.Size()))
+		w := bytes.NewBuffer(buf)
+		if _, err := w.ReadFrom(body); err != nil {
+			return block{}, fmt.Errorf("GET %s block %d: read: %w", u.Redacted(), num, err)
+		}
+		b.payload = w.Bytes()
+	}
+	return b, nil
+}
+
+var errNoCredentials = errors.New("coaps Package URI but the device has no PSK")
+
+// dial opens a CoAP session to the package server: plain UDP for coap://,
+// DTLS-PSK with the device's own credentials for coaps://. go-coap's
+// blockwise layer is off: the device runs its own Block2 loop.
+func (o *Object) dial(ctx context.Context, u *url.URL) (*udpclient.Conn, error) {
+	opts := []udp.Option{
+		options.WithBlockwise(false, blockwise.SZX1024, time.Minute),
+		options.WithTransmission(1, o.cfg.AckTimeout, 4),
+		options.WithMTU(8192),
+		options.WithErrors(func(err error) { o.log.Debug("firmware pull: coap", "err", err) }),
+	}
+	if u.Scheme == "coap" {
+		conn, err := udp.Dial(u.Host, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", u.Host, err)
+		}
+		return conn, nil
+	}
+	if o.cfg.PSKIdentity == "" || len(o.cfg.PSKKey) == 0 {
+		return nil, errNoCredentials
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "udp", u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", u.Host, err)
+	}
+	key := append([]byte(nil), o.cfg.PSKKey...)
+	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(raw), raw.RemoteAddr(),
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+		piondtls.WithPSKIdentityHint([]byte(o.cfg.PSKIdentity)),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256, piondtls.TLS_PSK_WITH_AES_128_CCM),
+		piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
+		piondtls.WithMTU(1400),
+	)
+	if err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("dtls client %s: %w", u.Host, err)
+	}
+	// pion's handshake is lazy (../shared/notes trap 1): do it now, bounded.
+	hctx, cancel := context.WithTimeout(ctx, o.cfg.HandshakeTimeout)
+	err = dc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		_ = dc.Close()
+		return nil, fmt.Errorf("dtls handshake with %s: %w", u.Host, err)
+	}
+	return coapdtls.Client(dc, append(opts, options.WithCloseSocket())...), nil
+}
