@@ -156,7 +156,7 @@ func decodeCBORValue(base Path, data []byte, types TypeResolver) ([]Entry, error
 	}
 	v, err := typedCBOR(x, base, types)
 	if err != nil {
-		return nil, fmt.Errorf("%w: cbor %v: %v", ErrDecode, base, err)
+		return nil, fmt.Errorf("%w: cbor %v: %w", ErrDecode, base, err)
 	}
 	return []Entry{{Path: base, Value: v}}, nil
 }

@@ -180,6 +180,21 @@ func (p *linkParser) param() (LinkAttr, error) {
 		return a, p.errf("expected a value for %q", a.Key)
 	}
 	a.Value = p.s[start:p.off]
+	// Some clients list formats as ct=110,112,11543 although the comma
+	// separates links (RFC 6690 2). A comma followed by a digit cannot
+	// start a link, so it is read as one more ct value, the same as the
+	// quoted list ct="110 112 11543" of RFC 7252 7.2.1.
+	if a.Key == "ct" {
+		for p.off+1 < len(p.s) && p.s[p.off] == ',' && p.s[p.off+1] >= '0' && p.s[p.off+1] <= '9' {
+			p.off++
+			start = p.off
+			for p.off < len(p.s) && p.s[p.off] >= '0' && p.s[p.off] <= '9' {
+				p.off++
+			}
+			a.Value += " " + p.s[start:p.off]
+			a.Quoted = true
+		}
+	}
 	return a, nil
 }
 
@@ -265,10 +280,14 @@ func ParseRegistrationPayload(data []byte) (*RegistrationPayload, error) {
 	}
 	r := &RegistrationPayload{RootPath: "/"}
 	// LwM2M Core 6.2.1: the link with rt="oma.lwm2m" names the root path
-	// (it may come after others) and carries ct.
+	// (it may come after others) and carries ct; a client without an
+	// alternate path may announce ct on a bare </>.
 	for _, l := range links {
-		if rt, _ := l.Attr("rt"); rt == "oma.lwm2m" {
-			r.RootPath = l.Target
+		rt, _ := l.Attr("rt")
+		if rt == "oma.lwm2m" || l.Target == "/" {
+			if rt == "oma.lwm2m" {
+				r.RootPath = l.Target
+			}
 			if ct, ok := l.Attr("ct"); ok {
 				if r.Formats, err = parseCT(ct); err != nil {
 					return nil, fmt.Errorf("%w: link <%s>: %w", ErrLinkFormat, l.Target, err)

@@ -159,3 +159,15 @@ func TestBestFormat(t *testing.T) {
 		}
 	}
 }
+
+// Real clients write ct as a comma list, omit the leading slash and put
+// spaces after commas; the payload is still understood.
+func TestLinkFormat_LenientRegistration(t *testing.T) {
+	r, err := ParseRegistrationPayload([]byte(`</>;ct=110,112,11543;hb,<1/0>, <3/0>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.Formats, []ContentFormat{110, 112, 11543}) || len(r.Objects) != 2 || r.Objects[1].ID != 3 {
+		t.Fatalf("%+v", r)
+	}
+}

@@ -1,5 +1,3 @@
-// Package lwm2m holds the LwM2M protocol model (paths, nodes, values) and the
-// codecs for every content format a device or server may use.
 package lwm2m
 
 import (

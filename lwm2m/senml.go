@@ -36,15 +36,14 @@ const senmlRelative = 1 << 28
 // At returns the absolute time of the record given the time it was
 // received; the zero time when the record has no time.
 func (e TimedEntry) At(now time.Time) time.Time {
-	if e.Time == 0 {
+	switch {
+	case e.Time == 0 || math.IsNaN(e.Time) || math.Abs(e.Time) > 1<<62:
 		return time.Time{}
+	case math.Abs(e.Time) < senmlRelative:
+		return now.Add(time.Duration(e.Time * float64(time.Second)))
 	}
 	sec, frac := math.Modf(e.Time)
-	d := time.Duration(sec)*time.Second + time.Duration(frac*1e9)
-	if math.Abs(e.Time) < senmlRelative {
-		return now.Add(d)
-	}
-	return time.Unix(0, 0).UTC().Add(d)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC()
 }
 
 // senmlRec is one SenML record, whatever its serialization.

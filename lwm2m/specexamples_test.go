@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // compactJSON removes the layout of a spec example.
@@ -113,8 +114,15 @@ func TestSenMLJSON_SpecExample_TimestampedNotify(t *testing.T) {
 		}
 	}
 	// 25462629 is below 2^28: a time relative to now (RFC 8428 4.5.3).
-	if ok := got[0].At(timeZero.Add(1e9)).Sub(timeZero); ok <= 0 {
-		t.Errorf("relative time not resolved against now: %v", ok)
+	if at := got[0].At(timeZero); !at.Equal(timeZero.Add(25462629 * time.Second)) {
+		t.Errorf("relative time resolved to %v", at)
+	}
+	abs := TimedEntry{Time: 1700000000.5}
+	if at := abs.At(timeZero); !at.Equal(time.Unix(1700000000, 5e8)) {
+		t.Errorf("absolute time resolved to %v", at)
+	}
+	if at := (TimedEntry{}).At(timeZero); !at.IsZero() {
+		t.Errorf("no time resolved to %v", at)
 	}
 	b, err := EncodeTimed(FormatSenMLJSON, InstancePath(3303, 0), got)
 	if err != nil {
