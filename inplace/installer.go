@@ -259,7 +259,6 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 		return rep, fmt.Errorf("resume: %w", err)
 	}
 	src := io.NewSectionReader(f, l.ImageStart, int64(l.ImageSize))
-	scratch := int64(l.ScratchBlock * l.EraseBlock)
 
 	k := 0
 	switch last.State {
@@ -272,7 +271,7 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 		if k >= hdr.Steps || n != want {
 			return rep, fmt.Errorf("resume: scratch record for step %d (%d bytes) does not fit the package: %w", k, n, ErrStaging)
 		}
-		if _, err := f.ReadAt(block[:n], scratch); err != nil {
+		if _, err := f.ReadAt(block[:n], int64(l.scratchFor(k, last.PatchLen)*l.EraseBlock)); err != nil {
 			return rep, fmt.Errorf("resume: read scratch: %w", err)
 		}
 		if crc32.ChecksumIEEE(block[:n]) != last.ScratchCRC {
@@ -295,7 +294,7 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 		if err := p.Next(src, block); err != nil {
 			return rep, fmt.Errorf("resume: decode: %w", err)
 		}
-		if err := writeBlock(f, l.ScratchBlock, block[:n]); err != nil {
+		if err := writeBlock(f, l.scratchFor(k, last.PatchLen), block[:n]); err != nil {
 			return rep, fmt.Errorf("resume: step %d to scratch: %w", k, err)
 		}
 		r := Record{State: StateScratch, Step: uint32(k), ScratchLen: uint32(n), ScratchCRC: crc32.ChecksumIEEE(block[:n]),

@@ -117,25 +117,35 @@ func TestInstallCleanGivesNewImage(t *testing.T) {
 	}
 }
 
-// sweep cuts power after every operation index of an install, clean and
-// torn, reboots and boots, and checks the device ends on the new image.
-// A cut before the package is staged may leave the old image running: then
-// the update is tried again, as the server would, and must succeed.
+// sweepResult counts the outcomes of power-cut runs.
 type sweepResult struct {
 	tried, bricked, oldThenRetried int
-	maxErase                       int
 }
 
-func runCut(t testing.TB, base *Flash, patch, old, new []byte, k int, torn bool, second int) (ok, retried bool) {
+func (r *sweepResult) add(ok, retried bool) {
+	r.tried++
+	if !ok {
+		r.bricked++
+	}
+	if retried {
+		r.oldThenRetried++
+	}
+}
+
+// runCut cuts power after k operations of do (clean or torn) on a clone of
+// base, reboots, optionally cuts the resuming boot after second operations
+// too, boots again and checks the device runs the new image. A cut before
+// the package is staged leaves the old image running: then the update is
+// tried again, as the server would, and must succeed.
+func runCut(t testing.TB, base *Flash, do func(*Flash) error, patch, old, new []byte, k int, torn bool, second int) (ok, retried bool) {
 	f := base.Clone()
 	f.CutAfter(k, torn)
-	_, err := Install(f, patch, Options{})
-	if err != nil && !errors.Is(err, ErrPowerCut) {
+	if err := do(f); err != nil && !errors.Is(err, ErrPowerCut) {
 		t.Errorf("cut %d torn=%v: install: %v", k, torn, err)
 		return false, false
 	}
 	f.Reboot()
-	if second > 0 { // a second cut, during the boot that resumes
+	if second > 0 {
 		f.CutAfter(second, !torn)
 		if _, err := Boot(f, Options{}); err != nil && !errors.Is(err, ErrPowerCut) {
 			t.Errorf("cut %d torn=%v then %d: boot: %v", k, torn, second, err)
@@ -167,32 +177,56 @@ func runCut(t testing.TB, base *Flash, patch, old, new []byte, k int, torn bool,
 	return bytes.Equal(bootImage(t, f), new), true
 }
 
+// sweepStride is 1 (every operation) in a plain `go test`; under -short or
+// the race detector the sweeps take every 7th operation.
+func sweepStride() int {
+	if testing.Short() || raceEnabled {
+		return 7
+	}
+	return 1
+}
+
+func opsOf(t testing.TB, base *Flash, do func(*Flash) error) int {
+	t.Helper()
+	f := base.Clone()
+	before := f.Stats().Ops()
+	if err := do(f); err != nil {
+		t.Fatal(err)
+	}
+	return int(f.Stats().Ops() - before)
+}
+
+// TestPowerCutSweepEveryOperation cuts power after every erase or program
+// operation of an install, clean and torn: first each operation of the
+// staging copy (from the provisioned device), then each operation of the
+// in-place phase (from the staged device). Every run must end on the new
+// image.
 func TestPowerCutSweepEveryOperation(t *testing.T) {
 	old, new := smallPair()
 	patch := makePatch(t, old, new, 4096, nil)
 	base := provisioned(t, smallGeo, old)
-	probe := base.Clone()
-	before := probe.Stats().Ops()
-	if _, err := Install(probe, patch, Options{}); err != nil {
+	stage := func(f *Flash) error { _, err := Stage(f, patch, Options{}); return err }
+	resume := func(f *Flash) error { _, err := Resume(f, Options{}); return err }
+	staged := base.Clone()
+	if err := stage(staged); err != nil {
 		t.Fatal(err)
 	}
-	total := int(probe.Stats().Ops() - before)
-	var r sweepResult
-	for k := 1; k <= total; k++ {
+	var rs, ri sweepResult
+	nStage, nResume := opsOf(t, base, stage), opsOf(t, staged, resume)
+	for k := 1; k <= nStage; k += sweepStride() {
 		for _, torn := range []bool{false, true} {
-			ok, retried := runCut(t, base, patch, old, new, k, torn, 0)
-			r.tried++
-			if !ok {
-				r.bricked++
-			}
-			if retried {
-				r.oldThenRetried++
-			}
+			rs.add(runCut(t, base, stage, patch, old, new, k, torn, 0))
 		}
 	}
-	t.Logf("%d operations per install; %d cut runs, %d bricked, %d booted old (cut before staging completed) and re-installed", total, r.tried, r.bricked, r.oldThenRetried)
-	if r.bricked != 0 {
-		t.Fatalf("%d of %d runs bricked", r.bricked, r.tried)
+	for k := 1; k <= nResume; k += sweepStride() {
+		for _, torn := range []bool{false, true} {
+			ri.add(runCut(t, staged, resume, patch, old, new, k, torn, 0))
+		}
+	}
+	t.Logf("staging: %d operations, %d cut runs, %d bricked, %d booted old and re-installed", nStage, rs.tried, rs.bricked, rs.oldThenRetried)
+	t.Logf("in place: %d operations, %d cut runs, %d bricked, %d booted old", nResume, ri.tried, ri.bricked, ri.oldThenRetried)
+	if rs.bricked+ri.bricked != 0 || ri.oldThenRetried != 0 {
+		t.Fatalf("bricked: %d in staging, %d in place; %d in-place cuts came back on the old image", rs.bricked, ri.bricked, ri.oldThenRetried)
 	}
 }
 
@@ -200,12 +234,17 @@ func TestPowerCutDuringResume(t *testing.T) {
 	old, new := smallPair()
 	patch := makePatch(t, old, new, 4096, nil)
 	base := provisioned(t, smallGeo, old)
+	if _, err := Stage(base, patch, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	resume := func(f *Flash) error { _, err := Resume(f, Options{}); return err }
+	total := opsOf(t, base, resume)
 	tried, bad := 0, 0
 	r := rand.New(rand.NewPCG(3, 4))
-	for i := 0; i < 150; i++ {
-		k := 20 + r.IntN(600)
-		second := 1 + r.IntN(300)
-		ok, _ := runCut(t, base, patch, old, new, k, i%2 == 0, second)
+	for i := 0; i < 150/sweepStride(); i++ {
+		k := 1 + r.IntN(total)
+		second := 1 + r.IntN(total-k+10)
+		ok, _ := runCut(t, base, resume, patch, old, new, k, i%2 == 0, second)
 		tried++
 		if !ok {
 			bad++

@@ -18,6 +18,11 @@ import (
 //	last block      scratch: one decoded block waits here before its target
 //	                 is erased (installer.go)
 //
+// Every step erases a scratch block once, so a single scratch block would
+// take Steps erases per update while image blocks take one. The installer
+// therefore rotates its scratch over the staging blocks the package leaves
+// free and the last block (scratchFor), which are contiguous.
+//
 // The blocks between the fixed areas are split three to one between image
 // and staging: a delta package is a small fraction of an image (5-25% on
 // the pairs in ../shared/firmware), and the image region must hold the
@@ -66,6 +71,16 @@ func LayoutFor(g Geometry) (Layout, error) {
 // ImageBlock is the erase block index holding image region offset off.
 func (l Layout) ImageBlock(off int64) int {
 	return int((l.ImageStart + off) / int64(l.EraseBlock))
+}
+
+// scratchFor is the erase block that holds step k's scratch copy while a
+// package of patchLen bytes is staged: step k uses free block k mod free,
+// counting from the first staging block after the package to the last
+// block of the flash.
+func (l Layout) scratchFor(k int, patchLen uint32) int {
+	first := int(l.StagingStart)/l.EraseBlock + (int(patchLen)+l.EraseBlock-1)/l.EraseBlock
+	free := l.ScratchBlock - first + 1
+	return first + k%free
 }
 
 // String describes the layout for `fota flash info`.
