@@ -302,3 +302,35 @@ func TestJSONDecoders_Errors(t *testing.T) {
 		}
 	}
 }
+
+// LwM2M 1.1.1 Core 7.4.5, SenML CBOR example "Read on Object Instance
+// /3/0": the CBOR bytes of the SenML JSON example above (spec hex dump).
+const specSenMLCBORDevice = `90
+a3 21 65 2f 33 2f 30 2f 00 61 30 03 74 4f 70 65 6e 20 4d 6f 62 69 6c 65 20 41 6c 6c 69 61 6e 63 65
+a2 00 61 31 03 76 4c 69 67 68 74 77 65 69 67 68 74 20 4d 32 4d 20 43 6c 69 65 6e 74
+a2 00 61 32 03 69 33 34 35 30 30 30 31 32 33
+a2 00 61 33 03 63 31 2e 30
+a2 00 63 36 2f 30 02 01
+a2 00 63 36 2f 31 02 05
+a2 00 63 37 2f 30 02 19 0e d8
+a2 00 63 37 2f 31 02 19 13 88
+a2 00 63 38 2f 30 02 18 7d
+a2 00 63 38 2f 31 02 19 03 84
+a2 00 61 39 02 18 64
+a2 00 62 31 30 02 0f
+a2 00 64 31 31 2f 30 02 00
+a2 00 62 31 33 02 1a 51 82 42 8f
+a2 00 62 31 34 03 66 2b 30 32 3a 30 30
+a2 00 62 31 36 03 61 55`
+
+func TestSenMLCBOR_SpecExample_DeviceObjectInstance(t *testing.T) {
+	want := unhex(t, specSenMLCBORDevice)
+	got, err := Encode(FormatSenMLCBOR, InstancePath(3, 0), deviceEntries())
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("encode:\n got % x\nwant % x (%v)", got, want, err)
+	}
+	dec, err := Decode(FormatSenMLCBOR, InstancePath(3, 0), want, deviceTypes)
+	if err != nil || !entriesEqual(dec, deviceEntries()) {
+		t.Fatalf("decode: %v %v", dec, err)
+	}
+}

@@ -37,17 +37,33 @@ type tlvDecoder struct {
 	data    []byte
 	types   TypeResolver
 	entries []Entry
+	seen    map[Path]bool
 }
 
 func decodeTLV(base Path, data []byte, types TypeResolver) ([]Entry, error) {
 	if base.IsRoot() {
 		return nil, fmt.Errorf("%w: TLV cannot carry several objects; request path is /", ErrUnsupportedFormat)
 	}
-	d := tlvDecoder{data: data, types: types}
+	d := tlvDecoder{data: data, types: types, seen: map[Path]bool{}}
 	if err := d.level(0, len(data), base, true); err != nil {
 		return nil, err
 	}
+	for _, e := range d.entries {
+		if !base.Contains(e.Path) {
+			return nil, fmt.Errorf("%w: tlv: %v lies outside the request path %v", ErrDecode, e.Path, base)
+		}
+	}
 	return d.entries, nil
+}
+
+// once rejects a second TLV for the same node: two instances or resources
+// with one ID would make a write ambiguous.
+func (d *tlvDecoder) once(off int, h tlvHeader, p Path) error {
+	if d.seen[p] {
+		return decodeErr("tlv", off, "%s %v given twice", tlvKindNames[h.kind], p)
+	}
+	d.seen[p] = true
+	return nil
 }
 
 func (d *tlvDecoder) header(off, end int) (tlvHeader, error) {
@@ -95,27 +111,41 @@ func (d *tlvDecoder) level(off, end int, ctx Path, top bool) error {
 			return err
 		}
 		n := ctx.Len()
+		c, _ := ctx.Child(h.id)
 		switch {
 		case h.kind == tlvObjectInstance && n == 1:
-			c, _ := ctx.Child(h.id)
-			err = d.level(h.start, h.end, c, false)
-		case h.kind == tlvObjectInstance && n == 2 && top && h.id == ctx.Instance():
-			err = d.level(h.start, h.end, ctx, false)
+			if err = d.once(off, h, c); err == nil {
+				err = d.level(h.start, h.end, c, false)
+			}
+		case h.kind == tlvObjectInstance && n >= 2 && top && h.id == ctx.Instance():
+			// An instance wrapper around the answer to a read of /o/i or
+			// /o/i/r; decodeTLV drops nothing but checks every entry
+			// lies below the request path.
+			err = d.level(h.start, h.end, InstancePath(ctx.Object(), ctx.Instance()), false)
 		case h.kind == tlvResource && n == 2:
-			c, _ := ctx.Child(h.id)
-			err = d.value(off, h, c)
+			if err = d.once(off, h, c); err == nil {
+				err = d.value(off, h, c)
+			}
 		case h.kind == tlvResource && n == 3 && top && h.id == ctx.Resource():
-			err = d.value(off, h, ctx)
+			if err = d.once(off, h, ctx); err == nil {
+				err = d.value(off, h, ctx)
+			}
 		case h.kind == tlvMultiple && n == 2:
-			c, _ := ctx.Child(h.id)
-			err = d.level(h.start, h.end, c, false)
+			if err = d.once(off, h, c); err == nil {
+				err = d.level(h.start, h.end, c, false)
+			}
 		case h.kind == tlvMultiple && n == 3 && top && h.id == ctx.Resource():
-			err = d.level(h.start, h.end, ctx, false)
+			if err = d.once(off, h, ctx); err == nil {
+				err = d.level(h.start, h.end, ctx, false)
+			}
 		case h.kind == tlvResourceInstance && n == 3:
-			c, _ := ctx.Child(h.id)
-			err = d.value(off, h, c)
+			if err = d.once(off, h, c); err == nil {
+				err = d.value(off, h, c)
+			}
 		case h.kind == tlvResourceInstance && n == 4 && top && h.id == ctx.ResourceInstance():
-			err = d.value(off, h, ctx)
+			if err = d.once(off, h, ctx); err == nil {
+				err = d.value(off, h, ctx)
+			}
 		default:
 			return decodeErr("tlv", off, "%s TLV with ID %d not expected below %v", tlvKindNames[h.kind], h.id, ctx)
 		}

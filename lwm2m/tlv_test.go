@@ -117,19 +117,96 @@ func TestTLV_SpecExample_MultipleObjectInstances(t *testing.T) {
 	}
 }
 
-// Devices (Wakaama among them) wrap a Read of /3/0 in an object-instance TLV.
-func TestTLV_DecodesInstanceWrapper(t *testing.T) {
-	inner := unhex(t, specTLVDevice)
-	wrapped, err := appendTLV(nil, tlvObjectInstance, 0, inner)
-	if err != nil {
-		t.Fatal(err)
+// LwM2M 1.0 Core 6.4.3.2 A): the same Device instance wrapped in an
+// object-instance TLV of 0x79 bytes, as a Read of /3 answers it; devices
+// (Wakaama among them) also send it for a Read of /3/0.
+func TestTLV_SpecExample_DeviceWithInstanceTLV(t *testing.T) {
+	data := unhex(t, "08 00 79"+specTLVDevice)
+	for _, base := range []Path{ObjectPath(3), InstancePath(3, 0)} {
+		dec, err := Decode(FormatTLV, base, data, deviceTypes)
+		if err != nil || !entriesEqual(dec, deviceEntries()) {
+			t.Fatalf("decode %v: %v, %v", base, dec, err)
+		}
 	}
-	if wrapped[0] != 0x08 || wrapped[2] != byte(len(inner)) { // 123 bytes: 8-bit length
-		t.Fatalf("wrapper header % X", wrapped[:3])
+	enc, err := Encode(FormatTLV, ObjectPath(3), deviceEntries())
+	if err != nil || !bytes.Equal(enc, data) {
+		t.Fatalf("encode /3:\n got % X\nwant % X (%v)", enc, data, err)
 	}
-	dec, err := Decode(FormatTLV, InstancePath(3, 0), wrapped, deviceTypes)
-	if err != nil || !entriesEqual(dec, deviceEntries()) {
-		t.Fatalf("decode wrapped: %v, %v", dec, err)
+	// A wrapper around a single resource read (/3/0/1) is accepted too,
+	// but not one that carries resources outside the request path.
+	one := unhex(t, "08 00 09 C8 01 06 63 6C 69 65 6E 74")
+	dec, err := Decode(FormatTLV, ResourcePath(3, 0, 1), one, deviceTypes)
+	if err != nil || len(dec) != 1 || dec[0].Value.Str() != "client" {
+		t.Fatalf("wrapped /3/0/1: %v %v", dec, err)
+	}
+	if _, err := Decode(FormatTLV, ResourcePath(3, 0, 2), one, deviceTypes); err == nil {
+		t.Fatal("wrapped /3/0/1 accepted for a read of /3/0/2")
+	}
+}
+
+// LwM2M 1.0 Core 6.4.3.2 C): a Read of /1 (Server object) with one
+// instance: short server ID 1, lifetime 86400, notification storing true,
+// binding "U".
+func TestTLV_SpecExample_ServerObject(t *testing.T) {
+	want := unhex(t, "08 00 0F C1 00 01 C4 01 00 01 51 80 C1 06 01 C1 07 55")
+	types := TypeMap{ResourcePath(1, 0, 0): TypeInteger, ResourcePath(1, 0, 1): TypeInteger, ResourcePath(1, 0, 6): TypeBoolean, ResourcePath(1, 0, 7): TypeString}
+	e := []Entry{
+		{ResourcePath(1, 0, 0), Integer(1)},
+		{ResourcePath(1, 0, 1), Integer(86400)},
+		{ResourcePath(1, 0, 6), Boolean(true)},
+		{ResourcePath(1, 0, 7), String("U")},
+	}
+	dec, err := Decode(FormatTLV, ObjectPath(1), want, types)
+	if err != nil || !entriesEqual(dec, e) {
+		t.Fatalf("decode: %v %v", dec, err)
+	}
+	enc, err := Encode(FormatTLV, ObjectPath(1), e)
+	if err != nil || !bytes.Equal(enc, want) {
+		t.Fatalf("encode: % X %v", enc, err)
+	}
+}
+
+// LwM2M 1.0 Core 6.4.3.3, object links: 1) a single instance of a
+// made-up object 65 with a multiple objlnk resource {66:0, 66:1}; 2) two
+// instances of object 66 each linking to another instance, the second
+// with the "no link" value 65535:65535.
+func TestTLV_SpecExample_ObjectLinks(t *testing.T) {
+	obj65 := unhex(t, "88 00 0C 44 00 00 42 00 00 44 01 00 42 00 01 C8 01 0D 38 36 31 33 38 30 30 37 35 35 35 30 30 C4 02 12 34 56 78")
+	types := TypeMap{ResourcePath(65, 0, 0): TypeObjLnk, ResourcePath(65, 0, 1): TypeString, ResourcePath(65, 0, 2): TypeInteger}
+	e65 := []Entry{
+		{ResourceInstancePath(65, 0, 0, 0), Link(66, 0)},
+		{ResourceInstancePath(65, 0, 0, 1), Link(66, 1)},
+		{ResourcePath(65, 0, 1), String("8613800755500")},
+		{ResourcePath(65, 0, 2), Integer(305419896)},
+	}
+	dec, err := Decode(FormatTLV, InstancePath(65, 0), obj65, types)
+	if err != nil || !entriesEqual(dec, e65) {
+		t.Fatalf("decode /65/0: %v %v", dec, err)
+	}
+	if enc, err := Encode(FormatTLV, InstancePath(65, 0), e65); err != nil || !bytes.Equal(enc, obj65) {
+		t.Fatalf("encode /65/0: % X %v", enc, err)
+	}
+	obj66 := unhex(t, `08 00 26 C8 00 0B 6D 79 53 65 72 76 69 63 65 20 31 C8 01 0F 49 6E 74 65 72 6E 65 74 2E 31 35 2E 32 33 34 C4 02 00 43 00 00
+08 01 26 C8 00 0B 6D 79 53 65 72 76 69 63 65 20 32 C8 01 0F 49 6E 74 65 72 6E 65 74 2E 31 35 2E 32 33 35 C4 02 FF FF FF FF`)
+	for _, i := range []uint16{0, 1} {
+		types[ResourcePath(66, i, 0)] = TypeString
+		types[ResourcePath(66, i, 1)] = TypeString
+		types[ResourcePath(66, i, 2)] = TypeObjLnk
+	}
+	e66 := []Entry{
+		{ResourcePath(66, 0, 0), String("myService 1")},
+		{ResourcePath(66, 0, 1), String("Internet.15.234")},
+		{ResourcePath(66, 0, 2), Link(67, 0)},
+		{ResourcePath(66, 1, 0), String("myService 2")},
+		{ResourcePath(66, 1, 1), String("Internet.15.235")},
+		{ResourcePath(66, 1, 2), Link(65535, 65535)},
+	}
+	dec, err = Decode(FormatTLV, ObjectPath(66), obj66, types)
+	if err != nil || !entriesEqual(dec, e66) {
+		t.Fatalf("decode /66: %v %v", dec, err)
+	}
+	if enc, err := Encode(FormatTLV, ObjectPath(66), e66); err != nil || !bytes.Equal(enc, obj66) {
+		t.Fatalf("encode /66: % X %v", enc, err)
 	}
 }
 
@@ -172,6 +249,8 @@ func TestTLV_Errors(t *testing.T) {
 		{"instance below instance", "08 01 03 C1 00 01", "byte 0: object instance TLV with ID 1 not expected below /3/0", InstancePath(3, 0)},
 		{"resource instance below instance", "41 00 01", "byte 0: resource instance TLV with ID 0 not expected below /3/0", InstancePath(3, 0)},
 		{"bad integer size", "C3 09 01 02 03", "byte 0: /3/0/9: integer of 3 bytes", InstancePath(3, 0)},
+		{"instance twice", "08 01 03 C1 00 01 08 01 03 C1 00 02", "byte 6: object instance /3/1 given twice", ObjectPath(3)},
+		{"resource twice", "C1 09 64 C1 09 65", "byte 3: resource /3/0/9 given twice", InstancePath(3, 0)},
 		{"nested length beyond parent", "88 06 02 41 00 05", "byte 3: length 1 exceeds remaining 0 bytes", InstancePath(3, 0)},
 	}
 	for _, c := range cases {
