@@ -27,6 +27,7 @@ var formatNames = map[ContentFormat]string{
 	FormatLwM2MCBOR: "application/vnd.oma.lwm2m+cbor",
 }
 
+// String gives the media type, or "content-format(N)" for an unknown number.
 func (f ContentFormat) String() string {
 	if n, ok := formatNames[f]; ok {
 		return n

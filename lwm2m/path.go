@@ -77,18 +77,31 @@ func MustParsePath(s string) Path {
 // Len is the number of IDs: 0 root, 1 object, 2 instance, 3 resource, 4 resource instance.
 func (p Path) Len() int { return int(p.n) }
 
-// IsRoot, IsObject, ... tell the level of the path.
-func (p Path) IsRoot() bool             { return p.n == 0 }
-func (p Path) IsObject() bool           { return p.n == 1 }
-func (p Path) IsInstance() bool         { return p.n == 2 }
-func (p Path) IsResource() bool         { return p.n == 3 }
+// IsRoot reports whether p is the root "/".
+func (p Path) IsRoot() bool { return p.n == 0 }
+
+// IsObject reports whether p is an object path /o.
+func (p Path) IsObject() bool { return p.n == 1 }
+
+// IsInstance reports whether p is an object-instance path /o/i.
+func (p Path) IsInstance() bool { return p.n == 2 }
+
+// IsResource reports whether p is a resource path /o/i/r.
+func (p Path) IsResource() bool { return p.n == 3 }
+
+// IsResourceInstance reports whether p is a resource-instance path /o/i/r/ri.
 func (p Path) IsResourceInstance() bool { return p.n == 4 }
 
-// Object, Instance, Resource and ResourceInstance return the ID at that
-// level; they are 0 when the path is shorter.
-func (p Path) Object() uint16           { return p.ids[0] }
-func (p Path) Instance() uint16         { return p.ids[1] }
-func (p Path) Resource() uint16         { return p.ids[2] }
+// Object returns the object ID; 0 for the root.
+func (p Path) Object() uint16 { return p.ids[0] }
+
+// Instance returns the instance ID; 0 when the path is shorter.
+func (p Path) Instance() uint16 { return p.ids[1] }
+
+// Resource returns the resource ID; 0 when the path is shorter.
+func (p Path) Resource() uint16 { return p.ids[2] }
+
+// ResourceInstance returns the resource-instance ID; 0 when the path is shorter.
 func (p Path) ResourceInstance() uint16 { return p.ids[3] }
 
 // IDs returns the IDs in use.

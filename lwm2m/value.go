@@ -31,6 +31,7 @@ const (
 
 var typeNames = [...]string{"none", "string", "integer", "unsigned integer", "float", "boolean", "opaque", "time", "objlnk", "corelnk"}
 
+// String names the type as LwM2M Core Appendix C does, lower-case.
 func (t Type) String() string {
 	if int(t) < len(typeNames) {
 		return typeNames[t]
@@ -102,18 +103,40 @@ type Value struct {
 	l   ObjLnk
 }
 
-// Constructors, one per type.
-func String(s string) Value      { return Value{typ: TypeString, s: s} }
-func Integer(i int64) Value      { return Value{typ: TypeInteger, i: i} }
-func Unsigned(u uint64) Value    { return Value{typ: TypeUnsignedInteger, u: u} }
-func Float(f float64) Value      { return Value{typ: TypeFloat, f: f} }
-func Opaque(b []byte) Value      { return Value{typ: TypeOpaque, b: b} }
-func Time(t time.Time) Value     { return Value{typ: TypeTime, i: t.Unix()} }
-func TimeUnix(sec int64) Value   { return Value{typ: TypeTime, i: sec} }
-func Link(o, i uint16) Value     { return Value{typ: TypeObjLnk, l: ObjLnk{o, i}} }
+// String makes a String value.
+func String(s string) Value { return Value{typ: TypeString, s: s} }
+
+// Integer makes a (signed, 64-bit) Integer value.
+func Integer(i int64) Value { return Value{typ: TypeInteger, i: i} }
+
+// Unsigned makes an Unsigned Integer value (LwM2M 1.1).
+func Unsigned(u uint64) Value { return Value{typ: TypeUnsignedInteger, u: u} }
+
+// Float makes a Float value.
+func Float(f float64) Value { return Value{typ: TypeFloat, f: f} }
+
+// Opaque makes an Opaque value holding b (not copied).
+func Opaque(b []byte) Value { return Value{typ: TypeOpaque, b: b} }
+
+// Time makes a Time value; LwM2M times are whole Unix seconds.
+func Time(t time.Time) Value { return Value{typ: TypeTime, i: t.Unix()} }
+
+// TimeUnix makes a Time value from Unix seconds.
+func TimeUnix(sec int64) Value { return Value{typ: TypeTime, i: sec} }
+
+// Link makes an Objlnk value pointing at /o/i.
+func Link(o, i uint16) Value { return Value{typ: TypeObjLnk, l: ObjLnk{o, i}} }
+
+// ObjLnkValue makes an Objlnk value.
 func ObjLnkValue(l ObjLnk) Value { return Value{typ: TypeObjLnk, l: l} }
-func CoreLnk(s string) Value     { return Value{typ: TypeCoreLnk, s: s} }
-func None() Value                { return Value{} }
+
+// CoreLnk makes a Corelnk value (a CoRE link-format string).
+func CoreLnk(s string) Value { return Value{typ: TypeCoreLnk, s: s} }
+
+// None makes the value of an executable resource: no value.
+func None() Value { return Value{} }
+
+// Boolean makes a Boolean value.
 func Boolean(b bool) Value {
 	v := Value{typ: TypeBoolean}
 	if b {
@@ -125,15 +148,18 @@ func Boolean(b bool) Value {
 // Type tells the value's type.
 func (v Value) Type() Type { return v.typ }
 
-// Accessors return the Go value; they return the zero value for another type
-// except where a lossless conversion exists (Int of an Unsigned that fits,
-// Float of an Integer, ...).
+// Str returns a String or Corelnk value, and the text form of others.
+// Accessors return the Go value; they return the zero value for another
+// type except where a lossless conversion exists (Int of an Unsigned that
+// fits, Float of an Integer, ...).
 func (v Value) Str() string {
 	if v.typ == TypeString || v.typ == TypeCoreLnk {
 		return v.s
 	}
 	return v.Text()
 }
+
+// Int returns an Integer or Time value, or another number converted.
 func (v Value) Int() int64 {
 	switch v.typ {
 	case TypeUnsignedInteger:
@@ -146,6 +172,8 @@ func (v Value) Int() int64 {
 	}
 	return v.i
 }
+
+// Uint returns an Unsigned value, or a non-negative number converted.
 func (v Value) Uint() uint64 {
 	switch v.typ {
 	case TypeUnsignedInteger:
@@ -162,6 +190,8 @@ func (v Value) Uint() uint64 {
 	}
 	return 0
 }
+
+// Float returns a Float value, or an integer converted.
 func (v Value) Float() float64 {
 	switch v.typ {
 	case TypeFloat:
@@ -173,11 +203,21 @@ func (v Value) Float() float64 {
 	}
 	return 0
 }
-func (v Value) Bool() bool      { return v.typ == TypeBoolean && v.i != 0 }
-func (v Value) Bytes() []byte   { return v.b }
+
+// Bool returns a Boolean value.
+func (v Value) Bool() bool { return v.typ == TypeBoolean && v.i != 0 }
+
+// Bytes returns an Opaque value's bytes, which callers must not modify.
+func (v Value) Bytes() []byte { return v.b }
+
+// Time returns a Time value as a UTC time.
 func (v Value) Time() time.Time { return time.Unix(v.i, 0).UTC() }
-func (v Value) ObjLnk() ObjLnk  { return v.l }
-func (v Value) IsNone() bool    { return v.typ == TypeNone }
+
+// ObjLnk returns an Objlnk value.
+func (v Value) ObjLnk() ObjLnk { return v.l }
+
+// IsNone reports whether the value is TypeNone (no value).
+func (v Value) IsNone() bool { return v.typ == TypeNone }
 
 // Equal compares type and content.
 func (v Value) Equal(w Value) bool {
@@ -215,6 +255,7 @@ func (v Value) Text() string {
 	return ""
 }
 
+// String renders "integer(100)" for logs and test failures.
 func (v Value) String() string { return v.typ.String() + "(" + v.Text() + ")" }
 
 // ErrConvert is returned when a value cannot be read as another type.
