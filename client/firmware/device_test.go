@@ -55,7 +55,13 @@ func testFixture(t testing.TB) *fixture {
 		for i := 0; i < len(nw); i += 997 {
 			nw[i] ^= 0x5a
 		}
-		nw = append(nw, make([]byte, 3000)...)
+		// New code: 12 KiB the old image does not have, so the package
+		// is about that big (dozens of blocks at any block size).
+		fresh := make([]byte, 12<<10)
+		for i := range fresh {
+			fresh[i] = byte(r.Uint32())
+		}
+		nw = append(nw[:20<<10], append(fresh, nw[20<<10:]...)...)
 		fix = fixture{key: key, old: old, new: nw}
 		fix.pkg = mustMake(old, nw, key, testDeviceType, "2.0")
 	})

@@ -261,3 +261,5 @@ func TestURIChecks(t *testing.T) {
 		})
 	}
 }
+
+func lwmPath(r uint16) lwm2m.Path { return lwm2m.ResourcePath(ObjectID, 0, r) }
