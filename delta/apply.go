@@ -52,13 +52,21 @@ func checkOld(h *Header, old []byte) error {
 	return nil
 }
 
+// resumeEvery is how often ApplyInPlace replaces its player by a fresh one
+// repositioned with SkipTo, as after a power cut. Every step would make the
+// host apply quadratic in the number of steps; TestInPlaceNeverReadsOverwritten
+// resumes at every step.
+const resumeEvery = 8
+
 // ApplyInPlace applies an in-place package to region, which holds the old
 // image at its start and is at least Header.Region() bytes long, the way
-// the device does: step by step, each step decoded by a fresh player that
-// is repositioned with SkipTo (as after a power cut) and reads its sources
-// from region as it has been overwritten so far. A written block's bytes
-// past the new image are set to 0xFF, as erased flash. On success
-// region[:NewSize] is the new image, checked against its hash.
+// the device does: step by step, each step decoded into an erase-block
+// buffer with sources read from region as it has been overwritten so far,
+// then written over its block. Every resumeEvery steps (and at the last
+// step) the player is replaced by a fresh one repositioned with SkipTo, as
+// after a power cut. A written block's bytes past the new image are set to
+// 0xFF, as erased flash. On success region[:NewSize] is the new image,
+// checked against its hash.
 func ApplyInPlace(region []byte, patch []byte, pub ed25519.PublicKey) error {
 	h, err := Verify(patch, pub)
 	if err != nil {
@@ -76,13 +84,15 @@ func ApplyInPlace(region []byte, patch []byte, pub ed25519.PublicKey) error {
 	arena := make([]byte, ArenaSize(h))
 	block := make([]byte, h.EraseBlock)
 	src := bytes.NewReader(region)
+	var p *InPlacePlayer
 	for k := 0; k < h.Steps; k++ {
-		p, err := NewInPlacePlayer(bytes.NewReader(patch), h, arena)
-		if err != nil {
-			return err
-		}
-		if err := p.SkipTo(k); err != nil {
-			return err
+		if p == nil || k%resumeEvery == 0 || k == h.Steps-1 {
+			if p, err = NewInPlacePlayer(bytes.NewReader(patch), h, arena); err != nil {
+				return err
+			}
+			if err := p.SkipTo(k); err != nil {
+				return err
+			}
 		}
 		off, n := p.Target(k)
 		if err := p.Next(src, block); err != nil {

@@ -14,7 +14,7 @@ import (
 //	off  size  field
 //	0    4     magic "FOTD"
 //	4    1     format version (1)
-//	5    1     flags: bit0 in-place, bit1 descending step order
+//	5    1     flags: bit0 in-place, bit1 descending step order, bit2 word differences
 //	6    1     literal context bits (model size parameter, <= 6)
 //	7    uv    old image size
 //	..   uv    new image size
@@ -44,7 +44,9 @@ import (
 //	copyLen  number; then, if copyLen > 0:
 //	dispDelta  zigzag number: displacement = previous displacement + dispDelta;
 //	           the copy reads copyLen bytes at image offset out + displacement
-//	copyLen difference bytes: out = source + difference (mod 256)
+//	copyLen difference bytes: out = source + difference (mod 256); with
+//	         flag bit2, a group of 4 at a word-aligned output offset inside
+//	         the copy is one little-endian 32-bit difference (mod 2^32)
 //	litLen   number, then litLen literal bytes
 //
 // An instruction with copyLen = litLen = 0 is invalid (it would let a corrupt
@@ -57,7 +59,8 @@ const (
 
 	flagInPlace    = 1 << 0
 	flagDescending = 1 << 1
-	knownFlags     = flagInPlace | flagDescending
+	flagWordDiffs  = 1 << 2
+	knownFlags     = flagInPlace | flagDescending | flagWordDiffs
 
 	// MaxImageSize bounds old and new sizes read from a header: larger
 	// claims are refused before anything is allocated.
@@ -91,6 +94,11 @@ type Header struct {
 	// Descending is the step order: blocks are written from the last to the
 	// first when true, from the first to the last otherwise.
 	Descending bool
+	// WordDiffs: the differences of each word-aligned group of four copied
+	// bytes are the little-endian bytes of one 32-bit difference, so that a
+	// pointer moved by a constant has the same difference bytes whatever
+	// the carries (flag bit2).
+	WordDiffs bool
 	// LitCtxBits is the literal model's context size (model parameter).
 	LitCtxBits int
 	// HeaderSize is the byte offset of the instruction stream in the
@@ -129,6 +137,7 @@ func Parse(patch []byte) (*Header, error) {
 	}
 	h.InPlace = flags&flagInPlace != 0
 	h.Descending = flags&flagDescending != 0
+	h.WordDiffs = flags&flagWordDiffs != 0
 	h.LitCtxBits = int(patch[6])
 	if h.LitCtxBits > maxLitCtxBits {
 		return nil, fmt.Errorf("%w: literal context bits %d > %d", ErrFormat, h.LitCtxBits, maxLitCtxBits)
@@ -235,6 +244,9 @@ func marshalHeader(h *Header) []byte {
 	}
 	if h.Descending {
 		flags |= flagDescending
+	}
+	if h.WordDiffs {
+		flags |= flagWordDiffs
 	}
 	b = append(b, flags, byte(h.LitCtxBits))
 	b = binary.AppendUvarint(b, uint64(h.OldSize))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -142,10 +143,13 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	var bestH Header
 	for _, p := range plans {
 		for _, lc := range lcs {
-			p.h.LitCtxBits = lc
-			s := encodePlan(p, old, new)
-			if best == nil || len(s) < len(best) {
-				best, bestH = s, *p.h
+			for _, words := range []bool{false, true} {
+				p.h.LitCtxBits = lc
+				p.h.WordDiffs = words
+				s := encodePlan(p, old, new)
+				if best == nil || len(s) < len(best) {
+					best, bestH = s, *p.h
+				}
 			}
 		}
 	}
@@ -168,8 +172,22 @@ func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
 				disp := o.src - int64(o.out)
 				e.number(numDisp, zigzag(disp-e.h.disp))
 				e.h.disp = disp
-				for i := 0; i < o.copyLen; i++ {
-					e.diff(uint32(o.out+i), new[o.out+i]-v.at(o.src+int64(i)))
+				for i := 0; i < o.copyLen; {
+					pos := o.out + i
+					if p.h.WordDiffs && pos&3 == 0 && i+4 <= o.copyLen {
+						var sw uint32
+						for j := 3; j >= 0; j-- {
+							sw = sw<<8 | uint32(v.at(o.src+int64(i+j)))
+						}
+						w := binary.LittleEndian.Uint32(new[pos:]) - sw
+						for j := 0; j < 4; j++ {
+							e.diff(uint32(pos+j), byte(w>>(8*j)))
+						}
+						i += 4
+						continue
+					}
+					e.diff(uint32(pos), new[pos]-v.at(o.src+int64(i)))
+					i++
 				}
 			}
 			e.number(numExtraLen, uint64(o.litLen))
@@ -282,6 +300,28 @@ func (m *matcher) clip(v *view, x int64, n int, fromNew bool) int {
 	return int(end - x)
 }
 
+// maxMatch caps the length of one search: binary-search comparisons cost
+// up to the match length, and a longer match simply continues through the
+// next search at the same displacement.
+const maxMatch = 1 << 14
+
+// validRun is how many bytes from region offset x on (at most n) step k
+// may read.
+func validRun(h *Header, k int, x int64, n int) int {
+	if x < 0 {
+		return 0
+	}
+	e := x
+	for e < x+int64(n) {
+		ve := validEnd(h, e, k)
+		if e >= ve {
+			break
+		}
+		e = ve
+	}
+	return int(min(e-x, int64(n)))
+}
+
 func commonPrefix(a, b []byte) int {
 	n := min(len(a), len(b))
 	i := 0
@@ -312,21 +352,25 @@ func (m *matcher) plan(h *Header) *plan {
 		lastoffset := lastDisp
 		var pos int64
 		ln := 0
+		// contEnd bounds the continuation of the current copy: where its
+		// source first becomes unreadable at this step, matches with the
+		// same displacement can no longer extend it.
+		contEnd := lastscan + validRun(h, k, lastpos, be-lastscan)
 		for scan < be {
 			oldscore := 0
 			scan += ln
 			scsc := scan
 			for ; scan < be; scan++ {
-				pos, ln = m.search(v, newb[scan:be], scan, lastoffset)
+				pos, ln = m.search(v, newb[scan:min(be, scan+maxMatch)], scan, lastoffset)
 				for ; scsc < scan+ln; scsc++ {
-					if v.eq(int64(scsc)+lastoffset, newb[scsc]) {
+					if scsc < contEnd && v.eq(int64(scsc)+lastoffset, newb[scsc]) {
 						oldscore++
 					}
 				}
 				if (ln == oldscore && ln != 0) || ln > oldscore+matchGain {
 					break
 				}
-				if v.eq(int64(scan)+lastoffset, newb[scan]) {
+				if scan < contEnd && v.eq(int64(scan)+lastoffset, newb[scan]) {
 					oldscore--
 				}
 			}
@@ -380,6 +424,7 @@ func (m *matcher) plan(h *Header) *plan {
 				lastscan = scan - lenb
 				lastpos = pos - int64(lenb)
 				lastoffset = pos - int64(scan)
+				contEnd = lastscan + validRun(h, k, lastpos, be-lastscan)
 			}
 		}
 		p.steps[k] = ops

@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -233,24 +234,40 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 				x = ve
 			}
 			d.h.disp = disp
+			var dst []byte
 			if out != nil {
-				dst := out[o : o+int(cl)]
+				dst = out[o : o+int(cl)]
 				if _, err := src.ReadAt(dst, s); err != nil {
 					return fmt.Errorf("read source at %d+%d: %w", s, cl, err)
 				}
-				for i := range dst {
-					df := d.diff(off + uint32(o+i))
+			}
+			for i := 0; i < int(cl); {
+				pos := off + uint32(o+i)
+				if h.WordDiffs && pos&3 == 0 && i+4 <= int(cl) {
+					// A word-aligned group: the four differences are the
+					// bytes of one 32-bit little-endian difference.
+					var w uint32
+					for j := 0; j < 4; j++ {
+						df := d.diff(pos + uint32(j))
+						w |= uint32(df) << (8 * j)
+						if df != 0 {
+							p.Stats.NonZeroDiffs++
+						}
+					}
+					if dst != nil {
+						binary.LittleEndian.PutUint32(dst[i:], binary.LittleEndian.Uint32(dst[i:])+w)
+					}
+					i += 4
+					continue
+				}
+				df := d.diff(pos)
+				if dst != nil {
 					dst[i] += df
-					if df != 0 {
-						p.Stats.NonZeroDiffs++
-					}
 				}
-			} else {
-				for i := 0; i < int(cl); i++ {
-					if d.diff(off+uint32(o+i)) != 0 {
-						p.Stats.NonZeroDiffs++
-					}
+				if df != 0 {
+					p.Stats.NonZeroDiffs++
 				}
+				i++
 			}
 			p.Stats.Copies++
 			p.Stats.CopyBytes += int64(cl)

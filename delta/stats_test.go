@@ -5,7 +5,12 @@ import (
 	"testing"
 )
 
+// TestStatsDump reports, per shared pair, the instruction counts and the
+// coded size of each stream (control fields, differences, literals).
 func TestStatsDump(t *testing.T) {
+	if !*tune {
+		t.Skip("statistics report; enable with -delta.tune")
+	}
 	for _, p := range firmwarePairs(t) {
 		m := newMatcher(p.old, p.new)
 		for _, inPlace := range []bool{false, true} {

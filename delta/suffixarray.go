@@ -1,11 +1,83 @@
 package delta
 
-// suffixArray builds the suffix array of t by prefix doubling with radix
-// sorts (Manber-Myers): O(n log n) in the worst case, and robust on the long
-// runs of 0xFF and 0x00 that firmware images are full of, where comparison
-// sorts go quadratic. Go's index/suffixarray builds one faster but does not
-// expose it for a longest-match search.
+import (
+	"bytes"
+	"encoding/binary"
+	"index/suffixarray"
+)
+
+// suffixArray returns the suffix array of t. The standard library's
+// index/suffixarray builds it with SA-IS in linear time (about ten times
+// faster than prefix doubling on a 1.3 MB text) but only exposes it through
+// Index.Write; the array is read back from that serialization (a length
+// slot, the text, then chunks of uvarints, each behind a size slot) and
+// checked. Should the format ever differ, the check fails and the
+// prefix-doubling construction below is used instead.
 func suffixArray(t []byte) []int32 {
+	if sa, ok := stdSuffixArray(t); ok {
+		return sa
+	}
+	return doublingSuffixArray(t)
+}
+
+func stdSuffixArray(t []byte) ([]int32, bool) {
+	n := len(t)
+	if n == 0 || n >= 1<<31-1 {
+		return nil, false
+	}
+	var buf bytes.Buffer
+	buf.Grow(n*4 + 1024)
+	if err := suffixarray.New(t).Write(&buf); err != nil {
+		return nil, false
+	}
+	b := buf.Bytes()
+	const slot = binary.MaxVarintLen64
+	if len(b) < slot+n {
+		return nil, false
+	}
+	if l, k := binary.Varint(b[:slot]); k <= 0 || l != int64(n) {
+		return nil, false
+	}
+	b = b[slot+n:]
+	sa := make([]int32, 0, n)
+	for len(b) > 0 {
+		if len(b) < slot {
+			return nil, false
+		}
+		size, k := binary.Varint(b[:slot])
+		if k <= 0 || size < slot || size > int64(len(b)) {
+			return nil, false
+		}
+		chunk := b[slot:size]
+		for len(chunk) > 0 {
+			v, k := binary.Uvarint(chunk)
+			if k <= 0 || v >= uint64(n) || len(sa) == n {
+				return nil, false
+			}
+			sa = append(sa, int32(v))
+			chunk = chunk[k:]
+		}
+		b = b[size:]
+	}
+	if len(sa) != n {
+		return nil, false
+	}
+	// Check: a permutation, ordered by first byte.
+	seen := make([]bool, n)
+	for i, s := range sa {
+		if seen[s] || (i > 0 && t[sa[i-1]] > t[s]) {
+			return nil, false
+		}
+		seen[s] = true
+	}
+	return sa, true
+}
+
+// doublingSuffixArray builds the suffix array of t by prefix doubling with
+// radix sorts (Manber-Myers): O(n log n) in the worst case, and robust on
+// the long runs of 0xFF and 0x00 that firmware images are full of, where
+// comparison sorts go quadratic.
+func doublingSuffixArray(t []byte) []int32 {
 	n := len(t)
 	sa := make([]int32, n)
 	if n == 0 {
