@@ -1,0 +1,204 @@
+package firmware
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/fotastack/fota/client"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/options"
+)
+
+// startClient runs the LwM2M client core for d against srv (through addr,
+// the server's or a proxy's), with the Firmware Update object attached.
+func startClient(t *testing.T, d *device, addr string) *client.Client {
+	t.Helper()
+	ver, err := d.o.RunningVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Endpoint: "dev-1", ServerURI: "coaps://" + addr,
+		PSKIdentity: testPSKID, PSKKey: testPSKKey, Lifetime: time.Minute,
+		Device: client.DeviceInfo{FirmwareVersion: ver, DeviceType: testDeviceType},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	Attach(ctx, c, d.o)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); c.Stop() })
+	return c
+}
+
+// The push of LwM2M Core E.6 end to end over DTLS: Block1 blocks to
+// /5/0/0 each answered 2.31 (the last 2.04), out-of-order refused with
+// 4.08 naming the block expected; Update installs, the device reboots,
+// registers again and reports v2 in /3/0/3 and result 1 in /5/0/5.
+func TestPushOverDTLSThenUpdateReregistersWithNewVersion(t *testing.T) {
+	fx := testFixture(t)
+	srv := newLwM2MServer(t, false)
+	d := newDevice(t, nil)
+	startClient(t, d, srv.addr)
+	conn := srv.registration(10 * time.Second)
+	if v := read(t, conn, "/3/0/3"); v != "1.0" {
+		t.Fatalf("/3/0/3 = %q before the update", v)
+	}
+	const size = 512
+	blocks := int64((len(fx.pkg) + size - 1) / size)
+	for num := int64(0); num < blocks; num++ {
+		if num == 3 {
+			// Skip a block: RFC 7959 2.3, 4.08 Request Entity Incomplete.
+			code, next, _ := putBlock(t, conn, fx.pkg, size, 4)
+			if code != codes.RequestEntityIncomplete || next != 3 {
+				t.Fatalf("block 4 before 3: %v naming block %d, want 4.08 naming 3", code, next)
+			}
+		}
+		code, n, more := putBlock(t, conn, fx.pkg, size, num)
+		last := num == blocks-1
+		if want := map[bool]codes.Code{false: codes.Continue, true: codes.Changed}[last]; code != want || n != num || more == last {
+			t.Fatalf("block %d: %v Block1 %d more=%v, want %v", num, code, n, more, want)
+		}
+		if num == 1 {
+			if s := read(t, conn, "/5/0/3"); s != "1" {
+				t.Errorf("state %s during the push, want 1 (Downloading)", s)
+			}
+		}
+	}
+	if s := read(t, conn, "/5/0/3"); s != "2" {
+		t.Fatalf("state %s after the last block, want 2 (Downloaded)", s)
+	}
+	stagedEquals(t, d, fx.pkg)
+	if code := execute(t, conn, "/5/0/2"); code != codes.Changed {
+		t.Fatalf("Update: %v", code)
+	}
+	conn2 := srv.registration(20 * time.Second)
+	if v := read(t, conn2, "/3/0/3"); v != "2.0" {
+		t.Errorf("/3/0/3 = %q after the update, want 2.0", v)
+	}
+	if r := read(t, conn2, "/5/0/5"); r != "1" {
+		t.Errorf("/5/0/5 = %s after the update, want 1", r)
+	}
+	if s := read(t, conn2, "/5/0/3"); s != "0" {
+		t.Errorf("/5/0/3 = %s after the update, want 0", s)
+	}
+}
+
+// Update in the wrong state is 4.05 (LwM2M Core E.6).
+func TestUpdateInIdleOverCoAPIs405(t *testing.T) {
+	srv := newLwM2MServer(t, false)
+	d := newDevice(t, nil)
+	startClient(t, d, srv.addr)
+	conn := srv.registration(10 * time.Second)
+	if code := execute(t, conn, "/5/0/2"); code != codes.MethodNotAllowed {
+		t.Errorf("Update in Idle: %v, want 4.05", code)
+	}
+}
+
+// A server using go-coap's own blockwise sender (Block1 at 512 bytes)
+// pushes to the device unchanged.
+func TestPushFromGoCoAPBlockwiseSender(t *testing.T) {
+	fx := testFixture(t)
+	srv := newLwM2MServer(t, true)
+	d := newDevice(t, nil)
+	startClient(t, d, srv.addr)
+	conn := srv.registration(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := conn.Put(ctx, "/5/0/0", message.AppOctets, bytes.NewReader(fx.pkg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Code() != codes.Changed {
+		t.Fatalf("push answered %v", resp.Code())
+	}
+	conn.ReleaseMessage(resp)
+	d.waitState(StateDownloaded, ResultInitial, time.Second)
+	stagedEquals(t, d, fx.pkg)
+}
+
+// A reboot mid-push: the device keeps the bytes it has; the server's next
+// block is refused with 4.08 naming where to continue, and the push
+// completes from there.
+func TestPushResumesAfterReboot(t *testing.T) {
+	fx := testFixture(t)
+	srv := newLwM2MServer(t, false)
+	d := newDevice(t, nil)
+	c := startClient(t, d, srv.addr)
+	conn := srv.registration(10 * time.Second)
+	const size = 256
+	for num := int64(0); num < 10; num++ {
+		if code, _, _ := putBlock(t, conn, fx.pkg, size, num); code != codes.Continue {
+			t.Fatalf("block %d: %v", num, code)
+		}
+	}
+	c.Stop()
+	d.reboot()
+	startClient(t, d, srv.addr)
+	conn = srv.registration(10 * time.Second)
+	if s := read(t, conn, "/5/0/3"); s != "1" {
+		t.Fatalf("state %s after reboot mid-push, want 1", s)
+	}
+	code, next, _ := putBlock(t, conn, fx.pkg, size, 30)
+	if code != codes.RequestEntityIncomplete || next != 10 {
+		t.Fatalf("block 30 after reboot: %v naming %d, want 4.08 naming 10", code, next)
+	}
+	blocks := int64((len(fx.pkg) + size - 1) / size)
+	for num := next; num < blocks; num++ {
+		if code, _, _ := putBlock(t, conn, fx.pkg, size, num); code != codes.Continue && code != codes.Changed {
+			t.Fatalf("block %d: %v", num, code)
+		}
+	}
+	d.waitState(StateDownloaded, ResultInitial, time.Second)
+	stagedEquals(t, d, fx.pkg)
+}
+
+// Size1 above the staging area: 4.13 at block 0, result 2.
+func TestPushTooBigIsRefusedAtTheFirstBlock(t *testing.T) {
+	srv := newLwM2MServer(t, false)
+	d := newDevice(t, nil)
+	startClient(t, d, srv.addr)
+	conn := srv.registration(10 * time.Second)
+	big := make([]byte, d.o.st.size()+1)
+	if code, _, _ := putBlock(t, conn, big, 1024, 0); code != codes.RequestEntityTooLarge {
+		t.Errorf("first block of a too-big push: %v, want 4.13", code)
+	}
+	if r := read(t, conn, "/5/0/5"); r != "2" {
+		t.Errorf("/5/0/5 = %s, want 2", r)
+	}
+}
+
+// Push over a link that drops and duplicates datagrams both ways: the
+// DTLS handshake, the registration and go-coap's Block1 sender recover,
+// and duplicates are answered from the device's response cache or as a
+// block already stored.
+func TestPushOverLossyLinkCompletes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lossy push takes several seconds")
+	}
+	fx := testFixture(t)
+	srv := newLwM2MServer(t, true, options.WithTransmission(1, 300*time.Millisecond, 10))
+	proxy := newLossyProxy(t, srv.addr, 0.05, 0.05)
+	d := newDevice(t, nil)
+	startClient(t, d, proxy.addr)
+	conn := srv.registration(30 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := conn.Put(ctx, "/5/0/0", message.AppOctets, bytes.NewReader(fx.pkg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Code() != codes.Changed {
+		t.Fatalf("push answered %v", resp.Code())
+	}
+	conn.ReleaseMessage(resp)
+	d.waitState(StateDownloaded, ResultInitial, time.Second)
+	stagedEquals(t, d, fx.pkg)
+}
