@@ -23,6 +23,7 @@ func runClient(args []string) error {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	endpoint := fs.String("endpoint", "", "endpoint client name (required)")
 	server := fs.String("server", "coap://127.0.0.1:5683", "LwM2M server URI, coap://HOST:PORT or coaps://HOST:PORT")
+	bootstrapURI := fs.String("bootstrap", "", "bootstrap server URI: the device holds only this factory account (--psk-id/--psk-key are its bootstrap credentials) and gets its DM account by bootstrap, kept in --state-dir")
 	pskID := fs.String("psk-id", "", "DTLS PSK identity (coaps)")
 	pskKey := fs.String("psk-key", "", "DTLS PSK key in hex (coaps)")
 	lifetime := fs.Duration("lifetime", 300*time.Second, "registration lifetime")
@@ -54,7 +55,7 @@ func runClient(args []string) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	c, err := client.New(client.Config{
+	cfg := client.Config{
 		Endpoint: *endpoint, ServerURI: *server, PSKIdentity: *pskID, PSKKey: key,
 		Lifetime: *lifetime, Queue: *queue, QueueWait: *queueWait, StateDir: *stateDir,
 		Device: client.DeviceInfo{
@@ -62,7 +63,13 @@ func runClient(args []string) error {
 			FirmwareVersion: *fwVersion, DeviceType: "simulator", HardwareVersion: "1", SoftwareVersion: version,
 		},
 		Logger: log,
-	})
+	}
+	if *bootstrapURI != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runBootstrapClient(ctx, cfg, *bootstrapURI, *pskID, key) // cmd/fota/bootstrap.go
+	}
+	c, err := client.New(cfg)
 	if err != nil {
 		return &exitError{2, err}
 	}

@@ -29,6 +29,9 @@ func runServer(args []string) error {
 	certFile := fs.String("cert", "", "server certificate `file` (PEM) for X.509 devices")
 	keyFile := fs.String("key", "", "server private key `file` (PEM)")
 	caFile := fs.String("client-ca", "", "CA `file` (PEM) that signs device certificates")
+	bsCoap := fs.String("bootstrap-coap", "", "bootstrap server plain CoAP listen `address` (empty: off; LwM2M default :5783)")
+	bsCoaps := fs.String("bootstrap-coaps", "", "bootstrap server DTLS listen `address` (empty: off; LwM2M default :5784)")
+	publicHost := fs.String("public-host", "", "host name devices reach this server by, written into bootstrapped accounts (default: the listen address, 127.0.0.1 for wildcards)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
@@ -66,6 +69,14 @@ func runServer(args []string) error {
 	srv, err := server.Start(cfg)
 	if err != nil {
 		return err
+	}
+	if *bsCoap != "" || *bsCoaps != "" {
+		bs, err := startBootstrapBeside(srv, st, *bsCoap, *bsCoaps, *publicHost, log) // cmd/fota/bootstrap.go
+		if err != nil {
+			srv.Close()
+			return err
+		}
+		defer bs.Close()
 	}
 	if tok, generated := srv.APIToken(); generated {
 		fmt.Fprintf(os.Stderr, "API token (generated, stored in %s; shown once): %s\n", *db, tok)

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+func init() {
+	register("provision", "give a device a bootstrap credential and a DM account (via the HTTP API)", runProvision)
+}
+
+// runProvision talks to a running server's HTTP API, as kubectl does: the
+// server holds the bbolt file. It stores the device's bootstrap credential
+// first and then a configuration that hands the device a fresh DM PSK
+// (generated and registered by the server in the same step) and the DM
+// URI; in that order, because an endpoint without a bootstrap credential
+// may bootstrap over plain CoAP.
+func runProvision(args []string) error {
+	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
+	apiURL := fs.String("url", os.Getenv("FOTA_URL"), "server HTTP API `URL` (default $FOTA_URL)")
+	token := fs.String("api-token", os.Getenv("FOTA_API_TOKEN"), "API bearer token (default $FOTA_API_TOKEN)")
+	ep := fs.String("endpoint", "", "endpoint client name (required)")
+	bsID := fs.String("bs-psk-id", "", "bootstrap PSK identity the device is manufactured with (required)")
+	bsKey := fs.String("bs-psk-key", "", "bootstrap PSK key in hex (required)")
+	dmURI := fs.String("dm-uri", "", "DM server URI for the device (default: the server's own coaps URI)")
+	ssid := fs.Uint("short-server-id", 101, "short server ID of the DM account")
+	lifetime := fs.Uint("lifetime", 300, "registration lifetime in seconds written to the device")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, err}
+	}
+	switch {
+	case *apiURL == "":
+		return &exitError{2, errors.New("--url or FOTA_URL is required")}
+	case *ep == "":
+		return &exitError{2, errors.New("--endpoint is required")}
+	case *bsID == "":
+		return &exitError{2, errors.New("--bs-psk-id is required")}
+	case *ssid == 0 || *ssid > 65534:
+		return &exitError{2, errors.New("--short-server-id must be 1..65534")}
+	}
+	key, err := parseHexKey("--bs-psk-key", *bsKey)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	api := apiClient{base: strings.TrimRight(*apiURL, "/"), token: *token, hc: &http.Client{Timeout: 15 * time.Second}}
+	cred := map[string]any{
+		"endpoint": *ep,
+		"tls":      map[string]any{"mode": "psk", "details": map[string]any{"identity": *bsID, "key": hex.EncodeToString(key)}},
+	}
+	if _, err := api.do("PUT", "/api/bootstrap/security/clients", cred); err != nil {
+		return fmt.Errorf("store bootstrap credential: %w", err)
+	}
+	cfg := map[string]any{
+		// Clear whatever accounts the device had (except its bootstrap
+		// account, which Bootstrap-Delete keeps), then write the new one.
+		"toDelete": []string{"/0", "/1"},
+		"security": map[string]any{"1": map[string]any{
+			"uri": *dmURI, "securityMode": "PSK", "generatePsk": true, "serverId": *ssid,
+		}},
+		"servers": map[string]any{"0": map[string]any{"shortId": *ssid, "lifetime": *lifetime, "binding": "U"}},
+	}
+	out, err := api.do("PUT", "/api/bootstrap/"+url.PathEscape(*ep), cfg)
+	if err != nil {
+		return fmt.Errorf("store bootstrap configuration: %w", err)
+	}
+	var got struct {
+		Config struct {
+			Security map[string]struct {
+				URI           string `json:"uri"`
+				PublicKeyOrID string `json:"publicKeyOrId"`
+			} `json:"security"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		return fmt.Errorf("read server answer: %w", err)
+	}
+	s := got.Config.Security["1"]
+	id, _ := hex.DecodeString(s.PublicKeyOrID)
+	fmt.Printf("provisioned %s: bootstrap identity %q; DM account %s with fresh psk identity %q\n", *ep, *bsID, s.URI, id)
+	return nil
+}
+
+// apiClient is a small client of the server's HTTP API.
+type apiClient struct {
+	base, token string
+	hc          *http.Client
+}
+
+// do sends body as JSON and returns the answer's body; a non-2xx answer is
+// an error carrying the server's message.
+func (a apiClient) do(method, path string, body any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
+	}
+	return data, nil
+}
