@@ -129,5 +129,5 @@ func encodeLwM2MJSON(base Path, entries []Entry) ([]byte, error) {
 			return nil, fmt.Errorf("lwm2m: lwm2m+json: %v has no value to encode", e.Path)
 		}
 	}
-	return json.Marshal(doc)
+	return marshalJSON(doc)
 }

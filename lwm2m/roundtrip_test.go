@@ -145,3 +145,14 @@ func TestEncode_RejectsEntriesOutsideBase(t *testing.T) {
 		t.Fatal("entry outside the base was encoded")
 	}
 }
+
+// JSON formats write corelnk strings as they are, not HTML-escaped.
+func TestJSON_NoHTMLEscaping(t *testing.T) {
+	p := ResourcePath(9999, 0, 1)
+	for _, cf := range []ContentFormat{FormatSenMLJSON, FormatLwM2MJSON} {
+		b, err := Encode(cf, p, []Entry{{p, CoreLnk("</3/0>;ver=1.1&x")}})
+		if err != nil || !bytes.Contains(b, []byte(`"</3/0>;ver=1.1&x"`)) {
+			t.Errorf("%v: %s %v", cf, b, err)
+		}
+	}
+}

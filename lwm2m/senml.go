@@ -500,7 +500,20 @@ func senmlJSON(base Path, entries []TimedEntry) ([]byte, error) {
 			return nil, fmt.Errorf("lwm2m: senml: %v has no value to encode", e.Path)
 		}
 	}
-	return json.Marshal(pack)
+	return marshalJSON(pack)
+}
+
+// marshalJSON is json.Marshal without HTML escaping: a corelnk value
+// "</3/0>" stays as written instead of "\u003c/3/0\u003e", which small
+// device parsers may not undo.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func senmlCBOR(base Path, entries []TimedEntry) ([]byte, error) {
