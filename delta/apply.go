@@ -125,3 +125,5 @@ func Inspect(patch []byte) (*Header, Stats, error) {
 	}
 	return h, p.Stats, nil
 }
+
+func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }

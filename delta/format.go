@@ -64,7 +64,7 @@ const (
 
 	// MaxImageSize bounds old and new sizes read from a header: larger
 	// claims are refused before anything is allocated.
-	MaxImageSize = 256 << 20
+	MaxImageSize = 64 << 20
 	// MinEraseBlock and MaxEraseBlock bound the in-place block size.
 	MinEraseBlock = 256
 	MaxEraseBlock = 1 << 20

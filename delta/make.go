@@ -139,18 +139,27 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	} else {
 		plans = []*plan{m.plan(h)}
 	}
+	// Pick the block order with one model configuration, then the model
+	// configuration (literal context bits, word differences) for that
+	// order: the choices hardly interact and each trial is a full encode.
 	var best []byte
 	var bestH Header
+	var bestPlan *plan
+	try := func(p *plan, lc int, words bool) {
+		p.h.LitCtxBits, p.h.WordDiffs = lc, words
+		if s := encodePlan(p, old, new); best == nil || len(s) < len(best) {
+			best, bestH, bestPlan = s, *p.h, p
+		}
+	}
+	lc0 := lcs[len(lcs)/2]
 	for _, p := range plans {
-		for _, lc := range lcs {
-			for _, words := range []bool{false, true} {
-				p.h.LitCtxBits = lc
-				p.h.WordDiffs = words
-				s := encodePlan(p, old, new)
-				if best == nil || len(s) < len(best) {
-					best, bestH = s, *p.h
-				}
-			}
+		try(p, lc0, true)
+	}
+	try(bestPlan, lc0, false)
+	words := bestH.WordDiffs
+	for _, lc := range lcs {
+		if lc != lc0 {
+			try(bestPlan, lc, words)
 		}
 	}
 	pkg := marshalHeader(&bestH)

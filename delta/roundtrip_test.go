@@ -88,7 +88,9 @@ func TestRoundTripGenerated(t *testing.T) {
 // identical or one-byte-changed image costs a tiny package, code whose
 // pointers all moved by one offset costs almost nothing.
 func TestGeneratedSizes(t *testing.T) {
-	limits := map[string]int{"identical": 220, "one byte changed": 230, "pointers shifted": 400, "inserted at front": 5500}
+	// The header and signature take about 150 bytes; an in-place package
+	// adds about two bytes per step.
+	limits := map[string]int{"identical": 300, "one byte changed": 310, "pointers shifted": 400, "inserted at front": 5500}
 	for _, c := range synthetic() {
 		lim, ok := limits[c.name]
 		if !ok {
