@@ -35,7 +35,8 @@
 // scratch block, journal, erase and program the target, journal. After a
 // cut, Boot resumes: a step whose scratch copy was journaled is finished
 // from scratch (its sources may have been overwritten); any other step is
-// decoded afresh (its target was never touched). At the end the new image
+// decoded afresh (its target was never touched, or it reads nothing of its
+// target: such steps skip the scratch copy). At the end the new image
 // hash is checked, the boot record rewritten (commit), and the journal says
 // committed; a mismatch is journaled as failed and never booted.
 //

@@ -69,6 +69,9 @@ type Report struct {
 	Ops        int64         // flash erase and program operations of this call
 	SimTime    time.Duration // simulated flash time of this call
 	PatchBytes int
+	// DirectSteps is how many steps read nothing of their own target
+	// block and so were written without the scratch copy.
+	DirectSteps int
 }
 
 // Install verifies patch and applies it in place: Stage, then Resume.
@@ -204,6 +207,12 @@ func checkHeader(hdr *delta.Header, rec *BootRecord, l Layout, patchLen int) err
 //     sources may have been in it, so k is never decoded again: the scratch
 //     block (checked against the record's CRC) is copied to the target.
 //
+// A step that reads nothing of its own target block skips the scratch
+// copy: a cut while its target is written leaves "k-1 done", and decoding
+// k again reads the same untouched blocks (the decoder's read positions
+// come from the stream alone, never from flash contents), so it is written
+// straight to its target.
+//
 // At the end the image region's SHA-256 must equal the package's new image
 // hash; then the boot record is rewritten (commit) and the journal says
 // committed. On a mismatch the journal says failed and ErrUpdateFailed is
@@ -289,18 +298,26 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 	if err := p.SkipTo(k); err != nil {
 		return rep, fmt.Errorf("resume: %w", err)
 	}
+	watch := &targetWatch{r: src}
 	for ; k < hdr.Steps; k++ {
 		off, n := p.Target(k)
-		if err := p.Next(src, block); err != nil {
+		watch.arm(int64(off), int64(off)+int64(l.EraseBlock))
+		if err := p.Next(watch, block); err != nil {
 			return rep, fmt.Errorf("resume: decode: %w", err)
 		}
-		if err := writeBlock(f, l.scratchFor(k, last.PatchLen), block[:n]); err != nil {
-			return rep, fmt.Errorf("resume: step %d to scratch: %w", k, err)
-		}
-		r := Record{State: StateScratch, Step: uint32(k), ScratchLen: uint32(n), ScratchCRC: crc32.ChecksumIEEE(block[:n]),
-			PatchLen: last.PatchLen, PatchHash: last.PatchHash, Steps: last.Steps}
-		if err := j.Append(r); err != nil {
-			return rep, fmt.Errorf("resume: %w", err)
+		r := Record{Step: uint32(k), PatchLen: last.PatchLen, PatchHash: last.PatchHash, Steps: last.Steps}
+		if watch.hit {
+			// The step read its own target: once the target is erased it
+			// cannot be decoded again, so it goes through scratch first.
+			if err := writeBlock(f, l.scratchFor(k, last.PatchLen), block[:n]); err != nil {
+				return rep, fmt.Errorf("resume: step %d to scratch: %w", k, err)
+			}
+			r.State, r.ScratchLen, r.ScratchCRC = StateScratch, uint32(n), crc32.ChecksumIEEE(block[:n])
+			if err := j.Append(r); err != nil {
+				return rep, fmt.Errorf("resume: %w", err)
+			}
+		} else {
+			rep.DirectSteps++
 		}
 		if err := writeBlock(f, l.ImageBlock(int64(off)), block[:n]); err != nil {
 			return rep, fmt.Errorf("resume: step %d to its block: %w", k, err)
@@ -314,6 +331,23 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 		}
 	}
 	return rep, commit(f, l, j, hdr, last, iobuf)
+}
+
+// targetWatch passes reads through to the image region and notes whether
+// any touched the current step's target block [lo, hi).
+type targetWatch struct {
+	r      io.ReaderAt
+	lo, hi int64
+	hit    bool
+}
+
+func (w *targetWatch) arm(lo, hi int64) { w.lo, w.hi, w.hit = lo, hi, false }
+
+func (w *targetWatch) ReadAt(b []byte, off int64) (int, error) {
+	if off < w.hi && off+int64(len(b)) > w.lo {
+		w.hit = true
+	}
+	return w.r.ReadAt(b, off)
 }
 
 // stagedHeader reads the staged package back, checks it against its

@@ -104,10 +104,15 @@ func TestInstallCleanGivesNewImage(t *testing.T) {
 	if len(calls) != rep.Steps || calls[len(calls)-1] != rep.Steps {
 		t.Fatalf("progress calls %v for %d steps", calls, rep.Steps)
 	}
+	// The pair exercises both step kinds, so the sweeps cover both.
+	if rep.DirectSteps == 0 || rep.DirectSteps == rep.Steps {
+		t.Fatalf("%d of %d steps direct: the pair no longer has both kinds", rep.DirectSteps, rep.Steps)
+	}
 	hdr, _ := delta.Parse(patch)
 	if rep.ArenaPeak != Need(hdr) || rep.ArenaPeak > DefaultRAMBudget+4096 {
 		t.Fatalf("arena peak %d, Need %d", rep.ArenaPeak, Need(hdr))
 	}
+	t.Logf("%d of %d steps direct (no scratch)", rep.DirectSteps, rep.Steps)
 	t.Logf("patch %d bytes for %d->%d; %d steps, %d flash ops, %v simulated; installer RAM %d bytes (decoder %d + block %d + fixed %d)",
 		len(patch), len(old), len(new), rep.Steps, rep.Ops, rep.SimTime, rep.ArenaPeak, delta.ArenaSize(hdr), 4096, rep.ArenaPeak-delta.ArenaSize(hdr)-4096)
 	// A second install of the same package is refused: the image is no

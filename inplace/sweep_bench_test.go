@@ -94,8 +94,8 @@ func sweepPair(b *testing.B, old, new []byte) {
 			r.add(runCut(b, base, install, patch, old, new, k, torn, 0))
 		}
 	}
-	fmt.Printf("%d -> %d bytes, package %d bytes (%.1f%%), %d steps, %d flash ops\n",
-		len(old), len(new), len(patch), 100*float64(len(patch))/float64(len(new)), hdr.Steps, total)
+	fmt.Printf("%d -> %d bytes, package %d bytes (%.1f%%), %d steps (%d without scratch copy), %d flash ops\n",
+		len(old), len(new), len(patch), 100*float64(len(patch))/float64(len(new)), hdr.Steps, rep.DirectSteps, total)
 	fmt.Printf("  power cuts: %d tried (clean and torn), %d bricked, %d booted old (cut in staging) and re-installed\n", r.tried, r.bricked, r.oldThenRetried)
 	fmt.Printf("  installer RAM: %d bytes (decoder %d + erase block %d + fixed %d); detools in-place ~8 MiB (LZMA) or ~1 KiB (heatshrink); bsdiff old+new %d bytes\n",
 		rep.ArenaPeak, delta.ArenaSize(hdr), eb, rep.ArenaPeak-delta.ArenaSize(hdr)-eb, len(old)+len(new))
