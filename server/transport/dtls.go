@@ -418,8 +418,12 @@ func (a *association) handshake() {
 		s.Identity = string(state.IdentityHint)
 	}
 	s.closer = func() error { a.shutdown(); return nil }
+	// The CoAP reader starts inside coapdtls.Client; requests wait until
+	// the session is complete.
+	ready := make(chan struct{})
 	cc := coapdtls.Client(conn,
 		options.WithMux(mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
+			<-ready
 			r.SetContext(WithSession(r.Context(), s))
 			d.cfg.Handler.ServeCOAP(w, r)
 		})),
@@ -429,6 +433,7 @@ func (a *association) handshake() {
 		options.WithErrors(func(err error) { d.log.Debug("coaps", "peer", a.addr, "err", err) }),
 	)
 	s.Conn = cc
+	close(ready)
 	d.sessions.put(s)
 	a.expMu.Lock()
 	a.session = s
@@ -446,16 +451,24 @@ func (a *association) handshake() {
 	d.log.Debug("dtls: session established", "from", a.addr, "security", s.Security, "identity", s.Identity)
 }
 
-// shutdown closes the association once: its CoAP connection, its DTLS
-// connection and its routing entries.
-func (a *association) shutdown() {
-	// A CAS, not sync.Once: closing the CoAP connection calls back into
-	// shutdown from its close hook.
+// release ends the association as a packet conn: no more reads, no more
+// routing. It reports whether this call did it.
+func (a *association) release() bool {
 	if !a.closing.CompareAndSwap(false, true) {
-		return
+		return false
 	}
 	close(a.done)
 	a.d.remove(a)
+	return true
+}
+
+// shutdown closes the association once: its CoAP connection, its DTLS
+// connection and its routing entries. A CAS, not sync.Once: closing the
+// connections calls back into Close and the close hooks.
+func (a *association) shutdown() {
+	if !a.release() {
+		return
+	}
 	a.expMu.Lock()
 	s, c := a.session, a.conn
 	a.expMu.Unlock()
@@ -494,8 +507,9 @@ func (a *association) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return a.d.pc.WriteTo(p, addr)
 }
 
-// Close implements net.PacketConn; pion calls it when its conn closes.
-func (a *association) Close() error { a.shutdown(); return nil }
+// Close implements net.PacketConn; pion calls it while its conn closes,
+// so it must not close the pion conn again.
+func (a *association) Close() error { a.release(); return nil }
 
 // LocalAddr implements net.PacketConn.
 func (a *association) LocalAddr() net.Addr { return a.d.pc.LocalAddr() }
