@@ -13,7 +13,7 @@ func TestCodes_ErrorMapping(t *testing.T) {
 	_, fmtErr := Decode(ContentFormat(9999), InstancePath(3, 0), nil, nil)
 	_, convErr := Decode(FormatText, ResourcePath(3, 0, 9), []byte("x"), deviceTypes)
 	_, pathErr := ParsePath("/a")
-	_, linkErr := ParseLinks([]byte("x"))
+	_, linkErr := ParseLinks([]byte("</1/0"))
 	cases := []struct {
 		err  error
 		want codes.Code

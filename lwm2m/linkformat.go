@@ -79,6 +79,34 @@ func ParseLinks(data []byte) ([]WebLink, error) {
 	if p.off == len(p.s) {
 		return nil, nil
 	}
+	// LwM2M 1.0 Bootstrap-Discover answers start with a bare parameter,
+	// `lwm2m="1.0",</0/0>,...` (LwM2M 1.0 Core 5.2.7.1); 1.1 writes the
+	// same as `</>;lwm2m=1.1`, which is how it is returned.
+	if isParmnameChar(p.s[p.off]) {
+		l := WebLink{Target: "/"}
+		for {
+			a, err := p.param()
+			if err != nil {
+				return nil, err
+			}
+			l.Attrs = append(l.Attrs, a)
+			p.skipSpace()
+			if p.off == len(p.s) || p.s[p.off] != ';' {
+				break
+			}
+			p.off++
+			p.skipSpace()
+		}
+		links = append(links, l)
+		if p.off == len(p.s) {
+			return links, nil
+		}
+		if p.s[p.off] != ',' {
+			return nil, p.errf("expected ',' or end of links, found %q", p.s[p.off])
+		}
+		p.off++
+		p.skipSpace()
+	}
 	for {
 		l, err := p.link()
 		if err != nil {

@@ -171,3 +171,34 @@ func TestLinkFormat_LenientRegistration(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// LwM2M 1.1 Core 5.2.7.1, Bootstrap-Discover answer: the root link with
+// the enabler version, Security instances with ssid and uri (built from
+// the spec text).
+func TestLinkFormat_SpecExample_BootstrapDiscover(t *testing.T) {
+	payload := `</>;lwm2m=1.1,</0/0>;ssid=101;uri="coaps://server_1.example.com",</0/1>,</1/0>;ssid=101,</3/0>`
+	links, err := ParseLinks([]byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := links[0].Attr("lwm2m"); links[0].Target != "/" || v != "1.1" {
+		t.Fatalf("root link %+v", links[0])
+	}
+	if v, _ := links[1].Attr("uri"); v != "coaps://server_1.example.com" {
+		t.Fatalf("uri %q", v)
+	}
+	if got := string(FormatLinks(links)); got != payload {
+		t.Errorf("re-encoded %s", got)
+	}
+	// LwM2M 1.0 writes the version as a bare first parameter.
+	links, err = ParseLinks([]byte(`lwm2m="1.0",</0/0>;ssid=1,</0/1>, </1/0>;ssid=1,</3/0>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := links[0].Attr("lwm2m"); len(links) != 5 || links[0].Target != "/" || v != "1.0" {
+		t.Fatalf("1.0 answer %+v", links)
+	}
+	if _, err := ParseLinks([]byte(`lwm2m="1.0" </0/0>`)); err == nil {
+		t.Fatal("missing comma accepted")
+	}
+}
