@@ -1,0 +1,470 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fotastack/fota/lwm2m"
+)
+
+// The state machine of one device in a campaign. Each state names what the
+// server has seen of the device, and each resumes after a server restart
+// by first looking at the device (/5/0/3, /5/0/5, /3/0/3) rather than
+// repeating the last step:
+//
+//	queued       not started: nothing was sent to the device
+//	downloading  the package was offered (Block1 write to /5/0/0 or Package
+//	             URI written to /5/0/1); the device is fetching it. On resume,
+//	             a device still Downloading keeps going; one Idle again is
+//	             offered the package again (a pull resumes by its ETag).
+//	downloaded   the device holds the package (State 2). On resume, a device
+//	             already Updating or running the target is not executed again.
+//	updating     Update (/5/0/2) was executed; success only when the device
+//	             has registered anew running the target version (/3/0/3),
+//	             failure when it reports an Update Result of 2..10.
+//	succeeded, failed, skipped (another device type or version), cancelled
+//	             (campaign aborted before the device started): final.
+
+// Campaign device states.
+const (
+	DeviceQueued      = "queued"
+	DeviceDownloading = "downloading"
+	DeviceDownloaded  = "downloaded"
+	DeviceUpdating    = "updating"
+	DeviceSucceeded   = "succeeded"
+	DeviceFailed      = "failed"
+	DeviceSkipped     = "skipped"
+	DeviceCancelled   = "cancelled"
+)
+
+// Firmware Update object (/5) states and results, LwM2M Core E.6.
+const (
+	fwIdle        = 0
+	fwDownloading = 1
+	fwDownloaded  = 2
+	fwUpdating    = 3
+
+	resultSuccess  = 1
+	resultDeferred = 11 // LwM2M 1.1: the device deferred the update; not a failure
+)
+
+// maxOffers bounds how often a package is offered to one device.
+const maxOffers = 3
+
+// CampaignDevice is one device's progress in a campaign.
+type CampaignDevice struct {
+	Endpoint    string    `json:"endpoint"`
+	Seq         int       `json:"seq"`  // joining order
+	Wave        int       `json:"wave"` // index into Campaign.Waves
+	State       string    `json:"state"`
+	Progress    int       `json:"progress"` // download percent
+	Result      int       `json:"result"`   // last Update Result (/5/0/5) seen
+	DeviceType  string    `json:"deviceType,omitempty"`
+	FromVersion string    `json:"fromVersion,omitempty"`
+	Package     string    `json:"package,omitempty"`
+	PackageKind string    `json:"packageKind,omitempty"`
+	PackageSize int       `json:"packageSize,omitempty"`
+	ImageSize   int       `json:"imageSize,omitempty"`
+	Offers      int       `json:"offers,omitempty"`     // times the package was offered
+	OfferedAt   time.Time `json:"offeredAt,omitempty"`  // last offer
+	RegID       string    `json:"registration,omitempty"` // registration when Update was executed
+	Error       string    `json:"error,omitempty"`
+	Started     time.Time `json:"started,omitempty"`
+	Updated     time.Time `json:"updated"`
+}
+
+func (d *CampaignDevice) terminal() bool {
+	switch d.State {
+	case DeviceSucceeded, DeviceFailed, DeviceSkipped, DeviceCancelled:
+		return true
+	}
+	return false
+}
+
+func (d *CampaignDevice) active() bool {
+	switch d.State {
+	case DeviceDownloading, DeviceDownloaded, DeviceUpdating:
+		return true
+	}
+	return false
+}
+
+func (m *Campaigns) snapshot(id, ep string) (Campaign, CampaignDevice, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.runs[id]
+	if r == nil || r.devices[ep] == nil {
+		return Campaign{}, CampaignDevice{}, false
+	}
+	return r.c, *r.devices[ep], true
+}
+
+// commit stores d and makes it the device's state in memory.
+func (m *Campaigns) commit(id string, d CampaignDevice) {
+	d.Updated = time.Now().UTC()
+	if err := m.saveDevice(id, d); err != nil {
+		m.srv.log.Error("store campaign device", "campaign", id, "endpoint", d.Endpoint, "err", err)
+	}
+	m.mu.Lock()
+	if r := m.runs[id]; r != nil {
+		*r.devices[d.Endpoint] = d
+	}
+	m.mu.Unlock()
+	m.publishDevice(id, d)
+}
+
+// drive takes one device through the campaign until it is final or ctx
+// ends (abort, server stop).
+func (m *Campaigns) drive(ctx context.Context, id, ep string) {
+	wake := m.wakeChan(ep)
+	for ctx.Err() == nil {
+		c, d, ok := m.snapshot(id, ep)
+		if !ok || d.terminal() {
+			return
+		}
+		before := d
+		wait, err := m.advance(ctx, c, &d)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			m.srv.log.Debug("campaign device step", "campaign", id, "endpoint", ep, "state", d.State, "err", err)
+		}
+		if !d.Started.IsZero() && !d.terminal() && time.Since(d.Started) > m.cfg.DeviceTimeout {
+			d.State, d.Error = DeviceFailed, fmt.Sprintf("timed out after %s while %s", m.cfg.DeviceTimeout, before.State)
+		}
+		if d != before {
+			if d.State != before.State {
+				m.srv.log.Info("campaign device", "campaign", id, "endpoint", ep, "state", d.State, "result", d.Result, "error", d.Error)
+			}
+			m.commit(id, d)
+			m.kick()
+		}
+		if d.terminal() {
+			return
+		}
+		if wait {
+			t := time.NewTimer(m.cfg.Poll)
+			select {
+			case <-ctx.Done():
+			case <-wake:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+}
+
+// reqCtx bounds one request to the device: the server's RequestTimeout, or
+// for a queue-mode device long enough to wait for it to wake.
+func (m *Campaigns) reqCtx(ctx context.Context, ep string) (context.Context, context.CancelFunc) {
+	t := m.srv.cfg.RequestTimeout
+	if dev := m.srv.Device(ep); dev != nil && dev.Registration().Queue {
+		t = time.Duration(dev.Registration().Lifetime)*time.Second + m.srv.cfg.QueueAwake
+	}
+	return context.WithTimeout(ctx, t)
+}
+
+func (m *Campaigns) readText(ctx context.Context, ep, path string) (string, error) {
+	rctx, cancel := m.reqCtx(ctx, ep)
+	defer cancel()
+	resp, err := m.srv.Read(rctx, ep, path, fmtPtr(lwm2m.FormatText))
+	if err != nil {
+		return "", err
+	}
+	if !resp.Success() {
+		return "", fmt.Errorf("read %s: %v", path, resp.Code)
+	}
+	return strings.TrimSpace(string(resp.Payload)), nil
+}
+
+func (m *Campaigns) readInt(ctx context.Context, ep, path string) (int, error) {
+	s, err := m.readText(ctx, ep, path)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %q is not an integer", path, s)
+	}
+	return n, nil
+}
+
+// fwState reads /5/0/3 and /5/0/5.
+func (m *Campaigns) fwState(ctx context.Context, ep string) (state, result int, err error) {
+	if state, err = m.readInt(ctx, ep, "/5/0/3"); err != nil {
+		return 0, 0, err
+	}
+	result, err = m.readInt(ctx, ep, "/5/0/5")
+	return state, result, err
+}
+
+func failedResult(r int) bool { return r >= 2 && r <= 10 }
+
+// advance takes one step of d's state machine; wait says whether to wait
+// for the device before the next step.
+func (m *Campaigns) advance(ctx context.Context, c Campaign, d *CampaignDevice) (wait bool, err error) {
+	dev := m.srv.Device(d.Endpoint)
+	if dev == nil {
+		return true, ErrUnknownDevice // rebooting, or not registered yet
+	}
+	switch d.State {
+	case DeviceQueued:
+		return m.start(ctx, c, d)
+	case DeviceDownloading:
+		st, res, err := m.fwState(ctx, d.Endpoint)
+		if err != nil {
+			return true, err
+		}
+		d.Result = res
+		switch {
+		case st == fwDownloaded:
+			d.State, d.Progress = DeviceDownloaded, 100
+			return false, nil
+		case st == fwUpdating:
+			d.State, d.Progress, d.RegID = DeviceUpdating, 100, dev.ID()
+			return true, nil
+		case st == fwDownloading:
+			if c.Method == DeliveryPull && d.PackageSize > 0 {
+				p := 100 * m.fw.Fetched(d.Endpoint, d.Package) / d.PackageSize
+				if p >= d.Progress+10 || (p == 100 && d.Progress != 100) {
+					d.Progress = p
+				}
+			}
+			return true, nil
+		case failedResult(res) && d.Offers > 0:
+			d.State, d.Error = DeviceFailed, fmt.Sprintf("download failed: update result %d", res)
+			return false, nil
+		case d.Offers == 0 || time.Since(d.OfferedAt) > 3*m.cfg.Poll:
+			if d.Offers >= maxOffers {
+				d.State, d.Error = DeviceFailed, fmt.Sprintf("device stayed idle after %d offers of the package", d.Offers)
+				return false, nil
+			}
+			return m.offer(ctx, c, d)
+		}
+		return true, nil
+	case DeviceDownloaded:
+		if done, err := m.checkDone(ctx, c, d, dev); done || err != nil {
+			return err != nil, err
+		}
+		st, res, err := m.fwState(ctx, d.Endpoint)
+		if err != nil {
+			return true, err
+		}
+		d.Result = res
+		switch st {
+		case fwUpdating:
+			d.State, d.RegID = DeviceUpdating, dev.ID()
+			return true, nil
+		case fwDownloaded:
+			// The registration Update runs under is noted first: a device
+			// may reboot before its answer to Execute reaches us, and then
+			// its new registration running the target is the answer.
+			d.RegID = dev.ID()
+			m.commit(c.ID, *d)
+			rctx, cancel := m.reqCtx(ctx, d.Endpoint)
+			resp, err := m.srv.Execute(rctx, d.Endpoint, "/5/0/2", "")
+			cancel()
+			if err != nil {
+				return true, fmt.Errorf("execute update: %w", err)
+			}
+			if !resp.Success() {
+				d.State, d.Error = DeviceFailed, fmt.Sprintf("execute /5/0/2: %v", resp.Code)
+				return false, nil
+			}
+			d.State = DeviceUpdating
+			return true, nil
+		default: // Idle: the package is gone (device rebooted, cancelled)
+			if failedResult(res) {
+				d.State, d.Error = DeviceFailed, fmt.Sprintf("update result %d", res)
+				return false, nil
+			}
+			if d.RegID != "" && res == resultSuccess {
+				return true, nil // updated; its new registration is on the way
+			}
+			d.State, d.Progress, d.RegID = DeviceDownloading, 0, ""
+			return false, nil
+		}
+	case DeviceUpdating:
+		if done, err := m.checkDone(ctx, c, d, dev); done || err != nil {
+			return err != nil, err
+		}
+		st, res, err := m.fwState(ctx, d.Endpoint)
+		if err != nil {
+			return true, err
+		}
+		d.Result = res
+		if st == fwIdle && failedResult(res) {
+			d.State, d.Error = DeviceFailed, fmt.Sprintf("update failed: update result %d", res)
+			return false, nil
+		}
+		return true, nil
+	}
+	return true, nil
+}
+
+// checkDone reports success once the device has registered anew (its
+// registration is not the one Update was executed under) and runs the
+// target version.
+func (m *Campaigns) checkDone(ctx context.Context, c Campaign, d *CampaignDevice, dev *Device) (bool, error) {
+	if d.RegID == "" || dev.ID() == d.RegID {
+		return false, nil
+	}
+	v, err := m.readText(ctx, d.Endpoint, "/3/0/3")
+	if err != nil {
+		return false, err
+	}
+	if v != c.Version {
+		// Re-registered on the old image: the device rolled back.
+		if res, err := m.readInt(ctx, d.Endpoint, "/5/0/5"); err == nil {
+			d.Result = res
+		}
+		d.State, d.Error = DeviceFailed, fmt.Sprintf("device re-registered running %q, not %q (update result %d)", v, c.Version, d.Result)
+		return true, nil
+	}
+	if res, err := m.readInt(ctx, d.Endpoint, "/5/0/5"); err == nil {
+		d.Result = res
+	}
+	d.State, d.Progress, d.Error = DeviceSucceeded, 100, ""
+	return true, nil
+}
+
+// start checks a queued device's type and version and picks its package.
+func (m *Campaigns) start(ctx context.Context, c Campaign, d *CampaignDevice) (bool, error) {
+	version, err := m.readText(ctx, d.Endpoint, "/3/0/3")
+	if err != nil {
+		return true, err
+	}
+	devType, terr := m.readText(ctx, d.Endpoint, "/3/0/17")
+	if terr != nil || devType == "" {
+		devType = c.DeviceType // the device does not tell: trust the targeting
+	}
+	d.DeviceType, d.FromVersion = devType, version
+	want := c.Targets.DeviceType
+	if want == "" {
+		want = c.DeviceType
+	}
+	if devType != want {
+		d.State, d.Error = DeviceSkipped, fmt.Sprintf("device type %q, campaign is for %q", devType, want)
+		return false, nil
+	}
+	if len(c.Targets.Versions) > 0 {
+		ok := false
+		for _, v := range c.Targets.Versions {
+			ok = ok || v == version
+		}
+		if !ok {
+			d.State, d.Error = DeviceSkipped, fmt.Sprintf("runs version %q, not one targeted", version)
+			return false, nil
+		}
+	}
+	if version == c.Version {
+		d.State, d.Progress, d.Error = DeviceSucceeded, 100, "already running the target version"
+		return false, nil
+	}
+	img, err := m.fw.Image(c.Image)
+	if err != nil {
+		d.State, d.Error = DeviceFailed, err.Error()
+		return false, nil
+	}
+	p, err := m.fw.PackageFor(img, version, c.Full)
+	if err != nil {
+		d.State, d.Error = DeviceFailed, err.Error()
+		return false, nil
+	}
+	d.Package, d.PackageKind, d.PackageSize, d.ImageSize = p.ID, p.Kind, p.Size, img.Size
+	d.State, d.Progress, d.Started = DeviceDownloading, 0, time.Now().UTC()
+	// Notifications of /5/0/3 and /5/0/5 wake the driver at once; reads
+	// every Poll cover a device that does not notify.
+	for _, path := range []string{"/5/0/3", "/5/0/5"} {
+		rctx, cancel := m.reqCtx(ctx, d.Endpoint)
+		if _, err := m.srv.Observe(rctx, d.Endpoint, path, fmtPtr(lwm2m.FormatText)); err != nil {
+			m.srv.log.Debug("campaign: observe", "endpoint", d.Endpoint, "path", path, "err", err)
+		}
+		cancel()
+	}
+	return false, nil
+}
+
+// offer sends the package: a Block1 write to /5/0/0 (push) or the Package
+// URI to /5/0/1 (pull).
+func (m *Campaigns) offer(ctx context.Context, c Campaign, d *CampaignDevice) (bool, error) {
+	p, err := m.fw.Package(d.Package)
+	if err != nil {
+		d.State, d.Error = DeviceFailed, err.Error()
+		return false, nil
+	}
+	d.Offers++
+	d.OfferedAt = time.Now().UTC()
+	// Stored before the offer goes out, so a restart counts it.
+	m.commit(c.ID, *d)
+	if c.Method == DeliveryPush {
+		data, err := m.fw.PackageData(p)
+		if err != nil {
+			return true, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, m.cfg.DeviceTimeout)
+		defer cancel()
+		resp, err := m.srv.Write(wctx, d.Endpoint, "/5/0/0", true, lwm2m.FormatOpaque, data)
+		if err != nil {
+			return true, fmt.Errorf("push package: %w", err)
+		}
+		if !resp.Success() {
+			d.State, d.Error = DeviceFailed, fmt.Sprintf("push package to /5/0/0: %v", resp.Code)
+			return false, nil
+		}
+		d.Progress = 100
+		return false, nil
+	}
+	uri, err := m.packageURI(d.Endpoint, p)
+	if err != nil {
+		d.State, d.Error = DeviceFailed, err.Error()
+		return false, nil
+	}
+	m.fw.progress.reset(d.Endpoint, p.ID)
+	rctx, cancel := m.reqCtx(ctx, d.Endpoint)
+	defer cancel()
+	resp, err := m.srv.Write(rctx, d.Endpoint, "/5/0/1", true, lwm2m.FormatText, []byte(uri))
+	if err != nil {
+		return true, fmt.Errorf("write package uri: %w", err)
+	}
+	if !resp.Success() {
+		d.State, d.Error = DeviceFailed, fmt.Sprintf("write package URI to /5/0/1: %v", resp.Code)
+		return false, nil
+	}
+	return true, nil
+}
+
+// packageURI is where the device fetches p: the listener it registered
+// over, so it downloads with the credentials it already has.
+func (m *Campaigns) packageURI(ep string, p Package) (string, error) {
+	dev := m.srv.Device(ep)
+	if dev == nil {
+		return "", ErrUnknownDevice
+	}
+	scheme := dev.Registration().Transport
+	var addr net.Addr
+	if scheme == "coaps" {
+		addr = m.srv.CoAPSAddr()
+	} else {
+		scheme, addr = "coap", m.srv.CoAPAddr()
+	}
+	if addr == nil {
+		return "", errors.New("no " + scheme + " listener for the Package URI")
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "", err
+	}
+	if m.cfg.PackageHost != "" {
+		host = m.cfg.PackageHost
+	} else if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + p.Path(), nil
+}

@@ -1,0 +1,372 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/mux"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/options"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/fotastack/fota/delta"
+	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/servertest"
+)
+
+// fwDevice is an LwM2M device written with go-coap for the campaign tests:
+// Device object /3 (firmware version /3/0/3, device type /3/0/17) and a
+// Firmware Update object /5 that takes a pushed package (/5/0/0) or pulls
+// one from a Package URI (/5/0/1) over its own DTLS session, verifies and
+// applies it with the delta package's Ed25519 key on Update (/5/0/2), then
+// "reboots": a new DTLS session and a new Register with the new version.
+type fwDevice struct {
+	t   *testing.T
+	ep  string
+	typ string
+	pub ed25519.PublicKey
+	key []byte
+
+	mu       sync.Mutex
+	addr     net.Addr // the server's DTLS address (changes when the test restarts the server)
+	cc       *udpClient.Conn
+	image    []byte
+	version  string
+	state    int // /5/0/3
+	result   int // /5/0/5
+	pkg      []byte
+	failWith int           // Update fails with this result (0: succeeds)
+	holdExec time.Duration // how long Updating lasts before the reboot
+	offers   int           // packages offered (pushes and URIs written)
+	execs    int           // Update executions
+	reads    int           // requests of any kind
+	wg       sync.WaitGroup
+	closed   bool
+}
+
+func newFwDevice(t *testing.T, srv *servertest.Server, ep, typ, version string, image []byte, pub ed25519.PublicKey) *fwDevice {
+	d := &fwDevice{t: t, ep: ep, typ: typ, pub: pub, key: []byte("campaign-psk-key"), addr: srv.CoAPSAddr(),
+		image: image, version: version}
+	srv.AddPSK(ep, ep+"-id", d.key)
+	if err := d.connect(); err != nil {
+		t.Fatalf("%s: %v", ep, err)
+	}
+	t.Cleanup(d.close)
+	return d
+}
+
+func (d *fwDevice) close() {
+	d.mu.Lock()
+	d.closed = true
+	cc := d.cc
+	d.mu.Unlock()
+	if cc != nil {
+		_ = cc.Close()
+	}
+	d.wg.Wait()
+}
+
+// connect makes a DTLS session to the server and registers.
+func (d *fwDevice) connect() error {
+	d.mu.Lock()
+	addr, old := d.addr, d.cc
+	d.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return err
+	}
+	conn, err := piondtls.Client(pc, addr, &piondtls.Config{ //nolint:staticcheck
+		PSK:             func([]byte) ([]byte, error) { return d.key, nil },
+		PSKIdentityHint: []byte(d.ep + "-id"),
+		CipherSuites:    []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
+	})
+	if err != nil {
+		pc.Close()
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := conn.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return err
+	}
+	cc := coapdtls.Client(conn, options.WithCloseSocket(), options.WithMux(mux.HandlerFunc(d.serve)),
+		options.WithBlockwise(true, blockwise.SZX1024, time.Minute))
+	q := func(s string) message.Option { return message.Option{ID: message.URIQuery, Value: []byte(s)} }
+	r, err := cc.Post(ctx, "/rd", message.AppLinkFormat, bytes.NewReader([]byte("</3/0>,</5/0>")),
+		q("ep="+d.ep), q("lt=300"), q("lwm2m=1.1"), q("b=U"))
+	if err != nil {
+		cc.Close()
+		return err
+	}
+	if r.Code() != codes.Created {
+		cc.Close()
+		return fmt.Errorf("register: %v", r.Code())
+	}
+	d.mu.Lock()
+	d.cc = cc
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *fwDevice) setAddr(a net.Addr) {
+	d.mu.Lock()
+	d.addr = a
+	d.mu.Unlock()
+}
+
+func (d *fwDevice) counts() (offers, execs int, version string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.offers, d.execs, d.version
+}
+
+func (d *fwDevice) serve(w mux.ResponseWriter, r *mux.Message) {
+	p, _ := r.Options().Path()
+	p = "/" + strings.Trim(p, "/")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reads++
+	text := func(s string) {
+		_ = w.SetResponse(codes.Content, message.TextPlain, bytes.NewReader([]byte(s)))
+		if _, err := r.Options().Observe(); err == nil {
+			w.Message().SetObserve(2) // observation accepted; the server polls anyway
+		}
+	}
+	switch {
+	case r.Code() == codes.GET && p == "/3/0/3":
+		text(d.version)
+	case r.Code() == codes.GET && p == "/3/0/17":
+		text(d.typ)
+	case r.Code() == codes.GET && p == "/5/0/3":
+		text(strconv.Itoa(d.state))
+	case r.Code() == codes.GET && p == "/5/0/5":
+		text(strconv.Itoa(d.result))
+	case r.Code() == codes.PUT && p == "/5/0/0":
+		body, _ := io.ReadAll(r.Body())
+		d.offers++
+		d.pkg, d.state, d.result = body, 2, 0
+		_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
+	case (r.Code() == codes.PUT || r.Code() == codes.POST) && p == "/5/0/1":
+		body, _ := io.ReadAll(r.Body())
+		d.offers++
+		d.t.Logf("%s: uri %s in state %d/%d", d.ep, body, d.state, d.result)
+		u, err := url.Parse(string(body))
+		if err != nil || u.Scheme != "coaps" {
+			d.result = 7 // invalid URI
+			_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
+			return
+		}
+		d.state, d.result = 1, 0
+		cc := d.cc
+		d.wg.Add(1)
+		go d.pull(cc, u.Path) // not inside the handler: its answer goes out when it returns
+		_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
+	case r.Code() == codes.POST && p == "/5/0/2":
+		if d.state != 2 {
+			_ = w.SetResponse(codes.MethodNotAllowed, message.TextPlain, nil)
+			return
+		}
+		d.execs++
+		d.state = 3
+		d.wg.Add(1)
+		go d.update()
+		_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
+	default:
+		_ = w.SetResponse(codes.NotFound, message.TextPlain, nil)
+	}
+}
+
+func (d *fwDevice) pull(cc *udpClient.Conn, path string) {
+	defer d.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := cc.Get(ctx, path)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil || resp.Code() != codes.Content {
+		d.t.Logf("%s: pull %s: %v %v", d.ep, path, err, resp)
+		d.state, d.result = 0, 4 // connection lost during download
+		return
+	}
+	body, _ := io.ReadAll(resp.Body())
+	d.pkg, d.state = body, 2
+}
+
+// update applies the package (checking its signature and base) and reboots.
+func (d *fwDevice) update() {
+	defer d.wg.Done()
+	d.mu.Lock()
+	hold, fail, pkg, image := d.holdExec, d.failWith, d.pkg, d.image
+	d.mu.Unlock()
+	time.Sleep(hold)
+	var out []byte
+	var err error
+	if h, perr := delta.Parse(pkg); perr == nil && h.OldSize == 0 {
+		out, err = delta.Apply(nil, pkg, d.pub)
+	} else {
+		out, err = delta.Apply(image, pkg, d.pub)
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	if fail != 0 || err != nil {
+		d.t.Logf("%s: update: %v (pkg %d bytes)", d.ep, err, len(pkg))
+		if fail == 0 {
+			fail = 5 // integrity check failure
+		}
+		d.state, d.result, d.pkg = 0, fail, nil
+		d.mu.Unlock()
+		return
+	}
+	h, _ := delta.Parse(pkg)
+	d.image, d.version, d.state, d.result, d.pkg = out, h.Version, 0, 1, nil
+	d.mu.Unlock()
+	// Reboot: a new session and a new registration, retried while the
+	// server is away.
+	for i := 0; i < 100; i++ {
+		d.mu.Lock()
+		closed := d.closed
+		d.mu.Unlock()
+		if closed {
+			return
+		}
+		if err := d.connect(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.t.Errorf("%s: could not re-register after the update", d.ep)
+}
+
+type campaignEnv struct {
+	srv  *servertest.Server
+	fw   *server.Firmware
+	cm   *server.Campaigns
+	v1   []byte
+	v2   []byte
+	img2 server.Image
+}
+
+func startCampaigns(t *testing.T, db string) *campaignEnv {
+	t.Helper()
+	srv, fw := startFirmware(t, db)
+	cm, err := server.NewCampaigns(fw, server.CampaignConfig{Tick: 20 * time.Millisecond, Poll: 50 * time.Millisecond, DeviceTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cm.Close)
+	return &campaignEnv{srv: srv, fw: fw, cm: cm}
+}
+
+func (e *campaignEnv) addImages(t *testing.T) {
+	t.Helper()
+	e.v1, e.v2 = testImages(24<<10, 7)
+	if _, err := e.fw.AddImage("sensor", "1.0", e.v1, false); err != nil {
+		t.Fatal(err)
+	}
+	img, err := e.fw.AddImage("sensor", "2.0", e.v2, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.img2 = img
+}
+
+// waitCampaign polls until cond holds for the campaign.
+func waitCampaign(t *testing.T, cm *server.Campaigns, id string, what string, cond func(server.Campaign, []server.CampaignDevice) bool) (server.Campaign, []server.CampaignDevice) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, devs, err := cm.Campaign(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond(c, devs) {
+			return c, devs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("campaign never reached %s: %+v\n%+v", what, c, devs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Pull over DTLS in three waves: every device ends on v2 by a delta
+// package made once, and no device of a wave starts before the previous
+// waves reached the success threshold.
+func TestCampaignPullWaves(t *testing.T) {
+	e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"))
+	e.addImages(t)
+	var devs []*fwDevice
+	var eps []string
+	for i := 0; i < 10; i++ {
+		ep := fmt.Sprintf("pull-%02d", i)
+		devs = append(devs, newFwDevice(t, e.srv, ep, "sensor", "1.0", e.v1, e.fw.PublicKey()))
+		eps = append(eps, ep)
+	}
+	c, err := e.cm.Create(server.Campaign{Image: e.img2.ID, Targets: server.Selector{Endpoints: eps},
+		Method: server.DeliveryPull, Waves: []float64{10, 50, 100}, Concurrency: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, states := waitCampaign(t, e.cm, c.ID, "completed", func(c server.Campaign, _ []server.CampaignDevice) bool {
+		return c.State == server.CampaignCompleted
+	})
+	sum := server.Summarize(states)
+	if sum.Succeeded != 10 {
+		t.Fatalf("summary %+v\n%+v", sum, states)
+	}
+	waveSize := map[int]int{}
+	lastDone := map[int]time.Time{}
+	for _, s := range states {
+		waveSize[s.Wave]++
+		if s.Updated.After(lastDone[s.Wave]) {
+			lastDone[s.Wave] = s.Updated
+		}
+		if s.PackageKind != server.PackageDelta || s.Result != 1 || s.Progress != 100 {
+			t.Fatalf("device %+v", s)
+		}
+	}
+	if waveSize[0] != 1 || waveSize[1] != 4 || waveSize[2] != 5 {
+		t.Fatalf("wave sizes %v", waveSize)
+	}
+	for _, s := range states {
+		if s.Wave > 0 && s.Started.Before(lastDone[s.Wave-1]) {
+			// With threshold 1, the next wave waits for every device of
+			// the waves before.
+			t.Fatalf("%s of wave %d started %v, before wave %d ended %v", s.Endpoint, s.Wave, s.Started, s.Wave-1, lastDone[s.Wave-1])
+		}
+	}
+	for _, d := range devs {
+		offers, execs, v := d.counts()
+		if v != "2.0" || offers != 1 || execs != 1 {
+			t.Fatalf("%s: version %s, %d offers, %d updates", d.ep, v, offers, execs)
+		}
+	}
+	if e.fw.Builds() != 1 {
+		t.Fatalf("%d packages made for one base version", e.fw.Builds())
+	}
+	if sum.BytesSent >= sum.BytesImages/2 {
+		t.Fatalf("sent %d bytes for %d of images", sum.BytesSent, sum.BytesImages)
+	}
+}
