@@ -35,3 +35,22 @@ func TestAttributes_Errors(t *testing.T) {
 		t.Errorf("unknown attribute: %v %v", ok, err)
 	}
 }
+
+func TestDiscover_ParseAndFormat(t *testing.T) {
+	payload := `</3>;ver=1.1;pmin=10,</3/0>,</3/0/6>;dim=2,</3/0/7>;gt=50;lt=42.2`
+	nodes, err := ParseDiscover([]byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 4 || nodes[0].Attrs.Ver != "1.1" || *nodes[0].Attrs.Pmin != 10 || *nodes[2].Attrs.Dim != 2 || nodes[3].Path != ResourcePath(3, 0, 7) {
+		t.Fatalf("%+v", nodes)
+	}
+	if got := string(FormatDiscover(nodes)); got != payload {
+		t.Errorf("written %s", got)
+	}
+	for _, bad := range []string{`</3/x>`, `</3/0/6>;dim=300`, `</3/0/7>;gt=high`} {
+		if _, err := ParseDiscover([]byte(bad)); !errors.Is(err, ErrLinkFormat) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}

@@ -185,6 +185,12 @@ func FuzzLinkFormat(f *testing.F) {
 		}) {
 			t.Fatalf("round trip changed links:\n%+v\n%+v", links, again)
 		}
+		if nodes, err := ParseDiscover(data); err == nil {
+			again, err := ParseDiscover(FormatDiscover(nodes))
+			if err != nil || len(again) != len(nodes) {
+				t.Fatalf("re-parse of discover %q: %v", FormatDiscover(nodes), err)
+			}
+		}
 		if r, err := ParseRegistrationPayload(data); err == nil {
 			if _, err := ParseRegistrationPayload(FormatRegistrationPayload(r)); err != nil {
 				t.Fatalf("re-parse of registration %q: %v", FormatRegistrationPayload(r), err)

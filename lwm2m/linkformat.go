@@ -408,3 +408,45 @@ func FormatRegistrationPayload(r *RegistrationPayload) []byte {
 	}
 	return FormatLinks(links)
 }
+
+// DiscoveredNode is one link of a Discover answer (LwM2M Core 5.4.2): a
+// node and its attributes.
+type DiscoveredNode struct {
+	Path  Path
+	Attrs Attributes
+}
+
+// ParseDiscover reads a Discover answer. Links that are not LwM2M paths
+// (the root link of a Bootstrap-Discover answer) are skipped; bad paths
+// and attribute values are errors.
+func ParseDiscover(data []byte) ([]DiscoveredNode, error) {
+	links, err := ParseLinks(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DiscoveredNode, 0, len(links))
+	for _, l := range links {
+		p, err := l.Path("/")
+		if err != nil {
+			return nil, fmt.Errorf("%w: link <%s>: %w", ErrLinkFormat, l.Target, err)
+		}
+		if p.IsRoot() {
+			continue
+		}
+		a, err := AttributesOf(l)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, DiscoveredNode{Path: p, Attrs: a})
+	}
+	return out, nil
+}
+
+// FormatDiscover writes a Discover answer for nodes, in the given order.
+func FormatDiscover(nodes []DiscoveredNode) []byte {
+	links := make([]WebLink, len(nodes))
+	for i, n := range nodes {
+		links[i] = WebLink{Target: n.Path.String(), Attrs: n.Attrs.LinkAttrs()}
+	}
+	return FormatLinks(links)
+}
