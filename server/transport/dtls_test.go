@@ -352,4 +352,3 @@ func FuzzRecordRouting(f *testing.F) {
 		_ = recordCID(b, cidSize)
 	})
 }
-
