@@ -447,3 +447,28 @@ func TestTornBootRecordFallsBackToOtherCopy(t *testing.T) {
 		t.Fatalf("after torn write: %+v %v", got, err)
 	}
 }
+
+// The 64 KiB erase-block option: the same guarantees with block erases,
+// on a sample of the cut points (every 5th operation, clean and torn).
+func TestPowerCutSweep64KiBBlocks(t *testing.T) {
+	old, new := smallPair()
+	patch := makePatch(t, old, new, 65536, nil)
+	geo := Geometry{Size: 1 << 20, EraseBlock: 65536, PageSize: 256}
+	base := provisioned(t, geo, old)
+	install := func(f *Flash) error { _, err := Install(f, patch, Options{}); return err }
+	total := opsOf(t, base, install)
+	var r sweepResult
+	for k := 1; k <= total; k += 5 * sweepStride() {
+		for _, torn := range []bool{false, true} {
+			r.add(runCut(t, base, install, patch, old, new, k, torn, 0))
+		}
+	}
+	t.Logf("64 KiB blocks: %d operations, %d cut runs, %d bricked", total, r.tried, r.bricked)
+	if r.bricked != 0 {
+		t.Fatalf("%d of %d runs bricked", r.bricked, r.tried)
+	}
+	hdr, _ := delta.Parse(patch)
+	if Need(hdr) > DefaultRAMBudget+65536 {
+		t.Fatalf("Need %d exceeds the default budget", Need(hdr))
+	}
+}
