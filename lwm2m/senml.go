@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fxamacker/cbor/v2"
 )
 
 // SenML (RFC 8428) as LwM2M uses it (LwM2M Core 7.4.4 JSON, 7.4.5 CBOR): a
@@ -246,6 +248,19 @@ func parseSenMLJSON(data []byte) ([]senmlRec, error) {
 	if off := int(dec.InputOffset()); len(bytes.TrimSpace(data[off:])) != 0 {
 		return nil, decodeErr("senml+json", off, "data after the pack")
 	}
+	if bytes.Contains(data, []byte(`_"`)) {
+		var maps []map[string]json.RawMessage
+		if err := json.Unmarshal(data, &maps); err != nil {
+			return nil, jsonErr("senml+json", data, err)
+		}
+		for i, m := range maps {
+			for k := range m {
+				if err := mustUnderstand("senml+json", i, k); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	recs := make([]senmlRec, len(pack))
 	for i, j := range pack {
 		r := &recs[i]
@@ -302,6 +317,15 @@ func parseSenMLJSON(data []byte) ([]senmlRec, error) {
 	return recs, nil
 }
 
+// mustUnderstand rejects a field whose name ends with "_": RFC 8428 4.4
+// makes such extensions mandatory to understand, and we know none.
+func mustUnderstand(format string, rec int, key string) error {
+	if strings.HasSuffix(key, "_") {
+		return fmt.Errorf("%w: %s: record %d: field %q must be understood (RFC 8428 4.4) and is not supported", ErrDecode, format, rec, key)
+	}
+	return nil
+}
+
 func floatOf(n *jsonNum) (*float64, error) {
 	if n == nil {
 		return nil, nil
@@ -344,6 +368,21 @@ func parseSenMLCBOR(data []byte) ([]senmlRec, error) {
 	}
 	if len(rest) != 0 {
 		return nil, decodeErr("senml+cbor", len(data)-len(rest), "%d bytes after the pack", len(rest))
+	}
+	if bytes.IndexByte(data, '_') >= 0 {
+		var maps []map[any]cbor.RawMessage
+		if _, err := cborDec.UnmarshalFirst(data, &maps); err != nil {
+			return nil, fmt.Errorf("%w: senml+cbor: %v", ErrDecode, err)
+		}
+		for i, m := range maps {
+			for k := range m {
+				if ks, ok := k.(string); ok {
+					if err := mustUnderstand("senml+cbor", i, ks); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
 	}
 	recs := make([]senmlRec, len(pack))
 	for i, c := range pack {

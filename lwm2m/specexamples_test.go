@@ -334,3 +334,21 @@ func TestSenMLCBOR_SpecExample_DeviceObjectInstance(t *testing.T) {
 		t.Fatalf("decode: %v %v", dec, err)
 	}
 }
+
+// RFC 8428 4.4: a pack with an unknown field ending in "_" is rejected;
+// other unknown fields (units, bver...) are ignored.
+func TestSenML_MustUnderstandFields(t *testing.T) {
+	ok := `[{"bn":"/3/0/","bver":10,"n":"9","u":"%","v":95}]`
+	if _, err := Decode(FormatSenMLJSON, Root, []byte(ok), deviceTypes); err != nil {
+		t.Fatalf("ordinary fields: %v", err)
+	}
+	bad := `[{"bn":"/3/0/","n":"9","v":95},{"n":"10","v":1,"later_":1}]`
+	if _, err := Decode(FormatSenMLJSON, Root, []byte(bad), deviceTypes); err == nil || !strings.Contains(err.Error(), `record 1: field "later_" must be understood`) {
+		t.Fatalf("json: %v", err)
+	}
+	// [{0: "/3/0/9", 2: 95, "later_": 1}]
+	cb := unhex(t, "81 a3 00 66 2f 33 2f 30 2f 39 02 18 5f 66 6c 61 74 65 72 5f 01")
+	if _, err := Decode(FormatSenMLCBOR, Root, cb, deviceTypes); err == nil || !strings.Contains(err.Error(), `field "later_" must be understood`) {
+		t.Fatalf("cbor: %v", err)
+	}
+}
