@@ -117,11 +117,11 @@ type Campaign struct {
 	ErrorThreshold float64 `json:"errorThreshold"`
 	Window         Window  `json:"window"`
 
-	State  string    `json:"state"`
-	Reason string    `json:"reason,omitempty"` // why it paused or ended
-	Wave   int       `json:"wave"`             // index of the current wave
-	Planned int      `json:"planned"`          // targeted devices when it was created (waves are sized on it)
-	Joined  int      `json:"joined"`           // devices taken in so far
+	State   string    `json:"state"`
+	Reason  string    `json:"reason,omitempty"` // why it paused or ended
+	Wave    int       `json:"wave"`             // index of the current wave
+	Planned int       `json:"planned"`          // targeted devices when it was created (waves are sized on it)
+	Joined  int       `json:"joined"`           // devices taken in so far
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
 }

@@ -70,8 +70,8 @@ type CampaignDevice struct {
 	PackageKind string    `json:"packageKind,omitempty"`
 	PackageSize int       `json:"packageSize,omitempty"`
 	ImageSize   int       `json:"imageSize,omitempty"`
-	Offers      int       `json:"offers,omitempty"`     // times the package was offered
-	OfferedAt   time.Time `json:"offeredAt,omitempty"`  // last offer
+	Offers      int       `json:"offers,omitempty"`       // times the package was offered
+	OfferedAt   time.Time `json:"offeredAt,omitempty"`    // last offer
 	RegID       string    `json:"registration,omitempty"` // registration when Update was executed
 	Error       string    `json:"error,omitempty"`
 	Started     time.Time `json:"started,omitempty"`

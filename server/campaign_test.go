@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -368,5 +370,188 @@ func TestCampaignPullWaves(t *testing.T) {
 	}
 	if sum.BytesSent >= sum.BytesImages/2 {
 		t.Fatalf("sent %d bytes for %d of images", sum.BytesSent, sum.BytesImages)
+	}
+}
+
+// Push (Block1 writes to /5/0/0) to devices chosen by a registration
+// attribute filter: a device registering after the start joins the running
+// campaign, one of another device type is skipped, one not matching the
+// filter is left alone.
+func TestCampaignPushFilterLateJoin(t *testing.T) {
+	e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"))
+	e.addImages(t)
+	pub := e.fw.PublicKey()
+	a := newFwDevice(t, e.srv, "push-a", "sensor", "1.0", e.v1, pub)
+	b := newFwDevice(t, e.srv, "push-b", "sensor", "1.0", e.v1, pub)
+	gw := newFwDevice(t, e.srv, "push-gw", "gateway", "1.0", e.v1, pub)
+	other := newFwDevice(t, e.srv, "other-1", "sensor", "1.0", e.v1, pub)
+	c, err := e.cm.Create(server.Campaign{DeviceType: "sensor", Version: "2.0",
+		Targets: server.Selector{Attributes: map[string]string{"ep": "push-*", "transport": "coaps"}},
+		Method:  server.DeliveryPush, Concurrency: 2, ErrorThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Planned != 3 {
+		t.Fatalf("planned %d devices, want 3", c.Planned)
+	}
+	late := newFwDevice(t, e.srv, "push-late", "sensor", "1.0", e.v1, pub)
+	_, states := waitCampaign(t, e.cm, c.ID, "completed", func(c server.Campaign, _ []server.CampaignDevice) bool {
+		return c.State == server.CampaignCompleted
+	})
+	got := map[string]server.CampaignDevice{}
+	for _, s := range states {
+		got[s.Endpoint] = s
+	}
+	for _, d := range []*fwDevice{a, b, late} {
+		offers, execs, v := d.counts()
+		if v != "2.0" || offers != 1 || execs != 1 || got[d.ep].State != server.DeviceSucceeded {
+			t.Fatalf("%s: version %s, %d offers, %d updates, %+v", d.ep, v, offers, execs, got[d.ep])
+		}
+	}
+	if got["push-gw"].State != server.DeviceSkipped || !strings.Contains(got["push-gw"].Error, "gateway") {
+		t.Fatalf("gateway: %+v", got["push-gw"])
+	}
+	if _, ok := got["other-1"]; ok {
+		t.Fatal("a device outside the filter joined")
+	}
+	for _, d := range []*fwDevice{gw, other} {
+		if offers, _, v := d.counts(); offers != 0 || v != "1.0" {
+			t.Fatalf("%s was offered a package", d.ep)
+		}
+	}
+}
+
+// Failures above the error threshold pause the campaign on its own; the
+// devices not started stay queued; abort cancels them. Driven through the
+// HTTP API, with the SSE stream reporting the pause.
+func TestCampaignAutoPauseAndAbortAPI(t *testing.T) {
+	e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"))
+	e.addImages(t)
+	var eps []string
+	for i := 0; i < 6; i++ {
+		ep := fmt.Sprintf("bad-%d", i)
+		d := newFwDevice(t, e.srv, ep, "sensor", "1.0", e.v1, e.fw.PublicKey())
+		if i < 2 {
+			d.failWith = 8 // firmware update failed
+		}
+		eps = append(eps, ep)
+	}
+	var st server.CampaignStatus
+	body := map[string]any{"deviceType": "sensor", "version": "2.0", "targets": map[string]any{"endpoints": eps},
+		"method": "pull", "concurrency": 2, "errorThreshold": 0.3}
+	if code := e.srv.API("POST", "/api/campaigns", body, &st); code != 201 {
+		t.Fatalf("create: %d %+v", code, st)
+	}
+	if code := e.srv.API("POST", "/api/campaigns", map[string]any{"deviceType": "sensor", "version": "9"}, nil); code != 400 {
+		t.Fatalf("campaign for a missing image: %d", code)
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/api/campaigns/"+st.ID+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+servertest.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sawPause := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, "data: ") && strings.Contains(line, `"state":"paused"`) {
+				sawPause <- line
+				return
+			}
+		}
+	}()
+	c, states := waitCampaign(t, e.cm, st.ID, "paused", func(c server.Campaign, _ []server.CampaignDevice) bool {
+		return c.State == server.CampaignPaused
+	})
+	if !strings.Contains(c.Reason, "error threshold") {
+		t.Fatalf("reason %q", c.Reason)
+	}
+	select {
+	case line := <-sawPause:
+		if !strings.Contains(line, "error threshold") {
+			t.Fatalf("sse: %s", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no paused status on the event stream")
+	}
+	sum := server.Summarize(states)
+	if sum.Failed < 1 || sum.Queued < 2 {
+		t.Fatalf("at pause: %+v", sum)
+	}
+	for _, s := range states {
+		if s.State == server.DeviceFailed && s.Result != 8 {
+			t.Fatalf("failed device without its result code: %+v", s)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // paused: nothing starts
+	_, after, _ := e.cm.Campaign(st.ID)
+	if q := server.Summarize(after).Queued; q != sum.Queued {
+		t.Fatalf("paused campaign started devices: %d queued, was %d", q, sum.Queued)
+	}
+	if code := e.srv.API("POST", "/api/campaigns/"+st.ID+"/abort", nil, &st); code != 200 || st.State != server.CampaignAborted {
+		t.Fatalf("abort: %d %+v", code, st)
+	}
+	if code := e.srv.API("POST", "/api/campaigns/"+st.ID+"/resume", nil, nil); code != 409 {
+		t.Fatalf("resume after abort: %d", code)
+	}
+	var full server.CampaignStatus
+	e.srv.API("GET", "/api/campaigns/"+st.ID, nil, &full)
+	if full.Summary.ByState[server.DeviceCancelled] != sum.Queued || len(full.Devices) != 6 {
+		t.Fatalf("after abort: %+v", full.Summary)
+	}
+	if code := e.srv.API("GET", "/api/campaigns/nope", nil, nil); code != 404 {
+		t.Fatalf("unknown campaign: %d", code)
+	}
+}
+
+// A server restart mid-campaign: a device that had finished is not touched
+// again, one that was installing is not executed again and succeeds when it
+// registers running v2, the queued ones are updated after the restart.
+func TestCampaignRestartResumes(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "fota.db")
+	e := startCampaigns(t, db)
+	e.addImages(t)
+	pub := e.fw.PublicKey()
+	var devs []*fwDevice
+	var eps []string
+	for i := 0; i < 4; i++ {
+		ep := fmt.Sprintf("rs-%d", i)
+		d := newFwDevice(t, e.srv, ep, "sensor", "1.0", e.v1, pub)
+		if i == 1 {
+			d.holdExec = 1500 * time.Millisecond
+		}
+		devs, eps = append(devs, d), append(eps, ep)
+	}
+	c, err := e.cm.Create(server.Campaign{Image: e.img2.ID, Targets: server.Selector{Endpoints: eps}, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCampaign(t, e.cm, c.ID, "rs-1 updating", func(_ server.Campaign, ds []server.CampaignDevice) bool {
+		return ds[0].State == server.DeviceSucceeded && ds[1].State == server.DeviceUpdating
+	})
+	e.cm.Close()
+	e.srv.Stop()
+
+	e2 := startCampaigns(t, db)
+	for _, d := range devs {
+		d.setAddr(e2.srv.CoAPSAddr())
+	}
+	// The devices whose sessions died with the server register again, as
+	// a client does when its next request fails; rs-1 does on its reboot.
+	for _, i := range []int{0, 2, 3} {
+		if err := devs[i].connect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, states := waitCampaign(t, e2.cm, c.ID, "completed", func(c server.Campaign, _ []server.CampaignDevice) bool {
+		return c.State == server.CampaignCompleted
+	})
+	for i, d := range devs {
+		offers, execs, v := d.counts()
+		if v != "2.0" || offers != 1 || execs != 1 || states[i].State != server.DeviceSucceeded {
+			t.Fatalf("%s: version %s, %d offers, %d updates; %+v", d.ep, v, offers, execs, states[i])
+		}
 	}
 }
