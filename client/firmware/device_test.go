@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -126,7 +127,7 @@ func newDevice(t testing.TB, mod func(*Config)) *device {
 	d.f = newFlash(t, d.dir)
 	d.cfg = Config{StateDir: filepath.Join(d.dir, "state"), RetryWait: 20 * time.Millisecond,
 		AckTimeout: 100 * time.Millisecond, RequestTimeout: time.Second, Retries: 3,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		Logger: testLogger()}
 	if mod != nil {
 		mod(&d.cfg)
 	}
@@ -189,4 +190,12 @@ type inplaceBoot = inplace.BootResult
 
 func ed25519GenerateKey() (ed25519.PublicKey, ed25519.PrivateKey, error) {
 	return ed25519.GenerateKey(nil)
+}
+
+// testLogger logs everything under -v and nothing otherwise.
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }

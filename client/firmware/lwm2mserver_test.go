@@ -134,7 +134,7 @@ func execute(t testing.TB, conn *udpclient.Conn, path string) codes.Code {
 // answer's code and Block1 option.
 func putBlock(t testing.TB, conn *udpclient.Conn, pkg []byte, size int, num int64) (codes.Code, int64, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	off := num * int64(size)
 	end := min(off+int64(size), int64(len(pkg)))

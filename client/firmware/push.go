@@ -97,6 +97,7 @@ func (o *Object) ServeLwM2M(w mux.ResponseWriter, r *mux.Message, p lwm2m.Path) 
 // pushBlock applies one Block1 block and returns the answer: the code,
 // whether to echo the request's Block1 option, and a diagnostic.
 func (o *Object) pushBlock(szx blockwise.SZX, num int64, more bool, size int, size1 int64, body []byte) (codes.Code, bool, string) {
+	o.log.Debug("firmware push block", "num", num, "more", more, "size", size, "len", len(body))
 	o.mu.Lock()
 	defer o.unlock()
 	if more && len(body) != size {
