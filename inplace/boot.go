@@ -93,6 +93,7 @@ type Provision struct {
 	DeviceType string
 	TrustedKey ed25519.PublicKey
 	SeqNo      uint32
+	RAMBudget  uint32 // the device's installer memory (0: default)
 }
 
 // Write provisions f.
@@ -119,7 +120,7 @@ func (p Provision) Write(f *Flash) error {
 		return fmt.Errorf("provision: write image: %w", err)
 	}
 	rec := BootRecord{ImageSize: uint32(len(p.Image)), ImageHash: sha256.Sum256(p.Image), TrustedKey: p.TrustedKey,
-		SeqNo: p.SeqNo, Version: p.Version, DeviceType: p.DeviceType}
+		SeqNo: p.SeqNo, Version: p.Version, DeviceType: p.DeviceType, RAMBudget: p.RAMBudget}
 	if err := writeBootRecord(f, l, &rec); err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}

@@ -18,6 +18,11 @@ type BootRecord struct {
 	SeqNo      uint32 // anti-rollback counter of the running image (package SeqNo)
 	Version    string
 	DeviceType string
+	// RAMBudget is the device's installer memory in bytes (0: the default,
+	// DefaultRAMBudget plus one erase block). It is a property of the
+	// device, kept here so that the boot that resumes an update grants the
+	// same memory the install was checked against.
+	RAMBudget uint32
 }
 
 // ErrNoBootRecord means neither boot record copy is valid: the device has
@@ -34,6 +39,7 @@ var ErrNoBootRecord = errors.New("no valid boot record")
 //	80   4   anti-rollback SeqNo
 //	84   1+64 version (length byte, text, zero padding)
 //	149  1+64 device type
+//	214  4   installer RAM budget (0: default)
 //	252  4   CRC-32 (IEEE) of bytes 0..252
 //
 // Integers little endian. The CRC catches a torn program or erase of the
@@ -63,6 +69,7 @@ func (r *BootRecord) marshal(b []byte) error {
 	copy(b[85:], r.Version)
 	b[149] = byte(len(r.DeviceType))
 	copy(b[150:], r.DeviceType)
+	binary.LittleEndian.PutUint32(b[214:], r.RAMBudget)
 	binary.LittleEndian.PutUint32(b[252:], crc32.ChecksumIEEE(b[:252]))
 	return nil
 }
@@ -87,6 +94,7 @@ func parseBootRecord(b []byte) (*BootRecord, error) {
 		SeqNo:      binary.LittleEndian.Uint32(b[80:]),
 		Version:    string(b[85 : 85+int(b[84])]),
 		DeviceType: string(b[150 : 150+int(b[149])]),
+		RAMBudget:  binary.LittleEndian.Uint32(b[214:]),
 	}
 	copy(r.ImageHash[:], b[16:48])
 	return r, nil

@@ -41,7 +41,8 @@
 // committed; a mismatch is journaled as failed and never booted.
 //
 // All working memory for flash data comes from one arena allocated at
-// start (Options.RAMBudget, default 16 KiB plus one erase block); Need
+// start (the device's budget in the boot record, default 16 KiB plus one
+// erase block; Stage refuses what a resuming boot could not grant); Need
 // reports the exact figure for a package: delta.ArenaSize, one erase block
 // and 832 bytes of fixed buffers. BenchmarkPowerCutSweep prints it per
 // firmware pair (13,506 to 15,554 bytes with 4 KiB blocks when written),

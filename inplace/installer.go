@@ -28,7 +28,10 @@ var (
 // Options tune Install and Resume.
 type Options struct {
 	// RAMBudget is the working memory the installer may use, allocated
-	// once at start; 0 means DefaultRAMBudget plus one erase block.
+	// once at start; 0 means the device's (the boot record's RAMBudget,
+	// by default DefaultRAMBudget plus one erase block). Stage also refuses
+	// a package that needs more than the device's, since the boot that may
+	// have to resume it grants only that.
 	RAMBudget int
 	// Progress, if set, is called after each step with the steps done and
 	// the total.
@@ -51,9 +54,16 @@ func Need(hdr *delta.Header) int {
 	return delta.ArenaSize(hdr) + int(hdr.EraseBlock) + recordSize + ioBufSize + headerPrefix
 }
 
-func (o Options) budget(eraseBlock int) int {
+func (o Options) budget(rec *BootRecord, eraseBlock int) int {
 	if o.RAMBudget > 0 {
 		return o.RAMBudget
+	}
+	return deviceBudget(rec, eraseBlock)
+}
+
+func deviceBudget(rec *BootRecord, eraseBlock int) int {
+	if rec.RAMBudget > 0 {
+		return int(rec.RAMBudget)
 	}
 	return DefaultRAMBudget + eraseBlock
 }
@@ -103,7 +113,7 @@ func Stage(f *Flash, patch []byte, opts Options) (*delta.Header, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
-	a := newArena(opts.budget(l.EraseBlock))
+	a := newArena(opts.budget(rec, l.EraseBlock))
 	jbuf, err := a.take(recordSize, "journal record")
 	if err != nil {
 		return nil, err
@@ -122,8 +132,8 @@ func Stage(f *Flash, patch []byte, opts Options) (*delta.Header, error) {
 	if err := checkHeader(hdr, rec, l, len(patch)); err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
-	if need := Need(hdr); need > len(a.buf) {
-		return nil, fmt.Errorf("stage: package needs %d bytes of installer RAM, budget %d: %w", need, len(a.buf), ErrRAMBudget)
+	if need, budget := Need(hdr), min(len(a.buf), deviceBudget(rec, l.EraseBlock)); need > budget {
+		return nil, fmt.Errorf("stage: package needs %d bytes of installer RAM, budget %d: %w", need, budget, ErrRAMBudget)
 	}
 	iobuf, err := a.take(ioBufSize, "I/O buffer")
 	if err != nil {
@@ -227,7 +237,11 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	a := newArena(opts.budget(l.EraseBlock))
+	rec, _, err := readBootRecord(f, l)
+	if err != nil {
+		return rep, fmt.Errorf("resume: %w", err)
+	}
+	a := newArena(opts.budget(rec, l.EraseBlock))
 	rep.ArenaSize = len(a.buf)
 	defer func() { rep.ArenaPeak = a.used }()
 	jbuf, err := a.take(recordSize, "journal record")
@@ -408,7 +422,7 @@ func commit(f *Flash, l Layout, j *Journal, hdr *delta.Header, last Record, iobu
 	// record already naming the new image; do not write it twice.
 	if rec.ImageSize != hdr.NewSize || rec.ImageHash != hdr.NewHash || rec.Version != hdr.Version || rec.SeqNo != hdr.SeqNo {
 		nr := BootRecord{ImageSize: hdr.NewSize, ImageHash: hdr.NewHash, TrustedKey: rec.TrustedKey,
-			SeqNo: hdr.SeqNo, Version: hdr.Version, DeviceType: rec.DeviceType}
+			SeqNo: hdr.SeqNo, Version: hdr.Version, DeviceType: rec.DeviceType, RAMBudget: rec.RAMBudget}
 		if err := writeBootRecord(f, l, &nr); err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}

@@ -472,3 +472,47 @@ func TestPowerCutSweep64KiBBlocks(t *testing.T) {
 		t.Fatalf("Need %d exceeds the default budget", Need(hdr))
 	}
 }
+
+// The RAM budget is the device's, kept in the boot record: an install may
+// not be granted more than the boot that would resume it, or a cut would
+// leave an update no boot can finish.
+func TestRAMBudgetIsTheDevicesAcrossReboots(t *testing.T) {
+	old, new := smallPair()
+	patch := makePatch(t, old, new, 4096, nil)
+	hdr, _ := delta.Parse(patch)
+	need := Need(hdr)
+	small := provisioned(t, smallGeo, old)
+	l, _ := LayoutFor(smallGeo)
+	rec, _, _ := readBootRecord(small, l)
+	rec.RAMBudget = uint32(need - 1)
+	if err := writeBootRecord(small, l, rec); err != nil {
+		t.Fatal(err)
+	}
+	ops := small.Stats().Ops()
+	if _, err := Install(small, patch, Options{RAMBudget: 1 << 20}); !errors.Is(err, ErrRAMBudget) {
+		t.Fatalf("install granted more than the device has: %v", err)
+	}
+	if small.Stats().Ops() != ops {
+		t.Fatal("refused install changed the flash")
+	}
+	// A device with exactly the need installs, and its boot (default
+	// options) resumes within the same budget.
+	exact := provisioned(t, smallGeo, old)
+	rec, _, _ = readBootRecord(exact, l)
+	rec.RAMBudget = uint32(need)
+	if err := writeBootRecord(exact, l, rec); err != nil {
+		t.Fatal(err)
+	}
+	exact.CutAfter(300, true)
+	if _, err := Install(exact, patch, Options{}); !errors.Is(err, ErrPowerCut) {
+		t.Fatalf("install with cut: %v", err)
+	}
+	exact.Reboot()
+	res, err := Boot(exact, Options{})
+	if err != nil || !res.Resumed || res.Update.ArenaSize != need || !bytes.Equal(bootImage(t, exact), new) {
+		t.Fatalf("boot: %+v %v", res, err)
+	}
+	if got, _, _ := readBootRecord(exact, l); got.RAMBudget != uint32(need) {
+		t.Fatal("commit lost the device's RAM budget")
+	}
+}

@@ -81,6 +81,7 @@ func flashCreate(args []string) error {
 	devType := fs.String("device-type", "", "device type packages must name")
 	trust := fs.String("trust", "", "public key trusted to sign updates: hex or a key file (default: the public half of the default signing key)")
 	seed := fs.Uint64("seed", 1, "seed of the torn-operation noise")
+	ram := fs.Int("ram", 0, "the device's installer RAM in bytes (default 16 KiB + one erase block)")
 	if _, err := parseWithPositionals(fs, args); err != nil {
 		return err
 	}
@@ -115,7 +116,10 @@ func flashCreate(args []string) error {
 	if err != nil {
 		return err
 	}
-	p := inplace.Provision{Image: img, Version: *version, DeviceType: *devType, TrustedKey: pub}
+	if *ram < 0 || *ram > 1<<30 {
+		return fmt.Errorf("--ram %d out of range", *ram)
+	}
+	p := inplace.Provision{Image: img, Version: *version, DeviceType: *devType, TrustedKey: pub, RAMBudget: uint32(*ram)}
 	if err := p.Write(f); err != nil {
 		f.Close()
 		return err
@@ -156,6 +160,9 @@ func flashInfo(args []string) error {
 		r := info.Boot
 		fmt.Printf("image:    version %q, device type %q, %d bytes, sha256 %s, seqno %d\n", r.Version, r.DeviceType, r.ImageSize, hex.EncodeToString(r.ImageHash[:]), r.SeqNo)
 		fmt.Printf("trusted:  %s\n", hex.EncodeToString(r.TrustedKey))
+		if r.RAMBudget > 0 {
+			fmt.Printf("ram:      %d bytes for the installer\n", r.RAMBudget)
+		}
 	} else {
 		fmt.Printf("image:    none (%v)\n", info.BootErr)
 	}

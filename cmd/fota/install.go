@@ -26,7 +26,7 @@ func runInstall(args []string) error {
 	cutAfter := fs.Int("cut-after", 0, "cut power after N erase/program operations of the in-place phase")
 	cutStaging := fs.Int("cut-staging", 0, "cut power after N erase/program operations of the staging copy")
 	torn := fs.Bool("torn", false, "leave the operation the cut hits half done")
-	ram := fs.Int("ram", 0, "installer RAM budget in bytes (default 16 KiB + one erase block)")
+	ram := fs.Int("ram", 0, "installer RAM budget in bytes, at most the device's (default: the device's, set by flash create --ram)")
 	quiet := fs.Bool("q", false, "no progress bar")
 	if _, err := parseWithPositionals(fs, args); err != nil {
 		return err
