@@ -78,6 +78,12 @@ func runServer(args []string) error {
 		}
 		defer bs.Close()
 	}
+	fota, err := startFOTABeside(srv, *publicHost, log) // cmd/fota/firmware.go
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	defer fota.Close()
 	if tok, generated := srv.APIToken(); generated {
 		fmt.Fprintf(os.Stderr, "API token (generated, stored in %s; shown once): %s\n", *db, tok)
 	}
