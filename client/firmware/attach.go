@@ -16,11 +16,16 @@ var timeZero time.Time
 // object's Firmware Version (/3/0/3) reports what booted and the client
 // registers again (it de-registers, then Start registers anew, as a
 // rebooted device would), so the server sees the new version and /5/0/5.
-// c must be run with Start (not Run); ctx is the parent of the restarted
-// client. Call before c.Start.
+// A coaps:// Package URI is fetched with the client's own PSK when the
+// object's Config has none (LwM2M Core E.6: the device reuses the
+// credentials it has). c must be run with Start (not Run); ctx is the
+// parent of the restarted client. Call before c.Start.
 func Attach(ctx context.Context, c *client.Client, o *Object) {
 	c.SetObject(o)
 	o.mu.Lock()
+	if o.cfg.PSKIdentity == "" {
+		o.cfg.PSKIdentity, o.cfg.PSKKey = c.PSK()
+	}
 	prev := o.cfg.OnReboot
 	o.cfg.OnReboot = func(boot inplace.BootResult, err error) {
 		if prev != nil {

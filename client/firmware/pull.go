@@ -369,7 +369,10 @@ func (o *Object) dial(ctx context.Context, u *url.URL) (*udpclient.Conn, error) 
 		}
 		return conn, nil
 	}
-	if o.cfg.PSKIdentity == "" || len(o.cfg.PSKKey) == 0 {
+	o.mu.Lock()
+	id, key := o.cfg.PSKIdentity, append([]byte(nil), o.cfg.PSKKey...)
+	o.mu.Unlock()
+	if id == "" || len(key) == 0 {
 		return nil, errNoCredentials
 	}
 	var d net.Dialer
@@ -377,10 +380,9 @@ func (o *Object) dial(ctx context.Context, u *url.URL) (*udpclient.Conn, error) 
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", u.Host, err)
 	}
-	key := append([]byte(nil), o.cfg.PSKKey...)
 	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(raw), raw.RemoteAddr(),
 		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
-		piondtls.WithPSKIdentityHint([]byte(o.cfg.PSKIdentity)),
+		piondtls.WithPSKIdentityHint([]byte(id)),
 		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256, piondtls.TLS_PSK_WITH_AES_128_CCM),
 		piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
 		piondtls.WithMTU(1400),

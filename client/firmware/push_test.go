@@ -3,12 +3,14 @@ package firmware
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fotastack/fota/client"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
 // startClient runs the LwM2M client core for d against srv (through addr,
@@ -204,5 +206,52 @@ func TestPushOverLossyLinkCompletes(t *testing.T) {
 	proxy.up.mu.Unlock()
 	if lost == 0 {
 		t.Error("the link lost and duplicated nothing: the test tested nothing")
+	}
+}
+
+// write PUTs a text value to a resource of the device.
+func write(t testing.TB, conn *udpclient.Conn, path, value string) codes.Code {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := conn.Put(ctx, path, message.TextPlain, strings.NewReader(value))
+	if err != nil {
+		t.Fatalf("PUT %s: %v", path, err)
+	}
+	defer conn.ReleaseMessage(resp)
+	return resp.Code()
+}
+
+// The pull of LwM2M Core E.6 end to end over DTLS: the server writes a
+// coaps:// Package URI through the device's session; the device fetches
+// it with its own Block2 loop over DTLS with the client's PSK (no
+// credentials in the object's Config), then Update, reboot and a new
+// registration reporting v2 and result 1.
+func TestPullOverDTLSWithClientCredentialsThenUpdate(t *testing.T) {
+	fx := testFixture(t)
+	files := newFileServer(t, true, fx.pkg)
+	srv := newLwM2MServer(t, false)
+	d := newDevice(t, func(c *Config) { c.PSKIdentity, c.PSKKey = "", nil })
+	startClient(t, d, srv.addr)
+	conn := srv.registration(10 * time.Second)
+	if code := write(t, conn, "/5/0/1", files.uri()); code != codes.Changed {
+		t.Fatalf("write Package URI: %v", code)
+	}
+	d.waitState(StateDownloaded, ResultInitial, 10*time.Second)
+	if u := read(t, conn, "/5/0/1"); u != files.uri() {
+		t.Errorf("/5/0/1 = %q", u)
+	}
+	if v := read(t, conn, "/5/0/7"); v != "2.0" {
+		t.Errorf("/5/0/7 PkgVersion = %q, want 2.0", v)
+	}
+	if code := execute(t, conn, "/5/0/2"); code != codes.Changed {
+		t.Fatalf("Update: %v", code)
+	}
+	conn2 := srv.registration(20 * time.Second)
+	if v := read(t, conn2, "/3/0/3"); v != "2.0" {
+		t.Errorf("/3/0/3 = %q after the update, want 2.0", v)
+	}
+	if r := read(t, conn2, "/5/0/5"); r != "1" {
+		t.Errorf("/5/0/5 = %s after the update, want 1", r)
 	}
 }
