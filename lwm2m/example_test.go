@@ -20,15 +20,15 @@ func ExampleDecode() {
 	// Output: /3/0/9 integer(100)
 }
 
-// A composite payload spans objects: SenML names are full paths when the
-// base is the root.
+// A composite payload spans objects: with the root as base, each object
+// instance gets its own SenML base name.
 func ExampleEncode() {
 	b, _ := lwm2m.Encode(lwm2m.FormatSenMLJSON, lwm2m.Root, []lwm2m.Entry{
 		{Path: lwm2m.ResourcePath(3, 0, 9), Value: lwm2m.Integer(95)},
 		{Path: lwm2m.ResourcePath(5, 0, 3), Value: lwm2m.Integer(0)},
 	})
 	fmt.Println(string(b))
-	// Output: [{"n":"/3/0/9","v":95},{"n":"/5/0/3","v":0}]
+	// Output: [{"bn":"/3/0/","n":"9","v":95},{"bn":"/5/0/","n":"3","v":0}]
 }
 
 // The server picks the format to ask a device for from its registration.

@@ -429,25 +429,38 @@ func parseSenMLCBOR(data []byte) ([]senmlRec, error) {
 	return recs, nil
 }
 
-// senmlNames gives each entry's base name and name: one base name, on the
-// first record, for the request path (RFC 8428 4.5.1); full paths for a
-// composite pack (base /).
-func senmlNames(base Path, entries []TimedEntry) (bn string, names []string) {
+// senmlNames gives each record its base name (empty: none) and name. A
+// pack for a request path has one base name, on the first record
+// (RFC 8428 4.5.1); a composite pack (base /) sets the base name to the
+// object instance whenever it changes, as LwM2M Core 7.4.4's Read-Composite
+// examples do, so names stay short.
+func senmlNames(base Path, entries []TimedEntry) (bns, names []string) {
+	bns = make([]string, len(entries))
 	names = make([]string, len(entries))
-	switch {
-	case base.IsRoot():
-		for i, e := range entries {
-			names[i] = e.Path.String()
-		}
-		return "", names
-	case len(entries) == 1 && entries[0].Path == base:
-		return base.String(), names
+	if len(entries) == 0 {
+		return bns, names
 	}
-	bn = base.String() + "/"
+	if base.IsRoot() {
+		cur := ""
+		for i, e := range entries {
+			ip := InstancePath(e.Path.Object(), e.Path.Instance()).String() + "/"
+			if ip != cur {
+				bns[i], cur = ip, ip
+			}
+			names[i] = strings.TrimPrefix(e.Path.String(), ip)
+		}
+		return bns, names
+	}
+	if len(entries) == 1 && entries[0].Path == base {
+		bns[0] = base.String()
+		return bns, names
+	}
+	bn := base.String() + "/"
+	bns[0] = bn
 	for i, e := range entries {
 		names[i] = strings.TrimPrefix(e.Path.String(), bn)
 	}
-	return bn, names
+	return bns, names
 }
 
 // EncodeTimed encodes entries with their times in SenML JSON or SenML CBOR
@@ -502,12 +515,12 @@ func jsonNumber(v Value) (*jsonNum, error) {
 }
 
 func senmlJSON(base Path, entries []TimedEntry) ([]byte, error) {
-	bn, names := senmlNames(base, entries)
+	bns, names := senmlNames(base, entries)
 	pack := make([]senmlJSONRec, len(entries))
 	for i, e := range entries {
 		r := &pack[i]
-		if i == 0 && bn != "" {
-			r.BN = &bn
+		if bns[i] != "" {
+			r.BN = &bns[i]
 		}
 		if names[i] != "" {
 			r.N = &names[i]
@@ -556,12 +569,12 @@ func marshalJSON(v any) ([]byte, error) {
 }
 
 func senmlCBOR(base Path, entries []TimedEntry) ([]byte, error) {
-	bn, names := senmlNames(base, entries)
+	bns, names := senmlNames(base, entries)
 	pack := make([]senmlCBORRec, len(entries))
 	for i, e := range entries {
 		r := &pack[i]
-		if i == 0 && bn != "" {
-			r.BN = &bn
+		if bns[i] != "" {
+			r.BN = &bns[i]
 		}
 		if names[i] != "" {
 			r.N = &names[i]

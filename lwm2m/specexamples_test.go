@@ -66,6 +66,10 @@ func TestSenMLJSON_SpecExample_ReadComposite(t *testing.T) {
 	if err != nil || !entriesEqual(got, want) {
 		t.Fatalf("decode: %v %v", got, err)
 	}
+	enc, err := Encode(FormatSenMLJSON, Root, want)
+	if want := compactJSON(t, payload); err != nil || !bytes.Equal(enc, want) {
+		t.Fatalf("encode:\n got %s\nwant %s (%v)", enc, want, err)
+	}
 }
 
 // LwM2M 1.1 Core 7.4.4, Read-Composite request payload: records with only
