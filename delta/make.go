@@ -41,12 +41,37 @@ type view struct {
 	h        *Header
 	k        int
 	old, new []byte
+	written  []bool // per region block: written before step k
+	bs       int64
 }
 
-func (v *view) valid(x int64) bool { return x >= 0 && x < validEnd(v.h, x, v.k) }
+func newView(h *Header, k int, old, new []byte) *view {
+	v := &view{h: h, k: k, old: old, new: new, bs: 1 << 62}
+	if h.InPlace {
+		v.bs = int64(h.EraseBlock)
+		v.written = make([]bool, h.Steps)
+		for j := 0; j < k; j++ {
+			v.written[h.blockAt(j)] = true
+		}
+	}
+	return v
+}
+
+func (v *view) isWritten(b int64) bool { return b < int64(len(v.written)) && v.written[b] }
+
+// validEnd is the end of the readable bytes of the block holding x.
+func (v *view) validEnd(x int64) int64 {
+	b := x / v.bs
+	if v.isWritten(b) {
+		return min((b+1)*v.bs, int64(len(v.new)))
+	}
+	return min((b+1)*v.bs, int64(len(v.old)))
+}
+
+func (v *view) valid(x int64) bool { return x >= 0 && x < v.validEnd(x) }
 
 func (v *view) at(x int64) byte {
-	if v.h.InPlace && writtenBefore(v.h, int(x/int64(v.h.EraseBlock)), v.k) {
+	if v.isWritten(x / v.bs) {
 		return v.new[x]
 	}
 	return v.old[x]
@@ -126,9 +151,10 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 		// reverse.
 		hd := *h
 		hd.Descending = true
-		plans = make([]*plan, 2)
+		hs := []*Header{h, &hd}
+		plans = make([]*plan, len(hs))
 		var wg sync.WaitGroup
-		for i, hh := range []*Header{h, &hd} {
+		for i, hh := range hs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -174,7 +200,7 @@ func encodePlan(p *plan, old, new []byte) []byte {
 
 func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
 	for k, ops := range p.steps {
-		v := view{h: p.h, k: k, old: old, new: new}
+		v := newView(p.h, k, old, new)
 		for _, o := range ops {
 			e.number(numCopyLen, uint64(o.copyLen))
 			if o.copyLen > 0 {
@@ -292,7 +318,7 @@ func (m *matcher) clip(v *view, x int64, n int, fromNew bool) int {
 	end, lim := x, x+int64(n)
 	for end < lim {
 		b := end / bs
-		if writtenBefore(h, int(b), v.k) != fromNew {
+		if v.isWritten(b) != fromNew {
 			break
 		}
 		ve := (b + 1) * bs
@@ -316,13 +342,13 @@ const maxMatch = 1 << 14
 
 // validRun is how many bytes from region offset x on (at most n) step k
 // may read.
-func validRun(h *Header, k int, x int64, n int) int {
+func (v *view) validRun(x int64, n int) int {
 	if x < 0 {
 		return 0
 	}
 	e := x
 	for e < x+int64(n) {
-		ve := validEnd(h, e, k)
+		ve := v.validEnd(e)
 		if e >= ve {
 			break
 		}
@@ -354,7 +380,7 @@ func (m *matcher) plan(h *Header) *plan {
 	for k := 0; k < h.Steps; k++ {
 		off, n := target(h, k)
 		bs, be := int(off), int(off)+n
-		v := &view{h: h, k: k, old: m.old, new: newb}
+		v := newView(h, k, m.old, newb)
 		var ops []op
 		scan, lastscan := bs, bs
 		lastpos := int64(bs) + lastDisp
@@ -364,7 +390,7 @@ func (m *matcher) plan(h *Header) *plan {
 		// contEnd bounds the continuation of the current copy: where its
 		// source first becomes unreadable at this step, matches with the
 		// same displacement can no longer extend it.
-		contEnd := lastscan + validRun(h, k, lastpos, be-lastscan)
+		contEnd := lastscan + v.validRun(lastpos, be-lastscan)
 		for scan < be {
 			oldscore := 0
 			scan += ln
@@ -433,7 +459,7 @@ func (m *matcher) plan(h *Header) *plan {
 				lastscan = scan - lenb
 				lastpos = pos - int64(lenb)
 				lastoffset = pos - int64(scan)
-				contEnd = lastscan + validRun(h, k, lastpos, be-lastscan)
+				contEnd = lastscan + v.validRun(lastpos, be-lastscan)
 			}
 		}
 		p.steps[k] = ops

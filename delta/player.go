@@ -128,24 +128,34 @@ func target(h *Header, k int) (uint32, int) {
 	if !h.InPlace {
 		return 0, int(h.NewSize)
 	}
-	b := k
-	if h.Descending {
-		b = h.Steps - 1 - k
-	}
-	off := uint32(b) * h.EraseBlock
+	off := uint32(h.blockAt(k)) * h.EraseBlock
 	return off, int(min(h.EraseBlock, h.NewSize-off))
+}
+
+// blockAt is the region block step k writes.
+func (h *Header) blockAt(k int) int {
+	if h.Descending {
+		return h.Steps - 1 - k
+	}
+	return k
+}
+
+// stepOf is the step that writes region block b, or -1 if none does.
+func (h *Header) stepOf(b int) int {
+	if !h.InPlace || b < 0 || b >= h.Steps {
+		return -1
+	}
+	if h.Descending {
+		return h.Steps - 1 - b
+	}
+	return b
 }
 
 // writtenBefore reports whether region block b has been written with new
 // data by the steps before step k.
 func writtenBefore(h *Header, b, k int) bool {
-	if !h.InPlace || b >= h.Steps {
-		return false
-	}
-	if h.Descending {
-		return h.Steps-1-b < k
-	}
-	return b < k
+	s := h.stepOf(b)
+	return s >= 0 && s < k
 }
 
 // validEnd is the end of the readable bytes of the region block holding

@@ -18,9 +18,9 @@ func synthetic() []struct {
 		r.Read(b)
 		return b
 	}
-	base := rnd(100_000)
+	base := rnd(40_000)
 	// Code-like content: words with "pointers" that shift by a constant.
-	code := make([]byte, 60_000)
+	code := make([]byte, 24_000)
 	for i := 0; i < len(code); i += 4 {
 		v := uint32(0x40080000 + r.Intn(1<<16)*4)
 		code[i], code[i+1], code[i+2], code[i+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
@@ -32,13 +32,13 @@ func synthetic() []struct {
 		shiftedCode[i], shiftedCode[i+1], shiftedCode[i+2], shiftedCode[i+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 	}
 	oneByte := bytes.Clone(base)
-	oneByte[50_000] ^= 0x5A
+	oneByte[20_000] ^= 0x5A
 	// Blocks moved around: the second half first, with an insertion.
-	shifted := append(append(append([]byte{}, base[50_000:]...), rnd(777)...), base[:50_000]...)
+	shifted := append(append(append([]byte{}, base[20_000:]...), rnd(777)...), base[:20_000]...)
 	// A move by more than the region: content at the start of old lands
 	// at the end of a much larger new.
-	farOld := append(bytes.Clone(base[:20_000]), make([]byte, 10_000)...)
-	farNew := append(rnd(150_000), base[:20_000]...)
+	farOld := append(bytes.Clone(base[:10_000]), make([]byte, 5_000)...)
+	farNew := append(rnd(60_000), base[:10_000]...)
 	return []struct {
 		name     string
 		old, new []byte
@@ -49,14 +49,14 @@ func synthetic() []struct {
 		{"identical", base, base},
 		{"one byte changed", base, oneByte},
 		{"one byte image", []byte{1}, []byte{2}},
-		{"all changed", base[:40_000], rnd(40_000)},
+		{"all changed", base[:20_000], rnd(20_000)},
 		{"shifted blocks", base, shifted},
 		{"pointers shifted", code, shiftedCode},
 		{"inserted at front", base, append(rnd(5000), base...)},
 		{"deleted at front", base, base[5000:]},
 		{"very large move", farOld, farNew},
 		{"grow a lot", base[:10_000], append(bytes.Clone(base[:10_000]), rnd(50_000)...)},
-		{"shrink a lot", base, base[90_000:]},
+		{"shrink a lot", base, base[35_000:]},
 	}
 }
 

@@ -28,7 +28,7 @@ func TestStatsDump(t *testing.T) {
 				e.rc.cost = &cost
 				nops, ncopy, nlit, nz := 0, 0, 0, 0
 				for k, ops := range pl.steps {
-					v := view{h: h, k: k, old: p.old, new: p.new}
+					v := newView(h, k, p.old, p.new)
 					for _, o := range ops {
 						nops++
 						ncopy += o.copyLen
