@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // Package format, version 1. All integers are little-endian; "uv" is an
@@ -15,7 +16,8 @@ import (
 //	0    4     magic "FOTD"
 //	4    1     format version (1)
 //	5    1     flags: bit0 in-place, bit1 descending step order, bit2 word differences
-//	6    1     literal context bits (model size parameter, <= 6)
+//	6    1     model: bits 0-3 literal context bits (<= 6); bits 4-7 w, the
+//	           literal history is 2^(w+8) bytes (w = 0: none, w+8 <= 15)
 //	7    uv    old image size
 //	..   uv    new image size
 //	..   32    SHA-256 of the old image
@@ -47,7 +49,10 @@ import (
 //	copyLen difference bytes: out = source + difference (mod 256); with
 //	         flag bit2, a group of 4 at a word-aligned output offset inside
 //	         the copy is one little-endian 32-bit difference (mod 2^32)
-//	litLen   number, then litLen literal bytes
+//	litLen   number, then litLen literal bytes; with a literal history,
+//	         each item of the run is a flag bit then either a byte or a
+//	         match: distance-1 and length-4 numbers, repeating earlier
+//	         literal-stream bytes (the history holds the last 2^(w+8))
 //
 // An instruction with copyLen = litLen = 0 is invalid (it would let a corrupt
 // stream spin without producing output).
@@ -101,6 +106,9 @@ type Header struct {
 	WordDiffs bool
 	// LitCtxBits is the literal model's context size (model parameter).
 	LitCtxBits int
+	// LitWindow is the literal history the decoder keeps for matches
+	// within the literal stream, in bytes (0: none).
+	LitWindow int
 	// HeaderSize is the byte offset of the instruction stream in the
 	// package; StreamSize its length (the signature follows it).
 	HeaderSize, StreamSize int
@@ -138,9 +146,15 @@ func Parse(patch []byte) (*Header, error) {
 	h.InPlace = flags&flagInPlace != 0
 	h.Descending = flags&flagDescending != 0
 	h.WordDiffs = flags&flagWordDiffs != 0
-	h.LitCtxBits = int(patch[6])
+	h.LitCtxBits = int(patch[6] & 15)
 	if h.LitCtxBits > maxLitCtxBits {
 		return nil, fmt.Errorf("%w: literal context bits %d > %d", ErrFormat, h.LitCtxBits, maxLitCtxBits)
+	}
+	if wl := int(patch[6] >> 4); wl != 0 {
+		if wl+8 > maxLitWindowLog {
+			return nil, fmt.Errorf("%w: literal window 2^%d > 2^%d", ErrFormat, wl+8, maxLitWindowLog)
+		}
+		h.LitWindow = 1 << (wl + 8)
 	}
 	body := patch[:len(patch)-sigSize]
 	off := 7
@@ -248,7 +262,11 @@ func marshalHeader(h *Header) []byte {
 	if h.WordDiffs {
 		flags |= flagWordDiffs
 	}
-	b = append(b, flags, byte(h.LitCtxBits))
+	model := byte(h.LitCtxBits)
+	if h.LitWindow > 0 {
+		model |= byte(bits.Len(uint(h.LitWindow))-1-8) << 4
+	}
+	b = append(b, flags, model)
 	b = binary.AppendUvarint(b, uint64(h.OldSize))
 	b = binary.AppendUvarint(b, uint64(h.NewSize))
 	b = append(b, h.OldHash[:]...)

@@ -133,14 +133,19 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 		h.EraseBlock = uint32(opts.EraseBlock)
 		h.Steps = (len(new) + opts.EraseBlock - 1) / opts.EraseBlock
 	}
-	var lcs []int
+	// Model configurations that fit the RAM budget: literal context bits
+	// and literal history window.
+	type config struct{ lc, win int }
+	var configs []config
 	for lc := 0; lc <= maxLitCtxBits; lc++ {
-		if 2*modelProbs(lc)+windowSize+2 <= opts.RAM {
-			lcs = append(lcs, lc)
+		for _, win := range []int{0, 1024, 2048, 4096, 8192} {
+			if ArenaSize(&Header{LitCtxBits: lc, LitWindow: win}) <= opts.RAM {
+				configs = append(configs, config{lc, win})
+			}
 		}
 	}
-	if len(lcs) == 0 {
-		return nil, fmt.Errorf("delta: RAM budget %d is below the smallest decoder (%d bytes)", opts.RAM, 2*modelProbs(0)+windowSize+2)
+	if len(configs) == 0 {
+		return nil, fmt.Errorf("delta: RAM budget %d is below the smallest decoder (%d bytes)", opts.RAM, ArenaSize(&Header{}))
 	}
 
 	m := newMatcher(old, new)
@@ -171,21 +176,21 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	var best []byte
 	var bestH Header
 	var bestPlan *plan
-	try := func(p *plan, lc int, words bool) {
-		p.h.LitCtxBits, p.h.WordDiffs = lc, words
+	try := func(p *plan, c config, words bool) {
+		p.h.LitCtxBits, p.h.LitWindow, p.h.WordDiffs = c.lc, c.win, words
 		if s := encodePlan(p, old, new); best == nil || len(s) < len(best) {
 			best, bestH, bestPlan = s, *p.h, p
 		}
 	}
-	lc0 := lcs[len(lcs)/2]
+	c0 := configs[len(configs)/2]
 	for _, p := range plans {
-		try(p, lc0, true)
+		try(p, c0, true)
 	}
-	try(bestPlan, lc0, false)
+	try(bestPlan, c0, false)
 	words := bestH.WordDiffs
-	for _, lc := range lcs {
-		if lc != lc0 {
-			try(bestPlan, lc, words)
+	for _, c := range configs {
+		if c != c0 {
+			try(bestPlan, c, words)
 		}
 	}
 	pkg := marshalHeader(&bestH)
@@ -195,7 +200,9 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 
 // encodePlan range-codes the plan's instructions (format.go).
 func encodePlan(p *plan, old, new []byte) []byte {
-	return encodePlan2(p, old, new, newEncoder(p.h.LitCtxBits))
+	e := newEncoder(p.h.LitCtxBits)
+	e.win = p.h.LitWindow
+	return encodePlan2(p, old, new, e)
 }
 
 func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
@@ -226,9 +233,7 @@ func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
 				}
 			}
 			e.number(numExtraLen, uint64(o.litLen))
-			for i := o.out + o.copyLen; i < o.out+o.copyLen+o.litLen; i++ {
-				e.literal(uint32(i), new[i])
-			}
+			e.literals(uint32(o.out+o.copyLen), new[o.out+o.copyLen:o.out+o.copyLen+o.litLen])
 		}
 	}
 	return e.rc.finish()

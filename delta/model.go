@@ -13,6 +13,8 @@ const (
 	numCopyLen = iota
 	numExtraLen
 	numDisp
+	numLitDist
+	numLitLen
 	numFields
 	kindDiff    = numFields
 	kindLiteral = numFields + 1
@@ -23,6 +25,14 @@ const (
 	diffTrees    = 8
 	zeroCtx      = 4 * 2 * 2 * 4
 	sameCtx      = 16
+	litMatchCtx  = 8
+
+	// minLitMatch is the shortest repeat the literal stream codes as a
+	// match into its history: at about 17 bits a match of 4 literals
+	// (about 26 bits) pays.
+	minLitMatch = 4
+	// maxLitWindowLog bounds the literal history a header may ask for.
+	maxLitWindowLog = 15
 
 	// maxLitCtxBits bounds the literal context (previous literal's top bits)
 	// so that a header can never ask for a large model.
@@ -41,13 +51,14 @@ type model struct {
 	diff []uint16 // diffTrees trees of 256
 	zero []uint16 // zeroCtx
 	same []uint16 // sameCtx
+	lm   []uint16 // litMatchCtx
 	num  [numFields]numModel
 }
 
 // modelProbs is the number of probabilities a model with lc literal context
 // bits holds.
 func modelProbs(lc int) int {
-	return (4<<lc)*256 + diffTrees*256 + zeroCtx + sameCtx +
+	return (4<<lc)*256 + diffTrees*256 + zeroCtx + sameCtx + litMatchCtx +
 		numFields*((1<<numWidthBits)+((numMaxWidth+1)<<numTopBits))
 }
 
@@ -67,6 +78,7 @@ func newModel(probs []uint16, lc int) model {
 	m.diff = take(diffTrees * 256)
 	m.zero = take(zeroCtx)
 	m.same = take(sameCtx)
+	m.lm = take(litMatchCtx)
 	for i := range m.num {
 		m.num[i].width = take(1 << numWidthBits)
 		m.num[i].top = take((numMaxWidth + 1) << numTopBits)
@@ -80,8 +92,10 @@ type history struct {
 	lastNZ  [4]byte // last non-zero difference per byte lane (offset mod 4)
 	sinceNZ int     // difference bytes since the last non-zero one
 	prevLit byte
-	disp    int64 // last copy displacement: source offset minus output offset
-	lc      int
+	// lastMatch: the previous literal-stream item was a match.
+	lastMatch bool
+	disp      int64 // last copy displacement: source offset minus output offset
+	lc        int
 }
 
 // Difference bytes are coded in three parts: is it zero; if not, is it
@@ -144,11 +158,27 @@ func (h *history) litTree(pos uint32) int {
 	return (int(pos&3)<<h.lc | int(h.prevLit>>(8-h.lc))) * 256
 }
 
+func (h *history) litMatchContext(pos uint32) int {
+	c := int(pos & 3)
+	if h.lastMatch {
+		c |= 4
+	}
+	return c
+}
+
 // encoder couples the range encoder with the model.
 type encoder struct {
 	rc *rcEncoder
 	m  model
 	h  history
+
+	// The literal history for matches within the literal stream: every
+	// literal so far, a hash-chain index over its 4-byte strings.
+	win     int
+	lits    []byte
+	head    []int32
+	prev    []int32
+	indexed int
 }
 
 func newEncoder(lc int) *encoder {
@@ -208,6 +238,81 @@ func (e *encoder) diff(pos uint32, d byte) {
 	}
 	e.tree(e.m.diff[h.diffTree(pos):], int(d), 8)
 	h.pushDiff(pos, d)
+}
+
+const litHashBits = 16
+
+func litHash(b []byte) uint32 {
+	return (uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24) * 2654435761 >> (32 - litHashBits)
+}
+
+func (e *encoder) pushLits(b ...byte) {
+	e.lits = append(e.lits, b...)
+	if e.win == 0 {
+		return
+	}
+	if e.head == nil {
+		e.head = make([]int32, 1<<litHashBits)
+		for i := range e.head {
+			e.head[i] = -1
+		}
+	}
+	for e.indexed+4 <= len(e.lits) {
+		hh := litHash(e.lits[e.indexed:])
+		e.prev = append(e.prev, e.head[hh])
+		e.head[hh] = int32(e.indexed)
+		e.indexed++
+	}
+}
+
+// findLitMatch returns the longest earlier occurrence within the window
+// of a prefix of data (distance back, length), looking at a bounded
+// number of candidates.
+func (e *encoder) findLitMatch(data []byte) (int, int) {
+	if e.win == 0 || len(data) < minLitMatch || e.head == nil {
+		return 0, 0
+	}
+	n := len(e.lits)
+	bestD, bestL := 0, 0
+	cand := e.head[litHash(data)]
+	for depth := 0; cand >= 0 && depth < 64; depth++ {
+		d := n - int(cand)
+		if d > e.win {
+			break
+		}
+		l := commonPrefix(e.lits[cand:], data)
+		if l > bestL {
+			bestD, bestL = d, l
+		}
+		cand = e.prev[cand]
+	}
+	return bestD, bestL
+}
+
+// literals codes a run of literal bytes at image offset pos: repeats of
+// the literal history as matches, the rest byte by byte.
+func (e *encoder) literals(pos uint32, data []byte) {
+	for i := 0; i < len(data); {
+		if e.win > 0 {
+			ctx := e.h.litMatchContext(pos + uint32(i))
+			e.rc.kind = kindLiteral
+			if d, l := e.findLitMatch(data[i:]); l >= minLitMatch {
+				e.rc.bit(&e.m.lm[ctx], 1)
+				e.number(numLitDist, uint64(d-1))
+				e.number(numLitLen, uint64(l-minLitMatch))
+				e.pushLits(data[i : i+l]...)
+				e.h.prevLit = data[i+l-1]
+				e.h.lastMatch = true
+				i += l
+				continue
+			}
+			e.rc.bit(&e.m.lm[ctx], 0)
+		}
+		e.literal(pos+uint32(i), data[i])
+		e.pushLits(data[i])
+		e.h.lastMatch = false
+		i++
+	}
 }
 
 func (e *encoder) literal(pos uint32, b byte) {

@@ -13,11 +13,11 @@ import (
 const windowSize = 256
 
 // ArenaSize is the exact number of bytes NewInPlacePlayer needs for hdr:
-// the model's probabilities, the package read window and two bytes of slack
-// to align the probabilities. It excludes the erase-block output buffer,
+// the model's probabilities, the package read window, the literal history
+// and two bytes of slack to align the probabilities. It excludes the erase-block output buffer,
 // which the installer owns.
 func ArenaSize(hdr *Header) int {
-	return 2*modelProbs(hdr.LitCtxBits) + windowSize + 2
+	return 2*modelProbs(hdr.LitCtxBits) + windowSize + hdr.LitWindow + 2
 }
 
 // window is the byteSource of the device player: a windowSize-byte cache
@@ -80,6 +80,8 @@ type InPlacePlayer struct {
 	probs []uint16
 	dec   decoder
 	step  int
+	hist  []byte // literal history ring (LitWindow bytes)
+	hn    uint64 // literal-stream bytes so far
 }
 
 // NewInPlacePlayer prepares a player for the package in patch (whose header
@@ -100,6 +102,7 @@ func NewInPlacePlayer(patch io.ReaderAt, hdr *Header, arena []byte) (*InPlacePla
 		hdr:   hdr,
 		probs: probs,
 		win:   window{ra: patch, base: int64(hdr.HeaderSize), size: int64(hdr.StreamSize), buf: rest[:windowSize]},
+		hist:  rest[windowSize : windowSize+hdr.LitWindow],
 	}
 	p.reset()
 	return p, nil
@@ -111,6 +114,7 @@ func (p *InPlacePlayer) reset() {
 	p.win.pos, p.win.bufStart, p.win.bufLen, p.win.err = 0, 0, 0, nil
 	p.dec.rc.init(&p.win)
 	p.step = 0
+	p.hn = 0
 	p.Stats = Stats{}
 }
 
@@ -290,14 +294,8 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 		if cl == 0 && ll == 0 {
 			return p.streamErr(fmt.Errorf("%w: empty instruction at output byte %d", ErrFormat, o))
 		}
-		if out != nil {
-			for i := range out[o : o+int(ll)] {
-				out[o+i] = d.literal(off + uint32(o+i))
-			}
-		} else {
-			for i := 0; i < int(ll); i++ {
-				d.literal(off + uint32(o+i))
-			}
+		if err := p.literals(off+uint32(o), out, o, int(ll)); err != nil {
+			return p.streamErr(err)
 		}
 		o += int(ll)
 		p.Stats.Instructions++
@@ -320,4 +318,44 @@ func (p *InPlacePlayer) streamErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrFormat, p.dec.rc.err)
 	}
 	return err
+}
+
+// literals decodes a run of n literal-stream bytes at image offset pos
+// into out[o:] (out may be nil when skipping).
+func (p *InPlacePlayer) literals(pos uint32, out []byte, o, n int) error {
+	d := &p.dec
+	mask := uint64(len(p.hist) - 1)
+	for i := 0; i < n; {
+		if len(p.hist) > 0 && d.rc.bit(&d.m.lm[d.h.litMatchContext(pos+uint32(i))]) == 1 {
+			dist := d.number(numLitDist) + 1
+			ml := d.number(numLitLen) + minLitMatch
+			if ml > uint64(n-i) || dist > uint64(len(p.hist)) || dist > p.hn {
+				return fmt.Errorf("%w: literal match of %d bytes at distance %d does not fit (run of %d, history %d)", ErrFormat, ml, dist, n-i, min(p.hn, uint64(len(p.hist))))
+			}
+			var b byte
+			for j := 0; j < int(ml); j++ {
+				b = p.hist[(p.hn-dist)&mask]
+				p.hist[p.hn&mask] = b
+				p.hn++
+				if out != nil {
+					out[o+i+j] = b
+				}
+			}
+			d.h.prevLit = b
+			d.h.lastMatch = true
+			i += int(ml)
+			continue
+		}
+		b := d.literal(pos + uint32(i))
+		if len(p.hist) > 0 {
+			p.hist[p.hn&mask] = b
+		}
+		p.hn++
+		if out != nil {
+			out[o+i] = b
+		}
+		d.h.lastMatch = false
+		i++
+	}
+	return nil
 }

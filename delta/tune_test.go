@@ -25,7 +25,7 @@ func TestTune(t *testing.T) {
 				pkg, _ := Make(p.old, p.new, Options{InPlace: true, Key: testKey})
 				tot += len(pkg)
 				h, _ := Parse(pkg)
-				s += " " + p.name[:5] + ":" + itoa(len(pkg)) + map[bool]string{true: "d", false: "a"}[h.Descending]
+				s += " " + p.name[:5] + ":" + itoa(len(pkg)) + map[bool]string{true: "d", false: "a"}[h.Descending] + "/lc" + itoa(h.LitCtxBits) + "/w" + itoa(h.LitWindow)
 			}
 			t.Logf("gain %d width %d: %s", g, w, s)
 		}
