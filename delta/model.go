@@ -26,6 +26,7 @@ const (
 	zeroCtx      = 4 * 2 * 2 * 4
 	sameCtx      = 16
 	litMatchCtx  = 8
+	repCtx       = 2
 
 	// minLitMatch is the shortest repeat the literal stream codes as a
 	// match into its history: at about 17 bits a match of 4 literals
@@ -52,13 +53,14 @@ type model struct {
 	zero []uint16 // zeroCtx
 	same []uint16 // sameCtx
 	lm   []uint16 // litMatchCtx
+	rep  []uint16 // repCtx
 	num  [numFields]numModel
 }
 
 // modelProbs is the number of probabilities a model with lc literal context
 // bits holds.
 func modelProbs(lc int) int {
-	return (4<<lc)*256 + diffTrees*256 + zeroCtx + sameCtx + litMatchCtx +
+	return (4<<lc)*256 + diffTrees*256 + zeroCtx + sameCtx + litMatchCtx + repCtx +
 		numFields*((1<<numWidthBits)+((numMaxWidth+1)<<numTopBits))
 }
 
@@ -79,6 +81,7 @@ func newModel(probs []uint16, lc int) model {
 	m.zero = take(zeroCtx)
 	m.same = take(sameCtx)
 	m.lm = take(litMatchCtx)
+	m.rep = take(repCtx)
 	for i := range m.num {
 		m.num[i].width = take(1 << numWidthBits)
 		m.num[i].top = take((numMaxWidth + 1) << numTopBits)
@@ -94,6 +97,8 @@ type history struct {
 	prevLit byte
 	// lastMatch: the previous literal-stream item was a match.
 	lastMatch bool
+	// repDist is the distance of the last literal-stream match.
+	repDist uint64
 	disp      int64 // last copy displacement: source offset minus output offset
 	lc        int
 }
@@ -274,6 +279,12 @@ func (e *encoder) findLitMatch(data []byte) (int, int) {
 	}
 	n := len(e.lits)
 	bestD, bestL := 0, 0
+	// The last match's distance costs one bit: prefer it unless another
+	// candidate is clearly longer.
+	if r := int(e.h.repDist); r > 0 && r <= n && r <= e.win {
+		bestD, bestL = r, commonPrefix(e.lits[n-r:], data)
+		bestL += 2 // its bonus, removed below
+	}
 	cand := e.head[litHash(data)]
 	for depth := 0; cand >= 0 && depth < 64; depth++ {
 		d := n - int(cand)
@@ -285,6 +296,9 @@ func (e *encoder) findLitMatch(data []byte) (int, int) {
 			bestD, bestL = d, l
 		}
 		cand = e.prev[cand]
+	}
+	if bestD == int(e.h.repDist) && bestD > 0 {
+		bestL = commonPrefix(e.lits[n-bestD:], data)
 	}
 	return bestD, bestL
 }
@@ -298,7 +312,17 @@ func (e *encoder) literals(pos uint32, data []byte) {
 			e.rc.kind = kindLiteral
 			if d, l := e.findLitMatch(data[i:]); l >= minLitMatch {
 				e.rc.bit(&e.m.lm[ctx], 1)
-				e.number(numLitDist, uint64(d-1))
+				rc := 0
+				if e.h.lastMatch {
+					rc = 1
+				}
+				if uint64(d) == e.h.repDist {
+					e.rc.bit(&e.m.rep[rc], 1)
+				} else {
+					e.rc.bit(&e.m.rep[rc], 0)
+					e.number(numLitDist, uint64(d-1))
+					e.h.repDist = uint64(d)
+				}
 				e.number(numLitLen, uint64(l-minLitMatch))
 				e.pushLits(data[i : i+l]...)
 				e.h.prevLit = data[i+l-1]

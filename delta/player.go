@@ -327,9 +327,17 @@ func (p *InPlacePlayer) literals(pos uint32, out []byte, o, n int) error {
 	mask := uint64(len(p.hist) - 1)
 	for i := 0; i < n; {
 		if len(p.hist) > 0 && d.rc.bit(&d.m.lm[d.h.litMatchContext(pos+uint32(i))]) == 1 {
-			dist := d.number(numLitDist) + 1
+			rc := 0
+			if d.h.lastMatch {
+				rc = 1
+			}
+			dist := d.h.repDist
+			if d.rc.bit(&d.m.rep[rc]) == 0 {
+				dist = d.number(numLitDist) + 1
+				d.h.repDist = dist
+			}
 			ml := d.number(numLitLen) + minLitMatch
-			if ml > uint64(n-i) || dist > uint64(len(p.hist)) || dist > p.hn {
+			if ml > uint64(n-i) || dist == 0 || dist > uint64(len(p.hist)) || dist > p.hn {
 				return fmt.Errorf("%w: literal match of %d bytes at distance %d does not fit (run of %d, history %d)", ErrFormat, ml, dist, n-i, min(p.hn, uint64(len(p.hist))))
 			}
 			var b byte
