@@ -16,6 +16,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/mux"
+	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 
 	"github.com/fotastack/fota/lwm2m"
 )
@@ -83,6 +84,19 @@ func Bootstrap(ctx context.Context, cfg Config, bc BootstrapConfig, current *Acc
 		return nil, fmt.Errorf("%w: %v", ErrBootstrapFailed, err)
 	}
 	defer func() {
+		// Let the server end the session first (it does after Finish):
+		// closing at once could cut off our answer to Finish.
+		s.mu.Lock()
+		linger := s.answered
+		s.mu.Unlock()
+		if linger {
+			t := time.NewTimer(time.Second)
+			select {
+			case <-conn.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		_ = conn.Close()
 		<-conn.Done()
 	}()
@@ -139,6 +153,7 @@ type bsSession struct {
 	mu        sync.Mutex
 	staged    *Accounts
 	over      bool
+	answered  bool // a Finish was answered
 	committed *Accounts
 	done      chan error // one value: the outcome
 }
@@ -193,7 +208,7 @@ func (s *bsSession) serve(w mux.ResponseWriter, r *mux.Message) {
 		return
 	}
 	if r.Code() == codes.POST && strings.Trim(ps, "/") == "bs" {
-		s.serveFinish(w)
+		s.serveFinish(w, r)
 		return
 	}
 	p, err := lwm2m.ParsePath(ps)
@@ -331,12 +346,20 @@ func (s *bsSession) serveRead(w mux.ResponseWriter, r *mux.Message, p lwm2m.Path
 // serveFinish is Bootstrap-Finish (LwM2M Core 5.2.7.6): check, save,
 // answer. The answer goes out only after the save returned, so a device
 // that says 2.04 has the configuration on its "flash".
-func (s *bsSession) serveFinish(w mux.ResponseWriter) {
+func (s *bsSession) serveFinish(w mux.ResponseWriter, r *mux.Message) {
+	// The outcome is reported once the answer is on the wire: Bootstrap
+	// closes the connection then, which must not swallow the answer.
+	s.answered = true
+	report := func(err error) {
+		if !responsewriter.AfterWrite(r.Context(), func() { s.finish(err) }) {
+			s.finish(err)
+		}
+	}
 	if _, err := s.staged.Check(); err != nil {
 		s.c.log.Warn("bootstrap-finish refused", "err", err)
 		s.reply(w, codes.NotAcceptable, message.TextPlain, []byte(err.Error()))
 		s.over = true
-		s.finish(err)
+		report(err)
 		return
 	}
 	if s.stateDir != "" {
@@ -344,14 +367,14 @@ func (s *bsSession) serveFinish(w mux.ResponseWriter) {
 			s.c.log.Warn("bootstrap-finish: cannot store configuration", "err", err)
 			s.reply(w, codes.InternalServerError, message.TextPlain, []byte("cannot store configuration: "+err.Error()))
 			s.over = true
-			s.finish(err)
+			report(err)
 			return
 		}
 	}
 	s.committed = s.staged.Clone()
 	s.over = true
 	s.reply(w, codes.Changed, 0, nil)
-	s.finish(nil)
+	report(nil)
 }
 
 // RunWithBootstrap runs a device that starts with its factory bootstrap

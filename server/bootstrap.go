@@ -179,15 +179,15 @@ func (b *BootstrapServer) Status(ep string) (BootstrapStatus, bool) {
 	return s, ok
 }
 
-// WaitStatus waits until ep's bootstrap is no longer running (or has never
-// started) and returns its status; ctx bounds the wait.
-func (b *BootstrapServer) WaitStatus(ctx context.Context, ep string) (BootstrapStatus, error) {
+// WaitStatus waits for the outcome of a bootstrap of ep that started at
+// or after since, and returns it; ctx bounds the wait.
+func (b *BootstrapServer) WaitStatus(ctx context.Context, ep string, since time.Time) (BootstrapStatus, error) {
 	for {
 		b.mu.Lock()
 		s, ok := b.status[ep]
 		ch := b.changed
 		b.mu.Unlock()
-		if ok && s.State != BootstrapRunning {
+		if ok && s.State != BootstrapRunning && !s.Started.Before(since) {
 			return s, nil
 		}
 		select {
@@ -348,7 +348,8 @@ func (b *BootstrapServer) handleRequest(w mux.ResponseWriter, r *mux.Message, _ 
 		err := b.run(ctx, sess.Conn, cfg, f)
 		st := BootstrapStatus{Endpoint: ep, State: BootstrapFinished, Format: f.String(), Ended: time.Now()}
 		b.mu.Lock()
-		if b.sessions[ep] == bs {
+		current := b.sessions[ep] == bs
+		if current {
 			delete(b.sessions, ep)
 		}
 		if prev, ok := b.status[ep]; ok {
@@ -356,6 +357,12 @@ func (b *BootstrapServer) handleRequest(w mux.ResponseWriter, r *mux.Message, _ 
 		}
 		superseded := errors.Is(ctx.Err(), context.Canceled) && b.ctx.Err() == nil
 		b.mu.Unlock()
+		if current {
+			// The bootstrap server has nothing more to say: end the DTLS
+			// session, which tells the device it may close too (it waits
+			// for that, so that its last answer is not cut off).
+			_ = sess.Close()
+		}
 		if err != nil {
 			if superseded {
 				b.log.Info("bootstrap session superseded", "endpoint", ep)

@@ -52,7 +52,7 @@ var modeNumbers = map[string]int64{ModePSK: 0, ModeRPK: 1, ModeX509: 2, ModeNoSe
 // Control (2) instances it writes, keyed by instance ID. The JSON shape
 // follows Leshan's bootstrap demo.
 type BootstrapConfig struct {
-	ToDelete []string                          `json:"toDelete"`
+	ToDelete []string                           `json:"toDelete"`
 	Security map[uint16]*BootstrapSecurity      `json:"security"`
 	Servers  map[uint16]*BootstrapServerAccount `json:"servers"`
 	ACLs     map[uint16]*BootstrapACL           `json:"acls,omitempty"`

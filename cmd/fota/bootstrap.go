@@ -156,4 +156,3 @@ func parseHexKey(flagName, s string) ([]byte, error) {
 	}
 	return k, nil
 }
-
