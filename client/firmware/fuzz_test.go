@@ -51,7 +51,7 @@ func TestRecordSurvivesSaveAndLoad(t *testing.T) {
 	want := record{State: StateDownloading, Method: methodPull, URI: "coaps://h:1/fw", ETag: []byte("e1"),
 		Done: 2048, Total: 9000, BlockSize: 1024, Severity: SeverityMinor, MaxDefer: 30,
 		LastChange: time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC)}
-	if err := saveRecord(dir, want); err != nil {
+	if err := saveRecord(dir, want, true); err != nil {
 		t.Fatal(err)
 	}
 	got, err := loadRecord(dir)

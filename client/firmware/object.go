@@ -277,13 +277,16 @@ func (o *Object) enter(s State, r Result) {
 	}
 	o.log.Debug("firmware state", "from", o.rec.State, "to", s, "result", r)
 	o.rec.State, o.rec.Result = s, r
-	o.save()
+	o.persist(true)
 }
 
-// save persists the record; a failure is logged (the state machine goes
+// save persists the record without fsync (download progress, settings).
+func (o *Object) save() { o.persist(false) }
+
+// persist writes the record; a failure is logged (the state machine goes
 // on: losing progress only costs a re-download).
-func (o *Object) save() {
-	if err := saveRecord(o.cfg.StateDir, o.rec); err != nil {
+func (o *Object) persist(sync bool) {
+	if err := saveRecord(o.cfg.StateDir, o.rec, sync); err != nil {
 		o.log.Warn("firmware: persist progress", "err", err)
 	}
 }

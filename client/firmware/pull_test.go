@@ -271,3 +271,23 @@ func waitFor(t *testing.T, cond func() bool, within time.Duration) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// BenchmarkPullLoopback measures a whole pull of the test package over
+// CoAP on loopback in 1024-byte blocks: a GET, a flash program and a
+// synced progress record per block.
+func BenchmarkPullLoopback(b *testing.B) {
+	fx := testFixture(b)
+	srv := newFileServer(b, false, fx.pkg)
+	d := newDevice(b, nil)
+	b.SetBytes(int64(len(fx.pkg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := writeURI(d.o, ""); err != nil {
+			b.Fatal(err)
+		}
+		if err := writeURI(d.o, srv.uri()); err != nil {
+			b.Fatal(err)
+		}
+		d.waitState(StateDownloaded, ResultInitial, 10*time.Second)
+	}
+}

@@ -255,3 +255,23 @@ func TestPullOverDTLSWithClientCredentialsThenUpdate(t *testing.T) {
 		t.Errorf("/5/0/5 = %s after the update, want 1", r)
 	}
 }
+
+// BenchmarkPushBlock measures the device's work per pushed 1024-byte
+// block (staging program and synced progress record), without the network.
+func BenchmarkPushBlock(b *testing.B) {
+	d := newDevice(b, nil)
+	block := bytes.Repeat([]byte{0xA5}, 1024)
+	max := d.o.st.size()/1024 - 1
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	num := int64(0)
+	for b.Loop() {
+		if num == max {
+			num = 0
+		}
+		if code, _, msg := d.o.pushBlock(6, num, true, 1024, -1, block); code != codes.Continue {
+			b.Fatalf("block %d: %v %s", num, code, msg)
+		}
+		num++
+	}
+}
