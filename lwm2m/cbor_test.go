@@ -46,3 +46,20 @@ func TestCBOR_Errors(t *testing.T) {
 		}
 	}
 }
+
+// Devices write SenML CBOR times as integers: [{-3: 1700000000, 0: "/3/0/9", 2: 1, 6: -5}].
+func TestSenMLCBOR_IntegerTimes(t *testing.T) {
+	b := unhex(t, "81 a4 22 1a 65 53 f1 00 00 66 2f 33 2f 30 2f 39 02 01 06 24")
+	got, err := DecodeTimed(FormatSenMLCBOR, Root, b, deviceTypes)
+	if err != nil || len(got) != 1 || got[0].Time != 1699999995 || !got[0].Value.Equal(Integer(1)) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	enc, err := EncodeTimed(FormatSenMLCBOR, Root, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeTimed(FormatSenMLCBOR, Root, enc, deviceTypes)
+	if err != nil || back[0].Time != 1699999995 {
+		t.Fatalf("% x: %+v %v", enc, back, err)
+	}
+}
