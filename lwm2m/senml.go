@@ -340,16 +340,16 @@ func floatOf(n *jsonNum) (*float64, error) {
 // senmlCBORRec is a SenML CBOR record: RFC 8428 Table 6 integer labels,
 // and LwM2M's text label "vlo" for objlnk (LwM2M Core 7.4.5).
 type senmlCBORRec struct {
-	BN  *string  `cbor:"-2,keyasint,omitempty"`
-	BT  any      `cbor:"-3,keyasint,omitempty"`
-	BV  any      `cbor:"-5,keyasint,omitempty"`
-	N   *string  `cbor:"0,keyasint,omitempty"`
-	V   any      `cbor:"2,keyasint,omitempty"`
-	VS  *string  `cbor:"3,keyasint,omitempty"`
-	VB  *bool    `cbor:"4,keyasint,omitempty"`
-	T   any      `cbor:"6,keyasint,omitempty"`
-	VD  *[]byte  `cbor:"8,keyasint,omitempty"`
-	VLO *string  `cbor:"vlo,omitempty"`
+	BN  *string `cbor:"-2,keyasint,omitempty"`
+	BT  any     `cbor:"-3,keyasint,omitempty"`
+	BV  any     `cbor:"-5,keyasint,omitempty"`
+	N   *string `cbor:"0,keyasint,omitempty"`
+	V   any     `cbor:"2,keyasint,omitempty"`
+	VS  *string `cbor:"3,keyasint,omitempty"`
+	VB  *bool   `cbor:"4,keyasint,omitempty"`
+	T   any     `cbor:"6,keyasint,omitempty"`
+	VD  *[]byte `cbor:"8,keyasint,omitempty"`
+	VLO *string `cbor:"vlo,omitempty"`
 }
 
 func cborNumber(x any) (Value, error) {
