@@ -44,6 +44,18 @@ func firmwarePairs(t testing.TB) []pair {
 	return ps
 }
 
+// detoolsInPlace are detools' in-place lzma sizes on the shared pairs (issue
+// 5), which our in-place packages must beat.
+var detoolsInPlace = map[string]int{
+	"upy-esp8266-1.9.4_1.10": 79813,
+	"upy-pybv11-oneline":     9928,
+	"esp32-app-v1_v2":        12410,
+	"nrf52-s140-6.1.1_7.3.0": 41543,
+}
+
+// TestFirmwarePairsRoundTrip makes sequential and in-place packages for
+// the shared real firmware pairs, applies them and checks the in-place size
+// against detools and the arena against the RAM budget.
 func TestFirmwarePairsRoundTrip(t *testing.T) {
 	for _, p := range firmwarePairs(t) {
 		if testing.Short() && p.name != "nrf52-s140-6.1.1_7.3.0" {
@@ -62,7 +74,13 @@ func TestFirmwarePairsRoundTrip(t *testing.T) {
 				t.Fatalf("%s in-place=%v: Apply output differs from new", p.name, inPlace)
 			}
 			h, _ := Parse(pkg)
-			t.Logf("%s in-place=%v: %d bytes (lc=%d desc=%v arena %d)", p.name, inPlace, len(pkg), h.LitCtxBits, h.Descending, h.RAMBudget)
+			t.Logf("%s in-place=%v: %d bytes (lc=%d window=%d words=%v desc=%v arena %d)", p.name, inPlace, len(pkg), h.LitCtxBits, h.LitWindow, h.WordDiffs, h.Descending, h.RAMBudget)
+			if lim, ok := detoolsInPlace[p.name]; ok && inPlace && len(pkg) >= lim {
+				t.Errorf("%s: in-place package of %d bytes, not below detools' in-place lzma (%d)", p.name, len(pkg), lim)
+			}
+			if h.RAMBudget > DefaultRAM {
+				t.Errorf("%s: apply arena %d bytes, over the %d budget", p.name, h.RAMBudget, DefaultRAM)
+			}
 		}
 	}
 }
