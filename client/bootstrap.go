@@ -41,6 +41,10 @@ type BootstrapConfig struct {
 	OnBootstrap func(err error)
 }
 
+// finishLinger is how long the device keeps the bootstrap session open
+// after answering Bootstrap-Finish.
+const finishLinger = 250 * time.Millisecond
+
 // ErrBootstrapFailed wraps every reason a bootstrap did not end in a
 // committed configuration.
 var ErrBootstrapFailed = errors.New("bootstrap failed")
@@ -84,13 +88,15 @@ func Bootstrap(ctx context.Context, cfg Config, bc BootstrapConfig, current *Acc
 		return nil, fmt.Errorf("%w: %v", ErrBootstrapFailed, err)
 	}
 	defer func() {
-		// Let the server end the session first (it does after Finish):
-		// closing at once could cut off our answer to Finish.
+		// Closing at once could make the server lose our answer to
+		// Finish: its DTLS side may see our close_notify before its CoAP
+		// side has matched the answer. Give it a moment (or until it ends
+		// the session itself).
 		s.mu.Lock()
 		linger := s.answered
 		s.mu.Unlock()
 		if linger {
-			t := time.NewTimer(time.Second)
+			t := time.NewTimer(finishLinger)
 			select {
 			case <-conn.Done():
 			case <-t.C:

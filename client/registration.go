@@ -188,6 +188,11 @@ func (c *Client) session(ctx context.Context) (registered bool, err error) {
 			c.emit(Event{Kind: EventWakeup, Location: loc})
 		}
 		if err := c.update(ctx, conn, loc); err != nil {
+			if ctx.Err() != nil {
+				// Stopped while the Update was in flight: still say goodbye.
+				c.deregister(conn, false)
+				return true, ctx.Err()
+			}
 			closeConn()
 			c.emit(Event{Kind: EventUpdateFailed, Location: loc, Err: err})
 			return true, err

@@ -1,0 +1,220 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fotastack/fota/client"
+	"github.com/fotastack/fota/lwm2m"
+	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/servertest"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+)
+
+func waitServerEvent(t *testing.T, ch <-chan server.Event, typ, ep string, within time.Duration) server.Event {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case e := <-ch:
+			if e.Type == typ && e.Endpoint == ep {
+				return e
+			}
+		case <-deadline:
+			t.Fatalf("no %s event for %s within %v", typ, ep, within)
+			return server.Event{}
+		}
+	}
+}
+
+// The client against the real server package over DTLS-PSK and plain
+// CoAP: registration, every device-management operation the server
+// offers, observe with notifications, Send, and de-registration.
+func TestEndToEndWithServer(t *testing.T) {
+	for _, scheme := range []string{"coaps", "coap"} {
+		t.Run(scheme, func(t *testing.T) {
+			srv := servertest.Start(t)
+			ev, cancel := srv.Events().Subscribe(256)
+			defer cancel()
+			ep := "e2e-" + scheme
+			cfg := client.Config{
+				Endpoint: ep, Lifetime: 30 * time.Second, RequestTimeout: 3 * time.Second,
+				MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+				Device: client.DeviceInfo{Manufacturer: "fotastack", Model: "sim-1", FirmwareVersion: "1.0.0"},
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			}
+			if os.Getenv("CLIENT_DEBUG") != "" {
+				cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
+			if scheme == "coaps" {
+				key := []byte("e2e-secret")
+				srv.AddPSK(ep, ep+"-id", key)
+				cfg.ServerURI, cfg.PSKIdentity, cfg.PSKKey = "coaps://"+srv.CoAPSAddr().String(), ep+"-id", key
+			} else {
+				cfg.ServerURI = "coap://" + srv.CoAPAddr().String()
+			}
+			c, err := client.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer c.Stop()
+			waitServerEvent(t, ev, server.EventRegistration, ep, 5*time.Second)
+			reg := srv.Device(ep).Registration()
+			if reg.Transport != scheme || reg.Version != "1.1" || !strings.Contains(reg.Links, "</3/0>") {
+				t.Fatalf("registration %+v", reg)
+			}
+			if scheme == "coaps" && (reg.Security != "psk" || reg.Identity != ep+"-id") {
+				t.Fatalf("session security %q identity %q", reg.Security, reg.Identity)
+			}
+			ctx, cancelCtx := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancelCtx()
+
+			// Read in the device's default and in each format the server asks for.
+			r, err := srv.Read(ctx, ep, "/3/0/3", nil)
+			if err != nil || r.Code != codes.Content || string(r.Payload) != "1.0.0" {
+				t.Fatalf("read /3/0/3: %v %+v", err, r)
+			}
+			for _, cf := range []lwm2m.ContentFormat{lwm2m.FormatTLV, lwm2m.FormatSenMLCBOR, lwm2m.FormatLwM2MCBOR, lwm2m.FormatSenMLJSON} {
+				r, err := srv.Read(ctx, ep, "/3/0", &cf)
+				if err != nil || r.Code != codes.Content || r.Format != cf {
+					t.Fatalf("read /3/0 as %v: %v %+v", cf, err, r)
+				}
+				es, err := lwm2m.Decode(cf, lwm2m.InstancePath(3, 0), r.Payload, c)
+				if err != nil || len(es) < 10 {
+					t.Fatalf("decode /3/0 %v: %v (%d entries)", cf, err, len(es))
+				}
+			}
+			// Write, then read back.
+			if r, err := srv.Write(ctx, ep, "/3/0/14", true, lwm2m.FormatText, []byte("+05:30")); err != nil || r.Code != codes.Changed {
+				t.Fatalf("write: %v %+v", err, r)
+			}
+			if r, _ := srv.Read(ctx, ep, "/3/0/14", nil); string(r.Payload) != "+05:30" {
+				t.Fatalf("read back %q", r.Payload)
+			}
+			// Errors come back with their codes.
+			if r, err := srv.Write(ctx, ep, "/3/0/0", true, lwm2m.FormatText, []byte("x")); err != nil || r.Code != codes.MethodNotAllowed {
+				t.Fatalf("write read-only: %v %+v", err, r)
+			}
+			if r, err := srv.Read(ctx, ep, "/42/0", nil); err != nil || r.Code != codes.NotFound {
+				t.Fatalf("read unknown: %v %+v", err, r)
+			}
+			// Execute with arguments.
+			got := make(chan string, 1)
+			c.SimpleObject(3).OnExecute(client.DevReboot, func(_ uint16, args string) error { got <- args; return nil })
+			if r, err := srv.Execute(ctx, ep, "/3/0/4", "0='soft'"); err != nil || r.Code != codes.Changed {
+				t.Fatalf("execute: %v %+v", err, r)
+			}
+			if a := <-got; a != "0='soft'" {
+				t.Errorf("execute args %q", a)
+			}
+			// Discover and Write-Attributes.
+			if r, err := srv.WriteAttributes(ctx, ep, "/4/0/2", []string{"pmin=0", "pmax=30"}); err != nil || r.Code != codes.Changed {
+				t.Fatalf("write-attributes: %v %+v", err, r)
+			}
+			if r, err := srv.Discover(ctx, ep, "/4/0"); err != nil || !strings.Contains(string(r.Payload), "</4/0/2>;pmin=0;pmax=30") {
+				t.Fatalf("discover: %v %+v", err, r)
+			}
+			// Create and delete.
+			body, _ := lwm2m.Encode(lwm2m.FormatTLV, lwm2m.ObjectPath(1), []lwm2m.Entry{
+				{Path: lwm2m.ResourcePath(1, 2, 0), Value: lwm2m.Integer(2)},
+				{Path: lwm2m.ResourcePath(1, 2, 1), Value: lwm2m.Integer(300)},
+			})
+			if r, err := srv.Create(ctx, ep, "/1", lwm2m.FormatTLV, body); err != nil || r.Code != codes.Created {
+				t.Fatalf("create: %v %+v", err, r)
+			}
+			if r, err := srv.Delete(ctx, ep, "/1/2"); err != nil || r.Code != codes.Deleted {
+				t.Fatalf("delete: %v %+v", err, r)
+			}
+			// Composite read and write.
+			r, err = srv.ReadComposite(ctx, ep, []string{"/3/0/0", "/5/0/3"}, lwm2m.FormatSenMLCBOR)
+			if err != nil || r.Code != codes.Content {
+				t.Fatalf("read-composite: %v %+v", err, r)
+			}
+			if es, err := lwm2m.Decode(r.Format, lwm2m.Root, r.Payload, c); err != nil || len(es) != 2 {
+				t.Fatalf("read-composite decode: %v %v", err, es)
+			}
+			wc, _ := lwm2m.Encode(lwm2m.FormatSenMLCBOR, lwm2m.Root, []lwm2m.Entry{
+				{Path: lwm2m.ResourcePath(3, 0, 15), Value: lwm2m.String("Asia/Kolkata")},
+			})
+			if r, err := srv.WriteComposite(ctx, ep, lwm2m.FormatSenMLCBOR, wc); err != nil || r.Code != codes.Changed {
+				t.Fatalf("write-composite: %v %+v", err, r)
+			}
+			// Observe: a change on the device reaches the server's event stream.
+			if r, err := srv.Observe(ctx, ep, "/4/0/2", nil); err != nil || r.Code != codes.Content {
+				t.Fatalf("observe: %v %+v", err, r)
+			}
+			_ = c.SimpleObject(4).Set(lwm2m.ResourcePath(4, 0, 2), lwm2m.Integer(-42))
+			e := waitServerEvent(t, ev, server.EventNotification, ep, 3*time.Second)
+			if b, _ := json.Marshal(e.Data); !strings.Contains(string(b), "-42") {
+				t.Errorf("notification %s lacks -42", b)
+			}
+			// Send.
+			if err := c.Send(ctx, lwm2m.ResourcePath(3, 0, 3)); err != nil {
+				t.Fatal(err)
+			}
+			e = waitServerEvent(t, ev, server.EventSend, ep, 3*time.Second)
+			b, _ := json.Marshal(e.Data)
+			var sent struct {
+				Val struct {
+					Payload []byte `json:"payload"`
+				} `json:"val"`
+			}
+			_ = json.Unmarshal(b, &sent)
+			es, err := lwm2m.Decode(lwm2m.FormatSenMLCBOR, lwm2m.Root, sent.Val.Payload, c)
+			if err != nil || len(es) != 1 || es[0].Value.Str() != "1.0.0" {
+				t.Errorf("send event %s: %v %v", b, es, err)
+			}
+			// Stop de-registers.
+			c.Stop()
+			waitServerEvent(t, ev, server.EventDeregistration, ep, 3*time.Second)
+			if srv.Device(ep) != nil {
+				t.Error("still registered after Stop")
+			}
+		})
+	}
+}
+
+// The server refuses a device whose PSK it does not know; the client
+// reports the failure and keeps retrying instead of hanging.
+func TestEndToEndUnknownPSK(t *testing.T) {
+	srv := servertest.Start(t)
+	evs := make(chan client.Event, 16)
+	c, err := client.New(client.Config{
+		Endpoint: "stranger", ServerURI: "coaps://" + srv.CoAPSAddr().String(),
+		PSKIdentity: "nobody", PSKKey: []byte("k"), HandshakeTimeout: 2 * time.Second,
+		MinBackoff: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnEvent: func(e client.Event) {
+			select {
+			case evs <- e:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	select {
+	case e := <-evs:
+		if e.Kind != client.EventRegisterFailed || e.Err == nil {
+			t.Fatalf("first event %+v, want a failed registration", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no failure reported")
+	}
+	if srv.Device("stranger") != nil {
+		t.Fatal("unknown identity registered")
+	}
+}
