@@ -99,8 +99,8 @@ type history struct {
 	lastMatch bool
 	// repDist is the distance of the last literal-stream match.
 	repDist uint64
-	disp      int64 // last copy displacement: source offset minus output offset
-	lc        int
+	disp    int64 // last copy displacement: source offset minus output offset
+	lc      int
 }
 
 // Difference bytes are coded in three parts: is it zero; if not, is it
