@@ -57,6 +57,8 @@ type fwDevice struct {
 	offers   int           // packages offered (pushes and URIs written)
 	execs    int           // Update executions
 	reads    int           // requests of any kind
+	queue    bool          // registers in queue mode (Q)
+	location string        // registration path, /rd/{id}
 	wg       sync.WaitGroup
 	closed   bool
 }
@@ -113,8 +115,13 @@ func (d *fwDevice) connect() error {
 	cc := coapdtls.Client(conn, options.WithCloseSocket(), options.WithMux(mux.HandlerFunc(d.serve)),
 		options.WithBlockwise(true, blockwise.SZX1024, time.Minute))
 	q := func(s string) message.Option { return message.Option{ID: message.URIQuery, Value: []byte(s)} }
-	r, err := cc.Post(ctx, "/rd", message.AppLinkFormat, bytes.NewReader([]byte("</3/0>,</5/0>")),
-		q("ep="+d.ep), q("lt=300"), q("lwm2m=1.1"), q("b=U"))
+	qs := []message.Option{q("ep=" + d.ep), q("lt=300"), q("lwm2m=1.1"), q("b=U")}
+	d.mu.Lock()
+	if d.queue {
+		qs = append(qs, q("Q"))
+	}
+	d.mu.Unlock()
+	r, err := cc.Post(ctx, "/rd", message.AppLinkFormat, bytes.NewReader([]byte("</3/0>,</5/0>")), qs...)
 	if err != nil {
 		cc.Close()
 		return err
@@ -123,10 +130,35 @@ func (d *fwDevice) connect() error {
 		cc.Close()
 		return fmt.Errorf("register: %v", r.Code())
 	}
+	loc, _ := r.Options().LocationPath()
 	d.mu.Lock()
-	d.cc = cc
+	d.cc, d.location = cc, loc
 	d.mu.Unlock()
 	return nil
+}
+
+// wake sends a registration Update: a queue-mode device is reachable for
+// a while after it (LwM2M Core 6.5).
+func (d *fwDevice) wake() error {
+	d.mu.Lock()
+	cc, loc := d.cc, d.location
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	r, err := cc.Post(ctx, "/"+strings.Trim(loc, "/"), message.TextPlain, nil)
+	if err != nil {
+		return err
+	}
+	if r.Code() != codes.Changed {
+		return fmt.Errorf("update: %v", r.Code())
+	}
+	return nil
+}
+
+func (d *fwDevice) requests() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reads
 }
 
 func (d *fwDevice) setAddr(a net.Addr) {
@@ -170,7 +202,6 @@ func (d *fwDevice) serve(w mux.ResponseWriter, r *mux.Message) {
 	case (r.Code() == codes.PUT || r.Code() == codes.POST) && p == "/5/0/1":
 		body, _ := io.ReadAll(r.Body())
 		d.offers++
-		d.t.Logf("%s: uri %s in state %d/%d", d.ep, body, d.state, d.result)
 		u, err := url.Parse(string(body))
 		if err != nil || u.Scheme != "coaps" {
 			d.result = 7 // invalid URI
@@ -270,9 +301,9 @@ type campaignEnv struct {
 	img2 server.Image
 }
 
-func startCampaigns(t *testing.T, db string) *campaignEnv {
+func startCampaigns(t *testing.T, db string, mod ...func(*server.Config)) *campaignEnv {
 	t.Helper()
-	srv, fw := startFirmware(t, db)
+	srv, fw := startFirmware(t, db, mod...)
 	cm, err := server.NewCampaigns(fw, server.CampaignConfig{Tick: 20 * time.Millisecond, Poll: 50 * time.Millisecond, DeviceTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -553,5 +584,88 @@ func TestCampaignRestartResumes(t *testing.T) {
 		if v != "2.0" || offers != 1 || execs != 1 || states[i].State != server.DeviceSucceeded {
 			t.Fatalf("%s: version %s, %d offers, %d updates; %+v", d.ep, v, offers, execs, states[i])
 		}
+	}
+}
+
+// A queue-mode device asleep is not sent anything; it is updated once it
+// wakes (LwM2M Core 6.5), while it keeps checking in.
+func TestCampaignQueueModeDevice(t *testing.T) {
+	e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"), func(c *server.Config) { c.QueueAwake = 300 * time.Millisecond })
+	e.addImages(t)
+	d := newFwDeviceQueue(t, e, "sleepy")
+	time.Sleep(400 * time.Millisecond) // asleep now
+	c, err := e.cm.Create(server.Campaign{Image: e.img2.ID, Targets: server.Selector{Endpoints: []string{"sleepy"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := d.requests(); n != 0 {
+		t.Fatalf("%d requests sent to a sleeping device", n)
+	}
+	if _, devs, _ := e.cm.Campaign(c.ID); devs[0].State != server.DeviceQueued {
+		t.Fatalf("sleeping device: %+v", devs[0])
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // awake: an Update now and then, as its application runs
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				_ = d.wake()
+			}
+		}
+	}()
+	_ = d.wake()
+	waitCampaign(t, e.cm, c.ID, "completed", func(c server.Campaign, _ []server.CampaignDevice) bool {
+		return c.State == server.CampaignCompleted
+	})
+	close(stop)
+	<-done
+	if offers, execs, v := d.counts(); v != "2.0" || offers != 1 || execs != 1 {
+		t.Fatalf("version %s, %d offers, %d updates", v, offers, execs)
+	}
+}
+
+func newFwDeviceQueue(t *testing.T, e *campaignEnv, ep string) *fwDevice {
+	d := &fwDevice{t: t, ep: ep, typ: "sensor", pub: e.fw.PublicKey(), key: []byte("campaign-psk-key"), addr: e.srv.CoAPSAddr(),
+		image: e.v1, version: "1.0", queue: true}
+	e.srv.AddPSK(ep, ep+"-id", d.key)
+	if err := d.connect(); err != nil {
+		t.Fatalf("%s: %v", ep, err)
+	}
+	t.Cleanup(d.close)
+	return d
+}
+
+// Outside the maintenance window no device starts.
+func TestCampaignMaintenanceWindow(t *testing.T) {
+	w := server.Window{Start: "22:00", End: "04:00"}
+	for _, c := range []struct {
+		at   string
+		open bool
+	}{{"23:30", true}, {"03:59", true}, {"04:00", false}, {"12:00", false}, {"22:00", true}} {
+		at, _ := time.Parse("15:04", c.at)
+		if w.Open(at) != c.open {
+			t.Errorf("window %v at %s: open=%v", w, c.at, !c.open)
+		}
+	}
+	e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"))
+	e.addImages(t)
+	d := newFwDevice(t, e.srv, "win-1", "sensor", "1.0", e.v1, e.fw.PublicKey())
+	now := time.Now().UTC()
+	closed := server.Window{Start: now.Add(2 * time.Hour).Format("15:04"), End: now.Add(3 * time.Hour).Format("15:04")}
+	c, err := e.cm.Create(server.Campaign{Image: e.img2.ID, Targets: server.Selector{Endpoints: []string{"win-1"}}, Window: closed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, devs, _ := e.cm.Campaign(c.ID); devs[0].State != server.DeviceQueued || d.requests() != 0 {
+		t.Fatalf("started outside the window: %+v", devs[0])
+	}
+	if _, err := e.cm.Create(server.Campaign{Image: e.img2.ID, Window: server.Window{Start: "25:00", End: "01:00"}}); err == nil {
+		t.Fatal("bad window accepted")
 	}
 }

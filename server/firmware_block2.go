@@ -57,13 +57,8 @@ func (f *Firmware) handleDownload(w mux.ResponseWriter, r *mux.Message, args []s
 		ep = d.Endpoint()
 	}
 	if v, err := r.Options().GetUint32(message.Block2); err == nil {
-		szx, num, _, derr := blockwise.DecodeBlockOption(v)
-		if derr != nil || szx > blockwise.SZX1024 {
-			_ = w.SetResponse(codes.BadOption, message.TextPlain, bytes.NewReader([]byte("bad Block2 option")))
-			return
-		}
-		if off := num * szx.Size(); off >= int64(len(data)) && !(off == 0 && len(data) == 0) {
-			_ = w.SetResponse(codes.BadOption, message.TextPlain, bytes.NewReader([]byte(fmt.Sprintf("block %d is past the end of %d bytes", num, len(data)))))
+		if _, _, err := block2Range(v, len(data)); err != nil {
+			_ = w.SetResponse(codes.BadOption, message.TextPlain, bytes.NewReader([]byte(err.Error())))
 			return
 		}
 	}
@@ -74,6 +69,21 @@ func (f *Firmware) handleDownload(w mux.ResponseWriter, r *mux.Message, args []s
 	_ = w.SetResponse(codes.Content, message.AppOctets, body)
 	w.Message().SetOptionBytes(message.ETag, etag)
 	w.Message().SetOptionUint32(message.Size2, uint32(len(data)))
+}
+
+// block2Range is the byte range [off, off+n) of a representation of size
+// bytes that a Block2 option value asks for (RFC 7959 2.2), or an error for
+// a malformed option or a block past the end.
+func block2Range(v uint32, size int) (off, n int, err error) {
+	szx, num, _, err := blockwise.DecodeBlockOption(v)
+	if err != nil || szx > blockwise.SZX1024 {
+		return 0, 0, fmt.Errorf("bad Block2 option %#x", v)
+	}
+	o := num * szx.Size()
+	if o > int64(size) || (o == int64(size) && size > 0) {
+		return 0, 0, fmt.Errorf("block %d is past the end of %d bytes", num, size)
+	}
+	return int(o), min(int(szx.Size()), size-int(o)), nil
 }
 
 // trackedReader is a bytes.Reader over shared, read-only bytes that reports

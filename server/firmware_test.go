@@ -42,9 +42,9 @@ func testImages(size int, seed int64) (old, new []byte) {
 	return old, new
 }
 
-func startFirmware(t *testing.T, path string) (*servertest.Server, *server.Firmware) {
+func startFirmware(t *testing.T, path string, mod ...func(*server.Config)) (*servertest.Server, *server.Firmware) {
 	t.Helper()
-	srv := servertest.StartAt(t, path)
+	srv := servertest.StartAt(t, path, mod...)
 	fw, err := server.NewFirmware(srv.Server)
 	if err != nil {
 		t.Fatal(err)
