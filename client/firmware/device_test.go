@@ -69,8 +69,11 @@ func testFixture(t testing.TB) *fixture {
 	return &fix
 }
 
+// mustMake builds a signed in-place package. RAM is set below the
+// installer's default budget (16 KiB plus one erase block, less its fixed
+// buffers) so the package fits whatever delta's own default is.
 func mustMake(old, nw []byte, key ed25519.PrivateKey, devType, version string) []byte {
-	p, err := delta.Make(old, nw, delta.Options{InPlace: true, EraseBlock: 4096, Key: key, DeviceType: devType, Version: version, SeqNo: 2})
+	p, err := delta.Make(old, nw, delta.Options{InPlace: true, EraseBlock: 4096, RAM: 12 << 10, Key: key, DeviceType: devType, Version: version, SeqNo: 2})
 	if err != nil {
 		panic(err)
 	}

@@ -263,3 +263,13 @@ func TestURIChecks(t *testing.T) {
 }
 
 func lwmPath(r uint16) lwm2m.Path { return lwm2m.ResourcePath(ObjectID, 0, r) }
+
+// A package whose decoder needs more RAM than the installer may take is
+// refused when the download ends: result 3 (out of RAM).
+func TestPackageNeedingMoreRAMThanTheInstallerHasIsResult3(t *testing.T) {
+	d := newDevice(t, func(c *Config) { c.Install.RAMBudget = 6 << 10 })
+	if err := writePkg(d.o, testFixture(t).pkg); err != nil {
+		t.Fatal(err)
+	}
+	d.waitState(StateIdle, ResultOutOfRAM, time.Second)
+}
