@@ -376,3 +376,76 @@ func TestPackageRealFirmware(t *testing.T) {
 		t.Fatalf("delta of %d bytes", p.Size)
 	}
 }
+
+// BenchmarkBlock2Download: one device fetching a 256 KiB package by Block2
+// (SZX 1024) over its DTLS session; allocations are per whole download.
+func BenchmarkBlock2Download(b *testing.B) {
+	srv := servertest.Start(b)
+	fw, err := server.NewFirmware(srv.Server)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewSource(5))
+	img := make([]byte, 256<<10)
+	rng.Read(img)
+	target, _ := fw.AddImage("bench", "1", img, true) // opaque: served as is
+	p, err := fw.PackageFor(target, "", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := []byte("bench-psk-key-01")
+	srv.AddPSK("bench", "bench-id", key)
+	pc, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	conn, err := piondtls.Client(pc, srv.CoAPSAddr(), &piondtls.Config{ //nolint:staticcheck
+		PSK: func([]byte) ([]byte, error) { return key, nil }, PSKIdentityHint: []byte("bench-id"),
+		CipherSuites: []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := conn.HandshakeContext(ctx); err != nil {
+		b.Fatal(err)
+	}
+	cc := coapdtls.Client(conn, options.WithCloseSocket(), options.WithBlockwise(true, blockwise.SZX1024, time.Minute))
+	defer cc.Close()
+	b.SetBytes(int64(p.Size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		resp, err := cc.Get(ctx, p.Path())
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body())
+		if n != int64(p.Size) {
+			b.Fatalf("%d bytes", n)
+		}
+	}
+}
+
+// BenchmarkPackageForCached: asking for a package that is already made.
+func BenchmarkPackageForCached(b *testing.B) {
+	srv := servertest.Start(b)
+	fw, err := server.NewFirmware(srv.Server)
+	if err != nil {
+		b.Fatal(err)
+	}
+	old, new := testImages(64<<10, 9)
+	fw.AddImage("bench", "1", old, false)
+	target, _ := fw.AddImage("bench", "2", new, false)
+	if _, err := fw.PackageFor(target, "1", false); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := fw.PackageFor(target, "1", false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if fw.Builds() != 1 {
+		b.Fatalf("%d builds", fw.Builds())
+	}
+}
