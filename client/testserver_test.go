@@ -28,7 +28,7 @@ import (
 // server package. It records what the device sends and keeps each
 // registration's connection so tests can send requests to the device.
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	uri  string
 	msgs chan srvMsg
 
@@ -59,7 +59,7 @@ type srvMsg struct {
 // testPSKs are the credentials the DTLS test server knows.
 var testPSKs = map[string][]byte{"dev-id": []byte("secret-key-0123")}
 
-func newTestServer(t *testing.T, secure bool) *testServer {
+func newTestServer(t testing.TB, secure bool) *testServer {
 	t.Helper()
 	s := &testServer{t: t, msgs: make(chan srvMsg, 100), regs: map[string]*testReg{}}
 	m := mux.HandlerFunc(s.serve)
@@ -203,7 +203,7 @@ func (s *testServer) expect(op string, within time.Duration) srvMsg {
 // device is the server side of a registered device: requests go over
 // the session the device registered from.
 type device struct {
-	t    *testing.T
+	t    testing.TB
 	conn *udpclient.Conn
 }
 
@@ -335,14 +335,14 @@ func startClient(t *testing.T, s *testServer, mod func(*Config)) (*Client, *even
 }
 
 // testLogger logs at debug level into the test log when -v is given.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if !testing.Verbose() {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type tlogWriter struct{ t *testing.T }
+type tlogWriter struct{ t testing.TB }
 
 func (w tlogWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))

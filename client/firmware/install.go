@@ -119,6 +119,14 @@ func (o *Object) install(gen uint64, n int64) {
 	}
 	if err == nil {
 		_, err = inplace.Install(o.cfg.Flash, pkg, o.cfg.Install)
+		if errors.Is(err, inplace.ErrPowerCut) {
+			// The simulated supply failed mid-install: this device is
+			// dead until power-up, which finds State Updating in the
+			// record and lets boot finish the update (finishInterrupted).
+			o.flashMu.Unlock()
+			o.log.Warn("firmware: power cut during install; the next power-up finishes it")
+			return
+		}
 		res = installResult(err)
 		pkg = nil
 		boot, bootErr = inplace.Boot(o.cfg.Flash, o.cfg.Install)

@@ -273,3 +273,61 @@ func TestPackageNeedingMoreRAMThanTheInstallerHasIsResult3(t *testing.T) {
 	}
 	d.waitState(StateIdle, ResultOutOfRAM, time.Second)
 }
+
+// A power cut in the middle of the in-place install: the device is dead
+// until power-up; then the record says Updating, boot finishes the update
+// from the installer's journal, and the result is 1 with v2 running.
+func TestPowerCutDuringInstallIsFinishedAtPowerUp(t *testing.T) {
+	d := newDevice(t, nil)
+	if err := writePkg(d.o, testFixture(t).pkg); err != nil {
+		t.Fatal(err)
+	}
+	d.waitState(StateDownloaded, ResultInitial, time.Second)
+	d.f.CutAfter(40, true) // the object is idle in Downloaded: no one else uses the flash
+	if err := d.o.Execute(pUpdate, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.o.Close(); err != nil { // waits for the installer goroutine
+		t.Fatal(err)
+	}
+	if !d.f.PowerCut() {
+		t.Fatal("the install ended before the power cut: move the cut earlier")
+	}
+	if s, _ := d.o.State(); s != StateUpdating {
+		t.Fatalf("state %v after the power cut, want updating", s)
+	}
+	d.reboot()
+	d.waitState(StateIdle, ResultSuccess, time.Second)
+	if v, _ := d.o.RunningVersion(); v != "2.0" {
+		t.Errorf("running %q after the resumed update", v)
+	}
+}
+
+// The staged package rots in flash between download and Update: the check
+// at Update catches it (result 5) and the old image keeps running.
+func TestStagedPackageCorruptedBeforeUpdateIsResult5(t *testing.T) {
+	d := newDevice(t, nil)
+	if err := writePkg(d.o, testFixture(t).pkg); err != nil {
+		t.Fatal(err)
+	}
+	d.waitState(StateDownloaded, ResultInitial, time.Second)
+	addr := d.o.st.l.StagingStart + 777
+	var cell [1]byte
+	if _, err := d.f.ReadAt(cell[:], addr); err != nil {
+		t.Fatal(err)
+	}
+	if cell[0] == 0 {
+		t.Fatal("picked a zero byte: choose another offset")
+	}
+	// NOR can only clear bits: clear the lowest set one.
+	if err := d.f.Program(addr, []byte{cell[0] & (cell[0] - 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.o.Execute(pUpdate, ""); err != nil {
+		t.Fatal(err)
+	}
+	d.waitState(StateIdle, ResultIntegrityFailure, 5*time.Second)
+	if v, _ := d.o.RunningVersion(); v != "1.0" {
+		t.Errorf("running %q, want the old 1.0", v)
+	}
+}
