@@ -283,7 +283,7 @@ func TestPowerCutDuringInstallIsFinishedAtPowerUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitState(StateDownloaded, ResultInitial, time.Second)
-	d.f.CutAfter(40, true) // the object is idle in Downloaded: no one else uses the flash
+	d.f.CutAfter(200, true) // past staging, inside the steps; the object is idle in Downloaded: no one else uses the flash
 	if err := d.o.Execute(pUpdate, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -327,6 +327,32 @@ func TestStagedPackageCorruptedBeforeUpdateIsResult5(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitState(StateIdle, ResultIntegrityFailure, 5*time.Second)
+	if v, _ := d.o.RunningVersion(); v != "1.0" {
+		t.Errorf("running %q, want the old 1.0", v)
+	}
+}
+
+// A power cut while the installer copies the package (before its journal
+// says staged): power-up finds the old image intact; the update failed
+// (result 8) and v1 still boots.
+func TestPowerCutWhileStagingIsResult8WithTheOldImage(t *testing.T) {
+	d := newDevice(t, nil)
+	if err := writePkg(d.o, testFixture(t).pkg); err != nil {
+		t.Fatal(err)
+	}
+	d.waitState(StateDownloaded, ResultInitial, time.Second)
+	d.f.CutAfter(20, true)
+	if err := d.o.Execute(pUpdate, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !d.f.PowerCut() {
+		t.Fatal("no power cut happened")
+	}
+	d.reboot()
+	d.waitState(StateIdle, ResultUpdateFailed, time.Second)
 	if v, _ := d.o.RunningVersion(); v != "1.0" {
 		t.Errorf("running %q, want the old 1.0", v)
 	}
