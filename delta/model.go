@@ -204,6 +204,7 @@ func (e *encoder) tree(probs []uint16, v int, nbits int) {
 func (e *encoder) number(f int, v uint64) {
 	nm := &e.m.num[f]
 	e.rc.kind = f
+	e.rc.shift = rateNumber
 	x := v + 1
 	n := bits.Len64(x)
 	e.tree(nm.width, n-1, numWidthBits)
@@ -226,6 +227,7 @@ func (e *encoder) number(f int, v uint64) {
 
 func (e *encoder) diff(pos uint32, d byte) {
 	e.rc.kind = kindDiff
+	e.rc.shift = rateDiff
 	h := &e.h
 	if d == 0 {
 		e.rc.bit(&e.m.zero[h.zeroContext(pos)], 0)
@@ -310,6 +312,7 @@ func (e *encoder) literals(pos uint32, data []byte) {
 		if e.win > 0 {
 			ctx := e.h.litMatchContext(pos + uint32(i))
 			e.rc.kind = kindLiteral
+			e.rc.shift = rateNumber
 			if d, l := e.findLitMatch(data[i:]); l >= minLitMatch {
 				e.rc.bit(&e.m.lm[ctx], 1)
 				rc := 0
@@ -341,6 +344,7 @@ func (e *encoder) literals(pos uint32, data []byte) {
 
 func (e *encoder) literal(pos uint32, b byte) {
 	e.rc.kind = kindLiteral
+	e.rc.shift = rateLiteral
 	e.tree(e.m.lit[e.h.litTree(pos):], int(b), 8)
 	e.h.prevLit = b
 }
@@ -364,6 +368,7 @@ func (d *decoder) tree(probs []uint16, nbits int) int {
 }
 
 func (d *decoder) number(f int) uint64 {
+	d.rc.shift = rateNumber
 	nm := &d.m.num[f]
 	n := d.tree(nm.width, numWidthBits) + 1
 	rest := n - 1
@@ -386,6 +391,7 @@ func (d *decoder) number(f int) uint64 {
 }
 
 func (d *decoder) diff(pos uint32) byte {
+	d.rc.shift = rateDiff
 	h := &d.h
 	if d.rc.bit(&d.m.zero[h.zeroContext(pos)]) == 0 {
 		h.pushDiff(pos, 0)
@@ -403,7 +409,18 @@ func (d *decoder) diff(pos uint32) byte {
 }
 
 func (d *decoder) literal(pos uint32) byte {
+	d.rc.shift = rateLiteral
 	b := byte(d.tree(d.m.lit[d.h.litTree(pos):], 8))
 	d.h.prevLit = b
 	return b
 }
+
+// Adaptation rates (probability update shifts) per kind of field: literals
+// and instruction fields change statistics quickly, differences slowly.
+// Measured on the shared pairs (in-place, total of four): shifts 4/5/4
+// give 129,531 bytes, 5/5/5 129,812, 4/4/4 129,569, 4/6/4 130,984.
+const (
+	rateNumber  = 4
+	rateDiff    = 5
+	rateLiteral = 4
+)

@@ -326,12 +326,14 @@ func (p *InPlacePlayer) literals(pos uint32, out []byte, o, n int) error {
 	d := &p.dec
 	mask := uint64(len(p.hist) - 1)
 	for i := 0; i < n; {
+		d.rc.shift = rateNumber
 		if len(p.hist) > 0 && d.rc.bit(&d.m.lm[d.h.litMatchContext(pos+uint32(i))]) == 1 {
 			rc := 0
 			if d.h.lastMatch {
 				rc = 1
 			}
 			dist := d.h.repDist
+			d.rc.shift = rateNumber
 			if d.rc.bit(&d.m.rep[rc]) == 0 {
 				dist = d.number(numLitDist) + 1
 				d.h.repDist = dist

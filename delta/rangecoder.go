@@ -6,7 +6,7 @@ import (
 )
 
 // The entropy coder is an adaptive binary range coder of the LZMA family
-// (adaptation shift 5, carry propagation through a cached byte) with 15-bit
+// (adaptation shifts per field kind, model.go; carry propagation through a cached byte) with 15-bit
 // rather than LZMA's 11-bit probabilities: the difference stream is mostly
 // zeros, and an 11-bit probability cannot go below 31/2048, a floor of 0.022
 // bits per zero (1.8 KiB on a 650 KiB image); at 15 bits it is 0.0014.
@@ -20,7 +20,6 @@ const (
 	probBits  = 15
 	probOne   = 1 << probBits
 	probInit  = probOne / 2
-	moveBits  = 5
 	rcTopBits = 24
 	rcTop     = 1 << rcTopBits
 )
@@ -42,6 +41,8 @@ type rcEncoder struct {
 	// bits per field kind (statistics for tuning and delta info).
 	cost *[numFields + 2]float64
 	kind int
+	// shift is the adaptation rate of the model being coded.
+	shift uint8
 }
 
 func newRCEncoder() *rcEncoder {
@@ -86,11 +87,11 @@ func (e *rcEncoder) bit(p *uint16, b int) {
 	bound := (e.rng >> probBits) * uint32(*p)
 	if b == 0 {
 		e.rng = bound
-		*p += (probOne - *p) >> moveBits
+		*p += (probOne - *p) >> e.shift
 	} else {
 		e.low += uint64(bound)
 		e.rng -= bound
-		*p -= *p >> moveBits
+		*p -= *p >> e.shift
 	}
 	for e.rng < rcTop {
 		e.rng <<= 8
@@ -140,6 +141,7 @@ type rcDecoder struct {
 	src     byteSource
 	overrun int
 	err     error
+	shift   uint8
 }
 
 func (d *rcDecoder) init(src byteSource) {
@@ -170,11 +172,11 @@ func (d *rcDecoder) bit(p *uint16) int {
 	var b int
 	if d.code < bound {
 		d.rng = bound
-		*p += (probOne - *p) >> moveBits
+		*p += (probOne - *p) >> d.shift
 	} else {
 		d.code -= bound
 		d.rng -= bound
-		*p -= *p >> moveBits
+		*p -= *p >> d.shift
 		b = 1
 	}
 	// A 15-bit probability can shrink the range by up to 2^10, so

@@ -33,3 +33,4 @@ func TestTune(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
