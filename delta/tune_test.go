@@ -33,4 +33,3 @@ func TestTune(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
