@@ -131,7 +131,7 @@ type Resp struct {
 	Location string
 }
 
-const defaultLinks = `</>;ct="110 11542",</1/0>,</3/0>,</5/0>`
+const defaultLinks = `</>;ct=110,</1/0>,</3/0>,</5/0>`
 
 // register sends Register with extra query parameters.
 func (d *testDevice) register(extra ...string) *Resp {

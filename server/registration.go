@@ -15,6 +15,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/mux"
 
+	"github.com/fotastack/fota/lwm2m"
 	"github.com/fotastack/fota/server/store"
 	"github.com/fotastack/fota/server/transport"
 )
@@ -145,6 +146,10 @@ func checkLinks(b []byte) (string, error) {
 		if !strings.HasPrefix(l, "<") || !strings.Contains(l, ">") {
 			return "", fmt.Errorf("%w: object link %q", ErrBadRegistration, l)
 		}
+	}
+	// The full RFC 6690 / LwM2M Core 6.2.1 reading (objects, versions, ct).
+	if _, err := lwm2m.ParseRegistrationPayload([]byte(s)); err != nil {
+		return "", fmt.Errorf("%w: object links: %v", ErrBadRegistration, err)
 	}
 	return s, nil
 }

@@ -58,7 +58,8 @@ func TestBestFormat(t *testing.T) {
 		want           lwm2m.ContentFormat
 	}{
 		{"1.0", "</1/0>", lwm2m.FormatTLV},
-		{"1.1", `</>;ct="110 11542"`, lwm2m.FormatSenMLJSON},
+		{"1.1", `</>;ct="110 11542"`, lwm2m.FormatTLV},
+		{"1.1", `</>;ct=110`, lwm2m.FormatSenMLJSON},
 		{"1.1", `</>;ct=11542,</3/0>`, lwm2m.FormatTLV},
 		{"1.2", "</3/0>", lwm2m.FormatSenMLCBOR},
 		{"1.2", `</>;ct="11544 110"`, lwm2m.FormatLwM2MCBOR},
@@ -87,7 +88,8 @@ func FuzzParseRegistration(f *testing.F) {
 			t.Fatalf("accepted invalid registration %+v", p)
 		}
 		_, _ = ParseUpdate(strings.Split(query, "&"), []byte(payload))
-		_ = announcedFormats(p.Links)
+		d := newDevice(store.Registration{Links: p.Links, Version: p.Version})
+		_ = d.BestFormat()
 	})
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -245,51 +244,15 @@ func (s *Server) flushQueue(d *Device) {
 
 func fmtPtr(f lwm2m.ContentFormat) *lwm2m.ContentFormat { return &f }
 
-// Formats the server prefers, best first, for what it encodes or asks for.
-var preferredFormats = []lwm2m.ContentFormat{
-	lwm2m.FormatSenMLCBOR, lwm2m.FormatLwM2MCBOR, lwm2m.FormatSenMLJSON, lwm2m.FormatTLV,
-}
-
 // BestFormat is the best multi-value content format the device can handle:
-// the first of ours it announced (ct attribute of its root link, LwM2M
-// Core 6.2.1 / Transport 6.4.1), else what its version mandates: TLV for
-// 1.0 and 1.1, SenML CBOR for 1.2.
+// of those it announced (ct attribute of its root link, LwM2M Core 6.2.1),
+// the most compact its version defines; else what its version mandates
+// (lwm2m.BestFormat).
 func (d *Device) BestFormat() lwm2m.ContentFormat {
 	reg := d.Registration()
-	announced := announcedFormats(reg.Links)
-	for _, f := range preferredFormats {
-		for _, a := range announced {
-			if a == f {
-				return f
-			}
-		}
+	var announced []lwm2m.ContentFormat
+	if p, err := lwm2m.ParseRegistrationPayload([]byte(reg.Links)); err == nil {
+		announced = p.Formats
 	}
-	if reg.Version == "1.2" {
-		return lwm2m.FormatSenMLCBOR
-	}
-	return lwm2m.FormatTLV
-}
-
-// announcedFormats reads the ct attribute of the root link </>.
-func announcedFormats(links string) []lwm2m.ContentFormat {
-	var out []lwm2m.ContentFormat
-	for _, l := range splitLinks(links) {
-		l = strings.TrimSpace(l)
-		if !strings.HasPrefix(l, "</>") {
-			continue
-		}
-		for _, attr := range strings.Split(l, ";")[1:] {
-			k, v, _ := strings.Cut(strings.TrimSpace(attr), "=")
-			if k != "ct" {
-				continue
-			}
-			for _, n := range strings.Fields(strings.Trim(v, `"`)) {
-				var f uint16
-				if _, err := fmt.Sscan(n, &f); err == nil {
-					out = append(out, lwm2m.ContentFormat(f))
-				}
-			}
-		}
-	}
-	return out
+	return lwm2m.BestFormat(announced, reg.Version)
 }
