@@ -23,8 +23,8 @@ var timeZero time.Time
 func Attach(ctx context.Context, c *client.Client, o *Object) {
 	c.SetObject(o)
 	o.mu.Lock()
-	if o.cfg.PSKIdentity == "" {
-		o.cfg.PSKIdentity, o.cfg.PSKKey = c.PSK()
+	if o.cfg.PSKIdentity == "" && o.cfg.Credentials == nil {
+		o.cfg.Credentials = c.PSK
 	}
 	prev := o.cfg.OnReboot
 	o.cfg.OnReboot = func(boot inplace.BootResult, err error) {

@@ -76,6 +76,9 @@ type Config struct {
 	// URIs: the ones the device uses with its LwM2M server.
 	PSKIdentity string
 	PSKKey      []byte
+	// Credentials, when set, is asked for the PSK at each coaps pull
+	// instead (Attach sets it to the client's: bootstrap may change them).
+	Credentials func() (identity string, key []byte)
 	// BlockSize is the Block2 size the device asks for when pulling, a
 	// power of two from 64 to 1024 (default 1024).
 	BlockSize int

@@ -370,8 +370,11 @@ func (o *Object) dial(ctx context.Context, u *url.URL) (*udpclient.Conn, error) 
 		return conn, nil
 	}
 	o.mu.Lock()
-	id, key := o.cfg.PSKIdentity, append([]byte(nil), o.cfg.PSKKey...)
+	id, key, creds := o.cfg.PSKIdentity, append([]byte(nil), o.cfg.PSKKey...), o.cfg.Credentials
 	o.mu.Unlock()
+	if creds != nil {
+		id, key = creds()
+	}
 	if id == "" || len(key) == 0 {
 		return nil, errNoCredentials
 	}
