@@ -19,6 +19,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/mux"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
 // DTLSConfig configures a DTLS listener.
@@ -45,6 +47,15 @@ type DTLSConfig struct {
 	IdleSession time.Duration
 	// OnClose is called after a session closed.
 	OnClose func(*Session)
+	// HibernateAfter, when set, hibernates sessions idle that long: the
+	// DTLS state is serialized, the pion and go-coap connections and their
+	// goroutines end, and the next datagram (or a request the server
+	// sends through Session.Use) resumes the session without a handshake
+	// (hibernate.go). Zero keeps every session live.
+	HibernateAfter time.Duration
+	// Transmission, when set, gives the CoAP transmission parameters for a
+	// peer by its identity (false: go-coap's defaults).
+	Transmission func(identity string) (Transmission, bool)
 }
 
 const (
@@ -77,6 +88,8 @@ type DTLS struct {
 
 	handshakes atomic.Int64 // completed
 	refused    atomic.Int64 // failed or rate-limited
+	hibernated atomic.Int64 // hibernations
+	resumed    atomic.Int64 // resumptions
 }
 
 // ListenDTLS starts CoAP over DTLS on addr.
@@ -159,6 +172,23 @@ func (d *DTLS) Stats() (handshakes, refused int64, associations int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.handshakes.Load(), d.refused.Load(), len(d.byAddr)
+}
+
+// HibernationStats reports how many times sessions hibernated and resumed,
+// and how many are hibernated now.
+func (d *DTLS) HibernationStats() (hibernations, resumptions int64, asleep int) {
+	d.mu.Lock()
+	all := make([]*association, 0, len(d.byAddr))
+	for _, a := range d.byAddr {
+		all = append(all, a)
+	}
+	d.mu.Unlock()
+	for _, a := range all {
+		if a.hibernated() {
+			asleep++
+		}
+	}
+	return d.hibernated.Load(), d.resumed.Load(), asleep
 }
 
 // Close stops the listener, closes every session and waits for the
@@ -254,14 +284,14 @@ func (d *DTLS) newAssociation(from netip.AddrPort) *association {
 	a := &association{
 		d:      d,
 		addr:   from,
-		inbox:  make(chan packet, inboxSize),
-		done:   make(chan struct{}),
-		rd:     deadline.New(),
 		expiry: time.Now().Add(d.cfg.HandshakeTimeout + time.Second),
 	}
+	a.touch()
+	inc := newIncarnation(a)
+	a.cur = inc
 	d.byAddr[from] = a
 	d.wg.Add(1)
-	go a.handshake()
+	go a.handshake(inc)
 	return a
 }
 
@@ -295,16 +325,20 @@ func (d *DTLS) sweepLoop() {
 			return
 		case now := <-t.C:
 			d.mu.Lock()
-			var dead []*association
+			all := make([]*association, 0, len(d.byAddr))
 			for _, a := range d.byAddr {
-				if a.expired(now) {
-					dead = append(dead, a)
-				}
+				all = append(all, a)
 			}
 			d.mu.Unlock()
-			for _, a := range dead {
-				d.log.Debug("dtls: session expired", "peer", a.addr)
-				a.shutdown()
+			for _, a := range all {
+				if a.expired(now) {
+					d.log.Debug("dtls: session expired", "peer", a.addr)
+					a.shutdown()
+					continue
+				}
+				if d.cfg.HibernateAfter > 0 {
+					a.hibernateIfIdle(now, d.cfg.HibernateAfter)
+				}
 			}
 		}
 	}
@@ -315,31 +349,53 @@ type packet struct {
 	from netip.AddrPort
 }
 
-// association is one DTLS association. It is the net.PacketConn pion reads
-// from and writes to: reads come from the demultiplexer, writes go to the
-// shared socket.
+// association is one DTLS association: what routes to it (address, CIDs),
+// its session, and either a live incarnation (a pion conn and a go-coap
+// conn over a pipe) or, while hibernated, the serialized DTLS state
+// (hibernate.go).
 type association struct {
 	d    *DTLS
 	addr netip.AddrPort // the address it was created for
 
+	closing     atomic.Bool
+	mute        atomic.Bool // superseded: say nothing more to the peer
+	established atomic.Bool
+	lastActive  atomic.Int64 // unix nanoseconds of the last datagram in or out
+	busy        atomic.Int32 // requests being served or sent
+	cids        []string     // guarded by d.mu
+
+	mu      sync.Mutex // guards the fields below
+	cur     *incarnation
+	session *Session
+	expiry  time.Time
+	state   []byte   // marshaled dtls.State while hibernated
+	peer    net.Addr // the peer's address while hibernated
+}
+
+// incarnation is one pion conn of an association and the net.PacketConn
+// it reads from and writes to: reads come from the demultiplexer, writes
+// go to the shared socket. Hibernation retires it; a resume makes a new one.
+type incarnation struct {
+	a       *association
 	inbox   chan packet
 	done    chan struct{}
 	closing atomic.Bool
 	rd      *deadline.Deadline
-	mute    atomic.Bool // superseded: say nothing more to the peer
-
-	established atomic.Bool
-	cids        []string // guarded by d.mu
-	expiry      time.Time
-	expMu       sync.Mutex
-	session     *Session
-	conn        *dtls.Conn
+	retired atomic.Bool // closed on purpose by hibernation
+	conn    *dtls.Conn
+	cc      *udpClient.Conn
 }
 
+func newIncarnation(a *association) *incarnation {
+	return &incarnation{a: a, inbox: make(chan packet, inboxSize), done: make(chan struct{}), rd: deadline.New()}
+}
+
+func (a *association) touch() { a.lastActive.Store(time.Now().UnixNano()) }
+
 func (a *association) expired(now time.Time) bool {
-	a.expMu.Lock()
+	a.mu.Lock()
 	s, exp := a.session, a.expiry
-	a.expMu.Unlock()
+	a.mu.Unlock()
 	if s != nil {
 		if u := s.until.Load(); u != 0 {
 			return now.UnixNano() > u
@@ -348,16 +404,34 @@ func (a *association) expired(now time.Time) bool {
 	return now.After(exp)
 }
 
+// deliver hands a datagram to the live incarnation, resuming a hibernated
+// association first.
 func (a *association) deliver(p packet) {
+	a.touch()
+	a.mu.Lock()
+	inc := a.cur
+	if inc == nil && a.state != nil && !a.closing.Load() {
+		var err error
+		if inc, err = a.resumeLocked(); err != nil {
+			a.mu.Unlock()
+			a.d.log.Warn("dtls: resume failed, session dropped", "peer", a.addr, "err", err)
+			a.shutdown()
+			return
+		}
+	}
+	a.mu.Unlock()
+	if inc == nil {
+		return
+	}
 	select {
-	case a.inbox <- p:
-	case <-a.done:
+	case inc.inbox <- p:
+	case <-inc.done:
 	default:
 		// A full inbox means pion is not keeping up; UDP may drop.
 	}
 }
 
-func (a *association) handshake() {
+func (a *association) handshake(inc *incarnation) {
 	defer a.d.wg.Done()
 	d := a.d
 	cfg := d.base
@@ -382,15 +456,15 @@ func (a *association) handshake() {
 			return k, err
 		}
 	}
-	conn, err := dtls.Server(a, net.UDPAddrFromAddrPort(a.addr), &cfg) //nolint:staticcheck // Config is the only way to set a per-association CID generator
+	conn, err := dtls.Server(inc, net.UDPAddrFromAddrPort(a.addr), &cfg) //nolint:staticcheck // Config is the only way to set a per-association CID generator
 	if err != nil {
 		d.log.Warn("dtls: server setup", "from", a.addr, "err", err)
 		a.shutdown()
 		return
 	}
-	a.expMu.Lock()
-	a.conn = conn
-	a.expMu.Unlock()
+	a.mu.Lock()
+	inc.conn = conn
+	a.mu.Unlock()
 	if a.closing.Load() {
 		_ = conn.Close()
 		return
@@ -406,7 +480,10 @@ func (a *association) handshake() {
 		return
 	}
 	state, _ := conn.ConnectionState()
-	s := &Session{Scheme: "coaps"}
+	s := &Session{Scheme: "coaps", assoc: a}
+	if d.cfg.HibernateAfter == 0 {
+		s.assoc = nil // the plain layout: Conn never changes
+	}
 	switch {
 	case len(state.PeerCertificates) > 0:
 		s.Security = SecurityX509
@@ -418,12 +495,38 @@ func (a *association) handshake() {
 		s.Identity = string(state.IdentityHint)
 	}
 	s.closer = func() error { a.shutdown(); return nil }
+	a.mu.Lock()
+	a.session = s
+	a.attachLocked(inc, conn)
+	a.expiry = time.Now().Add(d.cfg.IdleSession)
+	a.mu.Unlock()
+	a.touch()
+	d.sessions.put(a, s)
+	a.established.Store(true)
+	d.handshakes.Add(1)
+	if a.closing.Load() {
+		// Shut down while we were setting up: the close hook may have run
+		// before the session was known.
+		a.shutdown()
+		return
+	}
+	d.log.Debug("dtls: session established", "from", a.addr, "security", s.Security, "identity", s.Identity)
+}
+
+// attachLocked wraps conn in a go-coap connection serving the listener's
+// handler and makes inc the live incarnation. Called with a.mu held.
+func (a *association) attachLocked(inc *incarnation, conn *dtls.Conn) {
+	d := a.d
+	s := a.session
+	inc.conn = conn
 	// The CoAP reader starts inside coapdtls.Client; requests wait until
-	// the session is complete.
+	// the incarnation is complete.
 	ready := make(chan struct{})
-	cc := coapdtls.Client(conn,
+	opts := []udp.Option{
 		options.WithMux(mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
 			<-ready
+			a.busy.Add(1)
+			defer func() { a.touch(); a.busy.Add(-1) }()
 			r.SetContext(WithSession(r.Context(), s))
 			d.cfg.Handler.ServeCOAP(w, r)
 		})),
@@ -431,97 +534,129 @@ func (a *association) handshake() {
 		options.WithMaxMessageSize(MaxMessageSize),
 		options.WithBlockwise(true, blockwise.SZX1024, blockwiseTimeout),
 		options.WithErrors(func(err error) { d.log.Debug("coaps", "peer", a.addr, "err", err) }),
-	)
-	s.Conn = cc
-	close(ready)
-	d.sessions.put(s)
-	a.expMu.Lock()
-	a.session = s
-	a.expiry = time.Now().Add(d.cfg.IdleSession)
-	a.expMu.Unlock()
-	a.established.Store(true)
-	d.handshakes.Add(1)
-	cc.AddOnClose(func() {
-		d.sessions.remove(cc)
-		a.shutdown()
-		if d.cfg.OnClose != nil {
-			d.cfg.OnClose(s)
+	}
+	if t := d.cfg.Transmission; t != nil {
+		if p, ok := t(s.Identity); ok {
+			opts = append(opts, p.option())
 		}
+	}
+	cc := coapdtls.Client(conn, opts...)
+	inc.cc = cc
+	s.mu.Lock()
+	s.Conn = cc
+	s.mu.Unlock()
+	a.cur = inc
+	close(ready)
+	cc.AddOnClose(func() {
+		if inc.retired.Load() {
+			return // hibernation, not the end of the session
+		}
+		a.shutdown()
 	})
-	d.log.Debug("dtls: session established", "from", a.addr, "security", s.Security, "identity", s.Identity)
 }
 
-// release ends the association as a packet conn: no more reads, no more
-// routing. It reports whether this call did it.
+// release ends the association's routing; it reports whether this call
+// did it.
 func (a *association) release() bool {
 	if !a.closing.CompareAndSwap(false, true) {
 		return false
 	}
-	close(a.done)
 	a.d.remove(a)
 	return true
 }
 
-// shutdown closes the association once: its CoAP connection, its DTLS
-// connection and its routing entries. A CAS, not sync.Once: closing the
-// connections calls back into Close and the close hooks.
+// shutdown closes the association once: its CoAP and DTLS connections (or
+// its hibernated record) and its routing entries. A CAS, not sync.Once:
+// closing the connections calls back into Close and the close hooks.
 func (a *association) shutdown() {
 	if !a.release() {
 		return
 	}
-	a.expMu.Lock()
-	s, c := a.session, a.conn
-	a.expMu.Unlock()
-	if s != nil {
-		_ = s.Conn.Close()
+	a.mu.Lock()
+	inc, s := a.cur, a.session
+	a.cur, a.state = nil, nil
+	a.mu.Unlock()
+	if inc != nil {
+		inc.stop()
 	}
-	if c != nil {
-		_ = c.Close()
+	if s != nil {
+		a.d.sessions.remove(a)
+		if a.d.cfg.OnClose != nil {
+			a.d.cfg.OnClose(s)
+		}
+	}
+}
+
+// stop ends an incarnation: its pipe first, so that nothing it sends while
+// closing (close_notify) reaches the peer, then its connections.
+func (inc *incarnation) stop() {
+	inc.release()
+	if inc.cc != nil {
+		_ = inc.cc.Close()
+	}
+	if inc.conn != nil {
+		_ = inc.conn.Close()
+	}
+}
+
+// release closes the pipe: no more reads, writes are dropped.
+func (inc *incarnation) release() {
+	if inc.closing.CompareAndSwap(false, true) {
+		close(inc.done)
 	}
 }
 
 // ReadFrom implements net.PacketConn for pion.
-func (a *association) ReadFrom(p []byte) (int, net.Addr, error) {
+func (inc *incarnation) ReadFrom(p []byte) (int, net.Addr, error) {
 	select {
-	case pk := <-a.inbox:
+	case pk := <-inc.inbox:
 		return copy(p, pk.data), net.UDPAddrFromAddrPort(pk.from), nil
-	case <-a.done:
+	case <-inc.done:
 		return 0, nil, net.ErrClosed
-	case <-a.rd.Done():
+	case <-inc.rd.Done():
 		return 0, nil, timeoutError{}
 	}
 }
 
 // WriteTo implements net.PacketConn for pion.
-func (a *association) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if a.mute.Load() {
+func (inc *incarnation) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if inc.a.mute.Load() {
 		return len(p), nil
 	}
 	select {
-	case <-a.done:
-		// The association was replaced or closed: its close_notify would
-		// only confuse a peer that is handshaking anew.
+	case <-inc.done:
+		// Closed, replaced or hibernated: its close_notify would only
+		// confuse a peer that is handshaking anew, and after hibernation
+		// a record sent now would reuse a sequence number the resumed
+		// session sends again (a nonce reuse).
 		return len(p), nil
 	default:
 	}
-	return a.d.pc.WriteTo(p, addr)
+	inc.a.touch()
+	return inc.a.d.pc.WriteTo(p, addr)
 }
 
 // Close implements net.PacketConn; pion calls it while its conn closes,
 // so it must not close the pion conn again.
-func (a *association) Close() error { a.release(); return nil }
+func (inc *incarnation) Close() error {
+	if !inc.retired.Load() {
+		go inc.a.shutdown()
+	}
+	inc.release()
+	return nil
+}
 
 // LocalAddr implements net.PacketConn.
-func (a *association) LocalAddr() net.Addr { return a.d.pc.LocalAddr() }
+func (inc *incarnation) LocalAddr() net.Addr { return inc.a.d.pc.LocalAddr() }
 
 // SetDeadline implements net.PacketConn.
-func (a *association) SetDeadline(t time.Time) error { a.rd.Set(t); return nil }
+func (inc *incarnation) SetDeadline(t time.Time) error { inc.rd.Set(t); return nil }
 
 // SetReadDeadline implements net.PacketConn.
-func (a *association) SetReadDeadline(t time.Time) error { a.rd.Set(t); return nil }
+func (inc *incarnation) SetReadDeadline(t time.Time) error { inc.rd.Set(t); return nil }
 
 // SetWriteDeadline implements net.PacketConn; writes to UDP do not block.
-func (a *association) SetWriteDeadline(time.Time) error { return nil }
+func (inc *incarnation) SetWriteDeadline(time.Time) error { return nil }
 
 type timeoutError struct{}
 

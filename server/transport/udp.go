@@ -80,7 +80,7 @@ func (u *UDP) session(c mux.Conn) *Session {
 		return s
 	}
 	s := &Session{Conn: cc, Scheme: "coap", Security: SecurityNone}
-	u.sessions.put(s)
+	u.sessions.put(cc, s)
 	cc.AddOnClose(func() { u.sessions.remove(cc) })
 	return s
 }

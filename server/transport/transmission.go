@@ -1,0 +1,47 @@
+package transport
+
+import (
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/options"
+)
+
+// Transmission is the set of CoAP transmission parameters (RFC 7252 4.8)
+// the server uses towards one kind of device.
+type Transmission struct {
+	// ACKTimeout is the initial retransmission timeout of a confirmable
+	// message (RFC 7252 default 2 s).
+	ACKTimeout time.Duration
+	// ACKRandomFactor spreads the first timeout over
+	// [ACKTimeout, ACKTimeout*ACKRandomFactor] (default 1.5).
+	ACKRandomFactor float64
+	// MaxRetransmit is the number of retransmissions (default 4).
+	MaxRetransmit uint32
+	// NStart is the number of outstanding interactions (RFC 7252 4.7;
+	// 1 is the default and what constrained links need).
+	NStart int
+	// BlockSize is the largest block (64..1024 bytes) sent to the device;
+	// the device may ask for smaller ones.
+	BlockSize int
+}
+
+// option is the go-coap option for p, with RFC 7252's defaults for the
+// fields left zero.
+func (p Transmission) option() options.TransmissionOpt {
+	nstart := uint32(1)
+	if p.NStart > 0 {
+		nstart = uint32(p.NStart)
+	}
+	ack := p.ACKTimeout
+	if ack <= 0 {
+		ack = 2 * time.Second
+	}
+	retx := p.MaxRetransmit
+	if retx == 0 {
+		retx = 4
+	}
+	if p.ACKRandomFactor >= 1 {
+		return options.WithTransmission(nstart, ack, retx, p.ACKRandomFactor)
+	}
+	return options.WithTransmission(nstart, ack, retx)
+}
