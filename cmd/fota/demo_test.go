@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fotastack/fota/inplace"
+	"github.com/fotastack/fota/server"
+)
+
+// The demo's whole path with four devices and a generated pair: servers
+// on loopback, provisioning over the HTTP API, bootstrap over DTLS-PSK,
+// a two-wave delta campaign, in-place install, re-registration on v2
+// (read back from each device's /3/0/3), clean shutdown.
+func TestDemoEveryDeviceEndsOnV2(t *testing.T) {
+	for _, mode := range []string{server.DeliveryPull, server.DeliveryPush} {
+		t.Run(mode, func(t *testing.T) {
+			if testing.Short() && mode == server.DeliveryPush {
+				t.Skip("one mode in -short")
+			}
+			var out bytes.Buffer
+			o := demoOptions{
+				Devices: 4, Mode: mode, Waves: []float64{25, 100}, Concurrency: 4,
+				Firmware: generateDemoFirmware(48<<10, 7),
+				Out:      &out, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			r, err := runDemoJob(ctx, o)
+			if err != nil {
+				t.Fatalf("demo: %v\n%s", err, out.String())
+			}
+			if r.Total != 4 || r.Updated != 4 || r.Failed != 0 {
+				t.Fatalf("updated %d/%d, failed %d\n%s", r.Updated, r.Total, r.Failed, out.String())
+			}
+			if r.PackageKind != server.PackageDelta || r.PackageSize == 0 || r.PackageSize >= len(o.Firmware.V2)/2 {
+				t.Fatalf("package %s of %d bytes for a %d-byte image", r.PackageKind, r.PackageSize, len(o.Firmware.V2))
+			}
+			if r.BytesSent != 4*int64(r.PackageSize) || r.BytesFull != 4*int64(len(o.Firmware.V2)) {
+				t.Fatalf("bytes sent %d, full %d; package %d", r.BytesSent, r.BytesFull, r.PackageSize)
+			}
+			if len(r.WaveTimes) != 2 {
+				t.Fatalf("wave times %v", r.WaveTimes)
+			}
+			if _, err := os.Stat(r.Dir); !os.IsNotExist(err) {
+				t.Fatalf("temp dir %s not removed: %v", r.Dir, err)
+			}
+			var summary bytes.Buffer
+			printDemoResult(&summary, o, r)
+			lines := strings.Split(strings.TrimSpace(summary.String()), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "demo ok: 4/4 devices on v2, 0 failed; sent ") {
+				t.Fatalf("last line %q", last)
+			}
+		})
+	}
+}
+
+// The synthetic pair is deterministic, code-like and a real rebuild: v2
+// differs from v1 in length and content, and most of v1 still occurs in
+// it shifted (so a delta is small but not trivial).
+func TestGenerateDemoFirmware(t *testing.T) {
+	a := generateDemoFirmware(64<<10, 3)
+	b := generateDemoFirmware(64<<10, 3)
+	if !bytes.Equal(a.V1, b.V1) || !bytes.Equal(a.V2, b.V2) {
+		t.Fatal("not deterministic")
+	}
+	if len(a.V1) < 32<<10 || len(a.V1) > 128<<10 {
+		t.Fatalf("v1 of %d bytes for a 64 KiB request", len(a.V1))
+	}
+	if bytes.Equal(a.V1, a.V2) {
+		t.Fatal("v2 equals v1")
+	}
+	// A 64-byte window from the end of v1's code is still in v2, elsewhere.
+	probe := a.V1[len(a.V1)/2 : len(a.V1)/2+64]
+	if i := bytes.Index(a.V2, probe); i < 0 {
+		t.Fatal("v2 shares nothing with v1")
+	}
+	if c := generateDemoFirmware(64<<10, 4); bytes.Equal(c.V1, a.V1) {
+		t.Fatal("seed ignored")
+	}
+}
+
+// The pair is found by name, else the default, else the smallest; a named
+// pair that is missing is an error naming it.
+func TestLoadDemoFirmware(t *testing.T) {
+	dir := t.TempDir()
+	write := func(pair string, size int) {
+		p := filepath.Join(dir, pair)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"old.bin", "new.bin"} {
+			if err := os.WriteFile(filepath.Join(p, f), make([]byte, size), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write("big", 300)
+	write("small", 100)
+	dirs := []string{filepath.Join(dir, "absent"), dir}
+	fw, ok, err := loadDemoFirmware(dirs, "")
+	if err != nil || !ok || fw.Source != filepath.Join(dir, "small") {
+		t.Fatalf("smallest: %v %v %q", ok, err, fw.Source)
+	}
+	write(defaultDemoPair, 200)
+	if fw, _, _ := loadDemoFirmware(dirs, ""); fw.Source != filepath.Join(dir, defaultDemoPair) || len(fw.V2) != 200 {
+		t.Fatalf("default: %q", fw.Source)
+	}
+	if fw, _, _ := loadDemoFirmware(dirs, "big"); len(fw.V1) != 300 {
+		t.Fatalf("named: %q", fw.Source)
+	}
+	if _, _, err := loadDemoFirmware(dirs, "nope"); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("missing named pair: %v", err)
+	}
+	if _, ok, err := loadDemoFirmware([]string{filepath.Join(dir, "absent")}, ""); ok || err != nil {
+		t.Fatalf("no directory: %v %v", ok, err)
+	}
+}
+
+// The flash of a demo device holds either image in its in-place layout.
+func TestDemoFlashGeometry(t *testing.T) {
+	for _, n := range []int{1, 4096, 48 << 10, 320016, 700 << 10} {
+		g := demoFlashGeometry(n, n-10)
+		l, err := inplace.LayoutFor(g)
+		if err != nil {
+			t.Fatalf("%d: %v", n, err)
+		}
+		if l.ImageSize < n {
+			t.Fatalf("%d bytes: image region %d", n, l.ImageSize)
+		}
+	}
+}
