@@ -109,8 +109,9 @@ type Client struct {
 	announced   string        // object links sent in the last Register/Update
 	announcedLt time.Duration // lifetime sent likewise
 
-	trigger chan struct{} // Registration Update Trigger and wake-ups
-	runCtx  context.Context
+	trigger   chan struct{} // Registration Update Trigger and wake-ups
+	reconnect chan struct{} // the server account changed
+	runCtx    context.Context
 
 	startMu sync.Mutex
 	cancel  context.CancelFunc
@@ -166,6 +167,7 @@ func New(cfg Config) (*Client, error) {
 		observers: map[string]*observation{},
 		lifetime:  cfg.Lifetime,
 		trigger:   make(chan struct{}, 1),
+		reconnect: make(chan struct{}, 1),
 		runCtx:    context.Background(),
 	}
 	sec := NewSecurityObject()

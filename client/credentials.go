@@ -5,5 +5,6 @@ package client
 // object's coaps:// Package URI, LwM2M Core E.6) reuse the credentials it
 // already has. The key is a copy; identity is "" when the client has none.
 func (c *Client) PSK() (identity string, key []byte) {
-	return c.cfg.PSKIdentity, append([]byte(nil), c.cfg.PSKKey...)
+	a := c.ServerAccount() // under the lock: SetServerAccount may change it
+	return a.PSKIdentity, a.PSKKey
 }

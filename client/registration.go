@@ -45,7 +45,7 @@ func (c *Client) Run(ctx context.Context) error {
 		if registered {
 			backoff = c.cfg.MinBackoff
 		}
-		if errors.Is(err, errForgotten) {
+		if errors.Is(err, errForgotten) || errors.Is(err, errReconnect) {
 			continue
 		}
 		// Full jitter keeps a fleet that lost its server from coming back
@@ -91,7 +91,7 @@ func (c *Client) touch() {
 // session is one registration: connect, Register, Update until the
 // lifetime ends or something fails, De-register when ctx ends.
 func (c *Client) session(ctx context.Context) (registered bool, err error) {
-	conn, err := c.dial(ctx, c.target, c.handler(), nil)
+	conn, err := c.dial(ctx, c.currentTarget(), c.handler(), nil)
 	if err != nil {
 		c.emit(Event{Kind: EventRegisterFailed, Err: err})
 		return false, err
@@ -168,16 +168,20 @@ func (c *Client) session(ctx context.Context) (registered bool, err error) {
 			err := errors.New("connection to server closed")
 			c.emit(Event{Kind: EventUpdateFailed, Location: loc, Err: err})
 			return true, err
+		case <-c.reconnect:
+			stopTimers()
+			c.deregister(conn, asleep)
+			return true, errReconnect
 		case <-updT.C:
 		case <-c.trigger:
 		}
 		stopTimers()
 		if asleep {
-			conn, err = c.dial(ctx, c.target, c.handler(), local)
+			conn, err = c.dial(ctx, c.currentTarget(), c.handler(), local)
 			if err != nil && local != nil {
 				// Our old port is taken: any port will do, the Update
 				// tells the server the new address.
-				conn, err = c.dial(ctx, c.target, c.handler(), nil)
+				conn, err = c.dial(ctx, c.currentTarget(), c.handler(), nil)
 			}
 			if err != nil {
 				c.emit(Event{Kind: EventUpdateFailed, Location: loc, Err: err})
@@ -311,7 +315,7 @@ func (c *Client) deregister(conn *udpclient.Conn, asleep bool) {
 	defer cancel()
 	if asleep {
 		var err error
-		conn, err = c.dial(ctx, c.target, c.handler(), nil)
+		conn, err = c.dial(ctx, c.currentTarget(), c.handler(), nil)
 		if err != nil {
 			c.log.Warn("lwm2m deregister: cannot reach server", "err", err)
 			return

@@ -65,6 +65,7 @@ func parseServerURI(s string) (target, error) {
 // is the local address to bind: a queue-mode device waking up keeps its
 // address so that the server's observations, keyed by it, still match.
 func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.UDPAddr) (*udpclient.Conn, error) {
+	_, cfg := c.account()
 	d := net.Dialer{Timeout: c.cfg.RequestTimeout}
 	if local != nil {
 		d.LocalAddr = local
@@ -86,7 +87,7 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 		}
 		return conn, nil
 	}
-	dopts, err := c.dtlsOptions()
+	dopts, err := dtlsOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +116,7 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 // dtlsOptions builds the pion options: PSK (LwM2M Core 7.1.1 mandates
 // TLS_PSK_WITH_AES_128_CCM_8) or X.509 certificates, and Connection ID
 // (RFC 9146) so that a NAT rebinding keeps the session.
-func (c *Client) dtlsOptions() ([]piondtls.ClientOption, error) {
-	cfg := c.cfg
+func dtlsOptions(cfg Config) ([]piondtls.ClientOption, error) {
 	opts := []piondtls.ClientOption{
 		piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
 		// We only send the server's CID: a client has a socket of its own
