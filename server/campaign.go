@@ -112,8 +112,9 @@ type Campaign struct {
 	// SuccessThreshold is the fraction (0..1) of the devices of the waves so
 	// far that must have succeeded before the next wave starts (default 1).
 	SuccessThreshold float64 `json:"successThreshold"`
-	// ErrorThreshold is the fraction (0..1) of finished devices that may
-	// fail; above it the campaign pauses itself (default 0.2; 1 disables).
+	// ErrorThreshold is the fraction (0..1) of the devices in the waves
+	// started so far that may fail; above it the campaign pauses itself
+	// (default 0.2; 1 disables).
 	ErrorThreshold float64 `json:"errorThreshold"`
 	Window         Window  `json:"window"`
 
@@ -353,8 +354,8 @@ func (m *Campaigns) Create(c Campaign) (Campaign, error) {
 		return Campaign{}, err
 	}
 	c.ID = newCampaignID()
-	c.State = CampaignRunning
-	c.Wave = 0
+	c.State, c.Reason = CampaignRunning, ""
+	c.Wave, c.Joined = 0, 0
 	c.Created = time.Now().UTC()
 	c.Updated = c.Created
 	r := &campaignRun{devices: map[string]*CampaignDevice{}, active: map[string]context.CancelFunc{}}
@@ -737,10 +738,11 @@ func (m *Campaigns) step(id string) {
 	changed := len(joined) > 0
 	var starts []string
 	switch {
-	case r.c.State == CampaignRunning && fails > 0 && fails+succ > 0 &&
-		r.c.ErrorThreshold < 1 && float64(fails)/float64(fails+succ) > r.c.ErrorThreshold:
+	case r.c.State == CampaignRunning && fails > 0 && inWave > 0 &&
+		r.c.ErrorThreshold < 1 && float64(fails) > r.c.ErrorThreshold*float64(inWave):
 		r.c.State = CampaignPaused
-		r.c.Reason = fmt.Sprintf("error threshold: %d of %d finished devices failed (over %.0f%%)", fails, fails+succ, 100*r.c.ErrorThreshold)
+		r.c.Reason = fmt.Sprintf("error threshold: %d of the %d devices in waves 1 to %d failed (over %.0f%%)",
+			fails, inWave, r.c.Wave+1, 100*r.c.ErrorThreshold)
 		changed = true
 	case r.c.State == CampaignRunning && r.c.Wave < len(r.c.Waves)-1 &&
 		(inWave == 0 || float64(waveSucc) >= r.c.SuccessThreshold*float64(inWave)):

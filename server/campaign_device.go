@@ -408,7 +408,10 @@ func (m *Campaigns) offer(ctx context.Context, c Campaign, d *CampaignDevice) (b
 		if err != nil {
 			return true, err
 		}
-		wctx, cancel := context.WithTimeout(ctx, m.cfg.DeviceTimeout)
+		// Bounded by the package's size (two seconds a block, as a slow
+		// link's round trips go), not by the whole device timeout: a push
+		// that stalls is offered again, up to maxOffers times.
+		wctx, cancel := context.WithTimeout(ctx, m.srv.cfg.RequestTimeout+time.Duration(len(data)/1024+1)*2*time.Second)
 		defer cancel()
 		resp, err := m.srv.Write(wctx, d.Endpoint, "/5/0/0", true, lwm2m.FormatOpaque, data)
 		if err != nil {
