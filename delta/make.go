@@ -149,27 +149,31 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	}
 
 	m := newMatcher(old, new)
-	var plans []*plan
-	if opts.InPlace {
-		// Try both block orders and keep the smaller package: descending
-		// suits content that moved towards higher addresses, ascending the
-		// reverse.
-		hd := *h
-		hd.Descending = true
-		hs := []*Header{h, &hd}
-		plans = make([]*plan, len(hs))
-		var wg sync.WaitGroup
-		for i, hh := range hs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				plans[i] = m.plan(hh)
-			}()
+	// Plan every candidate: both block orders for in-place (descending
+	// suits content that moved towards higher addresses, ascending the
+	// reverse), each with every match gain; the smallest package wins.
+	var hs []*Header
+	for range matchGains {
+		variants := []bool{false}
+		if opts.InPlace {
+			variants = []bool{false, true}
 		}
-		wg.Wait()
-	} else {
-		plans = []*plan{m.plan(h)}
+		for _, desc := range variants {
+			hh := *h
+			hh.Descending = desc
+			hs = append(hs, &hh)
+		}
 	}
+	plans := make([]*plan, len(hs))
+	var wg sync.WaitGroup
+	for i, hh := range hs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			plans[i] = m.plan(hh, matchGains[i/(len(hs)/len(matchGains))])
+		}()
+	}
+	wg.Wait()
 	// Pick the block order with one model configuration, then the model
 	// configuration (literal context bits, word differences) for that
 	// order: the choices hardly interact and each trial is a full encode.
@@ -182,7 +186,14 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 			best, bestH, bestPlan = s, *p.h, p
 		}
 	}
-	c0 := configs[len(configs)/2]
+	// The first trials use the largest literal history with few literal
+	// context bits, the configuration most packages end up with.
+	c0 := configs[0]
+	for _, c := range configs {
+		if c.lc <= 1 && (c.win > c0.win || c.win == c0.win && c.lc > c0.lc) {
+			c0 = c
+		}
+	}
 	for _, p := range plans {
 		try(p, c0, true)
 	}
@@ -259,11 +270,12 @@ func newMatcher(old, new []byte) *matcher {
 // are tried when it cannot be read at this step.
 var searchWidth = 12
 
-// matchGain is by how many bytes a new match must beat the continuation of
-// the current copy to start a new instruction (bsdiff uses 8 for bzip2;
-// measured on the shared firmware pairs, 4 gives the smallest packages
-// with this coder: nrf52 39,261 against 41,733 in-place).
-var matchGain = 4
+// matchGains are the values tried for by how many bytes a new match must
+// beat the continuation of the current copy to start a new instruction
+// (bsdiff uses 8 for bzip2). Measured on the shared pairs, in-place: 4
+// gives nrf52 38,380 (gain 8: 41,733), 6 gives upy-esp8266 74,525 (gain 4:
+// 75,136); each pair gets the better of the two.
+var matchGains = []int{4, 6}
 
 // search returns the longest match of q readable at the view's step, its
 // region offset and length; among equal lengths it prefers the displacement
@@ -378,7 +390,7 @@ func commonPrefix(a, b []byte) int {
 // a copy continues through mismatching bytes while at least half its
 // bytes match, the differences coding to mostly zeros) over each step's
 // block, sourcing only from what the view of that step can read.
-func (m *matcher) plan(h *Header) *plan {
+func (m *matcher) plan(h *Header, matchGain int) *plan {
 	p := &plan{h: h, steps: make([][]op, h.Steps)}
 	newb := m.new
 	lastDisp := int64(0)

@@ -20,7 +20,7 @@ func TestStatsDump(t *testing.T) {
 				h.Steps = (len(p.new) + 4095) / 4096
 				h.Descending = true
 			}
-			pl := m.plan(h)
+			pl := m.plan(h, 4)
 			for lc := 0; lc <= 3; lc++ {
 				h.LitCtxBits = lc
 				e := newEncoder(lc)
@@ -42,7 +42,7 @@ func TestStatsDump(t *testing.T) {
 				}
 				out := encodePlan2(pl, p.old, p.new, e)
 				t.Logf("%s inplace=%v: %d bytes; ops %d copy %d (nonzero diff %d) lit %d; cost bytes copyLen %.0f litLen %.0f disp %.0f diff %.0f lit %.0f",
-					p.name+fmt.Sprint(lc), inPlace, len(out), nops, ncopy, nz, nlit, cost[0]/8, cost[1]/8, cost[2]/8, cost[3]/8, cost[4]/8)
+					p.name+fmt.Sprint(lc), inPlace, len(out), nops, ncopy, nz, nlit, cost[numCopyLen]/8, cost[numExtraLen]/8, cost[numDisp]/8, cost[kindDiff]/8, (cost[kindLiteral]+cost[numLitDist]+cost[numLitLen])/8)
 			}
 		}
 	}

@@ -16,9 +16,9 @@ func TestTune(t *testing.T) {
 	if !*tune {
 		t.Skip("tuning report; enable with -delta.tune")
 	}
-	for _, g := range []int{4} {
+	for _, g := range []int{4, 6} {
 		for _, w := range []int{12} {
-			matchGain, searchWidth = g, w
+			matchGains, searchWidth = []int{g}, w
 			tot := 0
 			s := ""
 			for _, p := range firmwarePairs(t) {
