@@ -197,7 +197,8 @@ func deltaInfo(args []string) error {
 	if h.InPlace {
 		fmt.Fprintf(w, "region\t%d bytes\n", h.Region())
 	}
-	fmt.Fprintf(w, "apply RAM\tarena %d + output block %d bytes (literal context bits %d)\n", h.RAMBudget, h.EraseBlock, h.LitCtxBits)
+	fmt.Fprintf(w, "apply RAM\tarena %d + output block %d bytes\n", h.RAMBudget, h.EraseBlock)
+	fmt.Fprintf(w, "model\tliteral context bits %d, literal history %d bytes, word differences %v\n", h.LitCtxBits, h.LitWindow, h.WordDiffs)
 	fmt.Fprintf(w, "instructions\t%d (%d copies)\n", st.Instructions, st.Copies)
 	fmt.Fprintf(w, "copied bytes\t%d (%d changed by a difference)\n", st.CopyBytes, st.NonZeroDiffs)
 	fmt.Fprintf(w, "literal bytes\t%d\n", st.LiteralBytes)
