@@ -224,12 +224,7 @@ func (o *Object) Close() error {
 		o.pullCancel()
 		o.pullCancel = nil
 	}
-	if o.deferT != nil {
-		if o.deferT.Stop() {
-			o.wg.Done()
-		}
-		o.deferT = nil
-	}
+	o.stopDeferred()
 	o.mu.Unlock()
 	o.wg.Wait()
 	return nil
@@ -305,6 +300,7 @@ func (o *Object) clearDownload() {
 	o.rec.Done, o.rec.Total, o.rec.BlockSize = 0, 0, 0
 	o.rec.PkgName, o.rec.PkgVersion, o.rec.DeferUntil = "", "", time.Time{}
 	o.push = pushState{}
+	o.stopDeferred()
 	o.changed(ResPkgName)
 	o.changed(ResPkgVersion)
 }
@@ -533,6 +529,7 @@ func (o *Object) scheduleDeferred(d time.Duration) {
 		o.rec.DeferUntil = time.Now().Add(d)
 		o.save()
 	}
+	o.stopDeferred()
 	gen := o.gen
 	o.wg.Add(1)
 	o.deferT = time.AfterFunc(max(d, 0), func() {
@@ -545,6 +542,14 @@ func (o *Object) scheduleDeferred(d time.Duration) {
 		}
 		o.startInstall()
 	})
+}
+
+// stopDeferred cancels a pending deferred install. The caller holds mu.
+func (o *Object) stopDeferred() {
+	if o.deferT != nil && o.deferT.Stop() {
+		o.wg.Done() // the callback will not run
+	}
+	o.deferT = nil
 }
 
 var _ client.Object = (*Object)(nil)

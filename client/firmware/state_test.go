@@ -357,3 +357,50 @@ func TestPowerCutWhileStagingIsResult8WithTheOldImage(t *testing.T) {
 		t.Errorf("running %q, want the old 1.0", v)
 	}
 }
+
+// Cancel during a deferral stops the pending install, and Close does not
+// wait for the deferral to run out.
+func TestCancelDuringDeferralStopsIt(t *testing.T) {
+	d := newDevice(t, func(c *Config) { c.Defer = func(int) time.Duration { return time.Hour } })
+	maxDefer := lwm2m.ResourcePath(ObjectID, 0, ResMaximumDeferTime)
+	if err := d.o.Write(maxDefer, []lwm2m.Entry{{Path: maxDefer, Value: lwm2m.Unsigned(3600)}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := writePkg(d.o, testFixture(t).pkg); err != nil {
+		t.Fatal(err)
+	}
+	d.waitState(StateDownloaded, ResultInitial, time.Second)
+	if err := d.o.Execute(pUpdate, ""); err != nil {
+		t.Fatal(err)
+	}
+	d.waitState(StateDownloaded, ResultDeferred, time.Second)
+	if err := d.o.Execute(pCancel, ""); err != nil {
+		t.Fatal(err)
+	}
+	d.waitState(StateIdle, ResultCancelled, time.Second)
+	start := time.Now()
+	if err := d.o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > time.Second {
+		t.Errorf("Close took %v: the deferral timer was left running", time.Since(start))
+	}
+}
+
+// An empty URI during a pull stops it and resets to Idle with result 0.
+func TestEmptyURIDuringPullResets(t *testing.T) {
+	srv := newFileServer(t, false, testFixture(t).pkg)
+	srv.stallAt = 2
+	d := newDevice(t, nil)
+	if err := writeURI(d.o, srv.uri()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { done, _ := d.o.Progress(); return done == 2*1024 }, 5*time.Second)
+	if err := writeURI(d.o, ""); err != nil {
+		t.Fatal(err)
+	}
+	d.waitState(StateIdle, ResultInitial, time.Second)
+	if done, _ := d.o.Progress(); done != 0 {
+		t.Errorf("%d bytes counted after the reset", done)
+	}
+}
