@@ -159,6 +159,9 @@ func TestPackageChecks(t *testing.T) {
 		{"signed by another key", mustMake(fx.old, fx.new, otherKey, testDeviceType, "2.0"), ResultIntegrityFailure},
 		{"another device type", mustMake(fx.old, fx.new, fx.key, "sim-2", "2.0"), ResultUnsupportedType},
 		{"another old image", mustMake(fx.new, fx.old, fx.key, testDeviceType, "2.0"), ResultUnsupportedType},
+		// A new image larger than the image region (180 KiB here), in a
+		// small package: result 2, not enough flash.
+		{"new image bigger than the flash", mustMake(fx.old, append(append([]byte(nil), fx.old...), make([]byte, 160<<10)...), fx.key, testDeviceType, "2.0"), ResultNotEnoughFlash},
 		{"garbage", []byte("not a package at all, not even close to one.................................."), ResultIntegrityFailure},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
