@@ -25,6 +25,11 @@ type realDevice struct {
 
 func startRealDevice(t *testing.T, e *campaignEnv, ep, version string, image []byte) *realDevice {
 	t.Helper()
+	return startRealDeviceLifetime(t, e, ep, version, image, 0)
+}
+
+func startRealDeviceLifetime(t *testing.T, e *campaignEnv, ep, version string, image []byte, lifetime time.Duration) *realDevice {
+	t.Helper()
 	dir := t.TempDir()
 	f, err := inplace.CreateFlash(filepath.Join(dir, "flash.bin"), inplace.Geometry{Size: 256 << 10, EraseBlock: 4096, PageSize: 256}, 1)
 	if err != nil {
@@ -40,7 +45,7 @@ func startRealDevice(t *testing.T, e *campaignEnv, ep, version string, image []b
 	c, err := client.New(client.Config{
 		Endpoint: ep, ServerURI: "coaps://" + e.srv.CoAPSAddr().String(), PSKIdentity: ep + "-id", PSKKey: key,
 		Device:   client.DeviceInfo{FirmwareVersion: version, DeviceType: "sim"},
-		StateDir: filepath.Join(dir, "state"), Logger: quiet, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
+		StateDir: filepath.Join(dir, "state"), Logger: quiet, Lifetime: lifetime, RequestTimeout: 2 * time.Second, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -131,5 +136,60 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A server restart mid-campaign with real devices: the server comes back
+// on the same addresses from the same bbolt file; the devices find their
+// sessions gone at their next registration Update and register again; the
+// campaign resumes and every device ends on v2 having been sent the
+// package and the Update once.
+func TestCampaignRealClientsRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real devices with in-place install")
+	}
+	db := filepath.Join(t.TempDir(), "fota.db")
+	e := startCampaigns(t, db)
+	v1, v2 := testImages(40<<10, 12)
+	e.fw.AddImage("sim", "1.0", v1, false)
+	img2, err := e.fw.AddImage("sim", "2.0", v2, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eps []string
+	for i := 0; i < 3; i++ {
+		ep := fmt.Sprintf("rr-%d", i)
+		startRealDeviceLifetime(t, e, ep, "1.0", v1, 4*time.Second)
+		eps = append(eps, ep)
+	}
+	waitFor(t, "devices registered", func() bool {
+		for _, ep := range eps {
+			if e.srv.Device(ep) == nil {
+				return false
+			}
+		}
+		return true
+	})
+	c, err := e.cm.Create(server.Campaign{Image: img2.ID, Targets: server.Selector{Endpoints: eps}, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCampaign(t, e.cm, c.ID, "first device done", func(_ server.Campaign, ds []server.CampaignDevice) bool {
+		return ds[0].State == server.DeviceSucceeded
+	})
+	coaps, coap := e.srv.CoAPSAddr().String(), e.srv.CoAPAddr().String()
+	e.cm.Close()
+	e.srv.Stop()
+	e2 := startCampaigns(t, db, func(cfg *server.Config) { cfg.CoAPSAddr, cfg.CoAPAddr = coaps, coap })
+	c, states := waitCampaign(t, e2.cm, c.ID, "ended", func(c server.Campaign, _ []server.CampaignDevice) bool {
+		return c.State != server.CampaignRunning
+	})
+	if c.State != server.CampaignCompleted {
+		t.Fatalf("campaign %s: %s\n%+v", c.State, c.Reason, states)
+	}
+	for _, s := range states {
+		if s.State != server.DeviceSucceeded || s.Offers != 1 {
+			t.Fatalf("device %+v", s)
+		}
 	}
 }
