@@ -218,3 +218,67 @@ func TestEndToEndUnknownPSK(t *testing.T) {
 		t.Fatal("unknown identity registered")
 	}
 }
+
+// The server restarts from its database over DTLS: the device's session
+// is gone, its registration is not. The client's next Update gets no
+// answer on the dead session, so it retries over a new handshake and
+// keeps its registration (no new Register), and the server can manage it
+// again.
+func TestEndToEndServerRestart(t *testing.T) {
+	srv := servertest.Start(t)
+	ep, key := "restart-dev", []byte("restart-key")
+	srv.AddPSK(ep, ep+"-id", key)
+	addr := srv.CoAPSAddr().String()
+	evs := make(chan client.Event, 64)
+	c, err := client.New(client.Config{
+		Endpoint: ep, ServerURI: "coaps://" + addr, PSKIdentity: ep + "-id", PSKKey: key,
+		Lifetime: 60 * time.Second, RequestTimeout: time.Second, MinBackoff: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnEvent: func(e client.Event) {
+			select {
+			case evs <- e:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	waitClientEvent(t, evs, client.EventRegistered)
+	id := srv.Device(ep).ID()
+	srv.Stop()
+	srv2 := servertest.StartAt(t, srv.DBPath, func(cfg *server.Config) { cfg.CoAPSAddr, cfg.CoAPAddr = addr, "127.0.0.1:0" })
+	c.TriggerUpdate()
+	waitClientEvent(t, evs, client.EventUpdated)
+	if d := srv2.Device(ep); d == nil || d.ID() != id {
+		t.Fatalf("after restart: device %v, want registration %s kept", d, id)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if r, err := srv2.Read(ctx, ep, "/3/0/0", nil); err != nil || r.Code != codes.Content {
+		t.Fatalf("read after restart: %v %+v", err, r)
+	}
+}
+
+func waitClientEvent(t *testing.T, ch <-chan client.Event, k client.EventKind) client.Event {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-ch:
+			if e.Kind == k {
+				return e
+			}
+			if e.Kind == client.EventRegistered && k == client.EventUpdated {
+				t.Fatalf("registered anew (%s) instead of updating", e.Location)
+			}
+		case <-deadline:
+			t.Fatalf("no %v event", k)
+			return client.Event{}
+		}
+	}
+}

@@ -198,8 +198,28 @@ func (c *Client) session(ctx context.Context) (registered bool, err error) {
 				return true, ctx.Err()
 			}
 			closeConn()
-			c.emit(Event{Kind: EventUpdateFailed, Location: loc, Err: err})
-			return true, err
+			var rerr *RegisterError
+			if !errors.Is(err, errForgotten) && !errors.As(err, &rerr) {
+				// No answer at all: the session may be gone (a server
+				// restart loses DTLS sessions, not registrations). Try the
+				// Update once more over a fresh session before registering
+				// anew, so the server keeps our registration and its
+				// observations.
+				c.log.Info("lwm2m update: no answer, retrying over a new session", "err", err)
+				conn, err = c.dial(ctx, c.currentTarget(), c.handler(), nil)
+				if err == nil {
+					c.setConn(conn)
+					if err = c.update(ctx, conn, loc); err != nil {
+						closeConn()
+					} else {
+						local, _ = conn.LocalAddr().(*net.UDPAddr)
+					}
+				}
+			}
+			if err != nil {
+				c.emit(Event{Kind: EventUpdateFailed, Location: loc, Err: err})
+				return true, err
+			}
 		}
 		c.touch()
 		c.emit(Event{Kind: EventUpdated, Location: loc})
