@@ -24,7 +24,7 @@ func TestMalformedDatagramsAreIgnored(t *testing.T) {
 		{0x40},                         // truncated CoAP header
 		{0x44, 0x02, 0x00, 0x01, 0xff}, // token length 4 but none
 		{0x40, 0x02, 0x00, 0x01, 0xdd}, // option delta 13 without its extension byte
-		{0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1}, // DTLS header claiming 65535 bytes
+		{0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1},                // DTLS header claiming 65535 bytes
 		{0x19, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0}, // CID record, unknown CID
 	}
 	for i := 0; i < 200; i++ {
