@@ -282,3 +282,60 @@ func waitClientEvent(t *testing.T, ch <-chan client.Event, k client.EventKind) c
 		}
 	}
 }
+
+// Queue mode against the real server over DTLS: while the device sleeps
+// the server holds a Read in its queue; the device's next Update (a new
+// handshake from the same port) releases it, and the answer arrives.
+func TestEndToEndQueueMode(t *testing.T) {
+	srv := servertest.Start(t, func(cfg *server.Config) { cfg.QueueAwake = 300 * time.Millisecond })
+	ep, key := "queue-dev", []byte("queue-key")
+	srv.AddPSK(ep, ep+"-id", key)
+	evs := make(chan client.Event, 64)
+	c, err := client.New(client.Config{
+		Endpoint: ep, ServerURI: "coaps://" + srv.CoAPSAddr().String(), PSKIdentity: ep + "-id", PSKKey: key,
+		Lifetime: 60 * time.Second, Queue: true, QueueWait: 300 * time.Millisecond, RequestTimeout: 2 * time.Second,
+		Device: client.DeviceInfo{Serial: ep + "-serial"},
+		MinBackoff: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnEvent: func(e client.Event) {
+			select {
+			case evs <- e:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	waitClientEvent(t, evs, client.EventRegistered)
+	if !srv.Device(ep).Registration().Queue {
+		t.Fatal("server does not see queue mode")
+	}
+	waitClientEvent(t, evs, client.EventSleeping)
+	time.Sleep(100 * time.Millisecond) // past the server's awake window too
+	type result struct {
+		r   *server.Response
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := srv.Read(ctx, ep, "/3/0/2", nil)
+		done <- result{r, err}
+	}()
+	select {
+	case res := <-done:
+		t.Fatalf("read answered while the device sleeps: %+v %v", res.r, res.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	c.TriggerUpdate()
+	waitClientEvent(t, evs, client.EventWakeup)
+	res := <-done
+	if res.err != nil || res.r.Code != codes.Content || string(res.r.Payload) != ep+"-serial" {
+		t.Fatalf("queued read: %+v %v", res.r, res.err)
+	}
+}

@@ -163,3 +163,17 @@ func TestLifetimeWriteSendsUpdate(t *testing.T) {
 		t.Errorf("update query %v lacks lt=120", up.query)
 	}
 }
+
+// LwM2M Core E.2: executing /1/0/8 (Registration Update Trigger) makes the
+// device send an Update.
+func TestRegistrationUpdateTrigger(t *testing.T) {
+	s := newTestServer(t, false)
+	c, _ := startClient(t, s, nil)
+	s.expect("register", time.Second)
+	if r := s.device(c.cfg.Endpoint).do(codes.POST, "/1/0/8", -1, nil); r.code != codes.Changed {
+		t.Fatalf("execute /1/0/8: %v %s", r.code, r.body)
+	}
+	if up := s.expect("update", 2*time.Second); up.code != codes.Changed {
+		t.Errorf("update answered %v", up.code)
+	}
+}
