@@ -294,7 +294,7 @@ func TestEndToEndQueueMode(t *testing.T) {
 	c, err := client.New(client.Config{
 		Endpoint: ep, ServerURI: "coaps://" + srv.CoAPSAddr().String(), PSKIdentity: ep + "-id", PSKKey: key,
 		Lifetime: 60 * time.Second, Queue: true, QueueWait: 300 * time.Millisecond, RequestTimeout: 2 * time.Second,
-		Device: client.DeviceInfo{Serial: ep + "-serial"},
+		Device:     client.DeviceInfo{Serial: ep + "-serial"},
 		MinBackoff: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnEvent: func(e client.Event) {
 			select {
