@@ -46,8 +46,10 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the wait between failed registration
 	// attempts, doubling each time (defaults 1 s and 5 min).
 	MinBackoff, MaxBackoff time.Duration
-	// MaxObservations bounds the observations the device keeps (default 64);
-	// more are refused with 5.03... rather 4.00 (see observe.go).
+	// MaxObservations bounds the observations the device keeps (default
+	// 64); beyond it an Observe is answered as a plain Read, without the
+	// Observe option, which tells the server it was not established
+	// (RFC 7641 4.1).
 	MaxObservations int
 	// OnEvent, when set, is called for each registration event, in order,
 	// from the registration goroutine: it must not block for long.
@@ -206,8 +208,8 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// binding is the b= parameter: U, with Q appended in queue mode (the 1.0
-// form "UQ"; LwM2M 1.1 clients send Q as its own parameter, which we do too).
+// binding is the b= parameter. Queue mode is the separate Q parameter of
+// LwM2M 1.1 (registerQuery), not the 1.0 binding "UQ".
 func (c *Client) binding() string { return "U" }
 
 // SetObject adds o, replacing any object with the same ID. Issue 4 and 7
