@@ -108,6 +108,18 @@ func TestFirmwareRepositoryAPI(t *testing.T) {
 	if imgs[0].Version != "1.0" || imgs[1].Version != "2.0" || imgs[1].SeqNo != imgs[0].SeqNo+1 || imgs[1].Size != len(new) {
 		t.Fatalf("images %+v", imgs)
 	}
+	var pk map[string]any
+	if code := srv.API("POST", "/api/firmware/packages?image="+imgs[1].ID+"&from=1.0", nil, &pk); code != 200 ||
+		pk["kind"] != server.PackageDelta || pk["path"] != "/fw/"+pk["id"].(string) || len(pk["etag"].(string)) != 16 {
+		t.Fatalf("make package: %d %v", code, pk)
+	}
+	var pks []map[string]any
+	if code := srv.API("GET", "/api/firmware/packages", nil, &pks); code != 200 || len(pks) != 1 || pks[0]["id"] != pk["id"] {
+		t.Fatalf("packages: %d %v", code, pks)
+	}
+	if code := srv.API("POST", "/api/firmware/packages?image=nope", nil, nil); code != 404 {
+		t.Fatalf("package of a missing image: %d", code)
+	}
 	var key map[string]string
 	if code := srv.API("GET", "/api/firmware/key", nil, &key); code != 200 || key["publicKey"] != hex.EncodeToString(fw.PublicKey()) {
 		t.Fatalf("key: %d %v", code, key)
