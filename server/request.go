@@ -109,7 +109,12 @@ func newToken() []byte {
 
 // send performs one exchange on sess.
 func (s *Server) send(ctx context.Context, sess *transport.Session, req Request) (*Response, error) {
-	cc := sess.Conn
+	// Use resumes a hibernated session and keeps it awake for the exchange.
+	cc, done, err := sess.Use(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.Path, err)
+	}
+	defer done()
 	m := cc.AcquireMessage(ctx)
 	defer cc.ReleaseMessage(m)
 	tok := req.Token

@@ -38,7 +38,14 @@ type Config struct {
 	QueueAwake time.Duration
 	// QueueSize bounds the requests waiting for one sleeping device (default 16).
 	QueueSize int
-	Logger    *slog.Logger
+	// HibernateAfter hibernates DTLS sessions idle that long: an idle
+	// device then costs a compact record instead of live connections and
+	// goroutines (transport/hibernate.go). Zero keeps sessions live.
+	HibernateAfter time.Duration
+	// Transmission sets the CoAP transmission parameters per device type
+	// (transmission.go); the zero value uses RFC 7252's.
+	Transmission TransmissionConfig
+	Logger       *slog.Logger
 }
 
 // Server is the LwM2M server: registration interface, device management,
@@ -127,6 +134,9 @@ func Start(cfg Config) (*Server, error) {
 			Certificates: cfg.Certificates,
 			ClientCAs:    cfg.ClientCAs,
 			Logger:       s.log,
+			// Hibernation and transmission parameters: issue 8 (fleet scale).
+			HibernateAfter: cfg.HibernateAfter,
+			Transmission:   cfg.Transmission.lookup,
 		})
 		if err != nil {
 			return nil, err

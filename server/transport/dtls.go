@@ -537,7 +537,7 @@ func (a *association) attachLocked(inc *incarnation, conn *dtls.Conn) {
 	}
 	if t := d.cfg.Transmission; t != nil {
 		if p, ok := t(s.Identity); ok {
-			opts = append(opts, p.option())
+			opts = append(opts, p.option(), options.WithBlockwise(true, p.szx(), blockwiseTimeout))
 		}
 	}
 	cc := coapdtls.Client(conn, opts...)

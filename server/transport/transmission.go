@@ -3,6 +3,7 @@ package transport
 import (
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/options"
 )
 
@@ -20,8 +21,9 @@ type Transmission struct {
 	// NStart is the number of outstanding interactions (RFC 7252 4.7;
 	// 1 is the default and what constrained links need).
 	NStart int
-	// BlockSize is the largest block (64..1024 bytes) sent to the device;
-	// the device may ask for smaller ones.
+	// BlockSize is the block size (64..1024 bytes) of the blockwise
+	// transfers go-coap makes towards the device; a device may always ask
+	// for smaller blocks (RFC 7959 2.4), which is how it chooses its own.
 	BlockSize int
 }
 
@@ -44,4 +46,22 @@ func (p Transmission) option() options.TransmissionOpt {
 		return options.WithTransmission(nstart, ack, retx, p.ACKRandomFactor)
 	}
 	return options.WithTransmission(nstart, ack, retx)
+}
+
+// szx is the block size exponent for BlockSize (RFC 7959 2.2: 16 << SZX
+// bytes), at most 1024 and at least 64 bytes (smaller blocks cost more
+// headers than they save on any link we model); 0 means 1024.
+func (p Transmission) szx() blockwise.SZX {
+	switch {
+	case p.BlockSize == 0 || p.BlockSize >= 1024:
+		return blockwise.SZX1024
+	case p.BlockSize >= 512:
+		return blockwise.SZX512
+	case p.BlockSize >= 256:
+		return blockwise.SZX256
+	case p.BlockSize >= 128:
+		return blockwise.SZX128
+	default:
+		return blockwise.SZX64
+	}
 }
