@@ -286,7 +286,7 @@ func (s *Server) apiDevice(w http.ResponseWriter, r *http.Request) {
 		}
 		resp, err = s.ReadComposite(ctx, ep, paths, *accept)
 	case composite && r.Method == http.MethodPut:
-		body, cf, berr := apiBody(r, accept, lwm2m.FormatSenMLJSON)
+		body, cf, berr := apiBody(r, "/", accept, lwm2m.FormatSenMLJSON)
 		if berr != nil {
 			httpError(w, http.StatusBadRequest, berr.Error())
 			return
@@ -298,7 +298,7 @@ func (s *Server) apiDevice(w http.ResponseWriter, r *http.Request) {
 		}
 		resp, err = s.Read(ctx, ep, path, accept)
 	case r.Method == http.MethodPut:
-		body, cf, berr := apiBody(r, accept, best)
+		body, cf, berr := apiBody(r, path, accept, best)
 		if berr != nil {
 			httpError(w, http.StatusBadRequest, berr.Error())
 			return
@@ -313,7 +313,7 @@ func (s *Server) apiDevice(w http.ResponseWriter, r *http.Request) {
 		}
 		resp, err = s.Execute(ctx, ep, path, string(args))
 	case r.Method == http.MethodPost:
-		body, cf, berr := apiBody(r, accept, best)
+		body, cf, berr := apiBody(r, path, accept, best)
 		if berr != nil {
 			httpError(w, http.StatusBadRequest, berr.Error())
 			return
@@ -342,10 +342,13 @@ func (s *Server) apiDevice(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, responseJSON(resp, path))
 }
 
-// apiBody reads a write/create body. application/json {"value": v} writes
-// one resource as text/plain; {"format": f, "payload": base64} or a raw body
-// with an LwM2M media type (or ?format=) goes as is.
-func apiBody(r *http.Request, format *lwm2m.ContentFormat, def lwm2m.ContentFormat) ([]byte, lwm2m.ContentFormat, error) {
+// apiBody reads a write/create body for the node at base.
+// application/json {"value": v} writes one resource as text/plain; a
+// Leshan-style node ({"kind": "instance"|"singleResource"|"multiResource",
+// ...}) is encoded in ?format= or the device's best format; {"format": f,
+// "payload": base64} or a raw body with an LwM2M media type (or ?format=)
+// goes as is.
+func apiBody(r *http.Request, base string, format *lwm2m.ContentFormat, def lwm2m.ContentFormat) ([]byte, lwm2m.ContentFormat, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxAPIBody+1))
 	if err != nil {
 		return nil, 0, fmt.Errorf("read body: %w", err)
@@ -359,9 +362,35 @@ func apiBody(r *http.Request, format *lwm2m.ContentFormat, def lwm2m.ContentForm
 			Value   any    `json:"value"`
 			Format  string `json:"format"`
 			Payload []byte `json:"payload"`
+			Kind    string `json:"kind"`
 		}
 		if err := json.Unmarshal(body, &j); err != nil {
 			return nil, 0, fmt.Errorf("json body: %w", err)
+		}
+		if j.Kind != "" {
+			// A Leshan-style node: typed values encoded in the requested
+			// format, else the device's best.
+			var n apiNode
+			if err := json.Unmarshal(body, &n); err != nil {
+				return nil, 0, fmt.Errorf("json node: %w", err)
+			}
+			bp, err := lwm2m.ParsePath(base)
+			if err != nil {
+				return nil, 0, fmt.Errorf("path %q: %w", base, err)
+			}
+			entries, err := nodeEntries(bp, n)
+			if err != nil {
+				return nil, 0, fmt.Errorf("json node: %w", err)
+			}
+			cf := def
+			if format != nil {
+				cf = *format
+			}
+			data, err := lwm2m.Encode(cf, bp, entries)
+			if err != nil {
+				return nil, 0, fmt.Errorf("encode as %v: %w", cf, err)
+			}
+			return data, cf, nil
 		}
 		if j.Payload != nil {
 			cf := def
