@@ -21,12 +21,16 @@ import (
 //
 // Memory: the response body is a reader over the one shared in-memory copy
 // of the package (PackageData), never a per-device copy. go-coap's
-// blockwise layer, which the listeners enable, keeps that reader for the
-// transfer and cuts each block from it at the offset the request's Block2
-// option names; when its transfer state expired (trap 3 of the go-coap
-// notes) this handler runs again and costs nothing but a lookup. The block
-// requested is checked here first, so a request past the end gets 4.02
-// instead of an empty block.
+// blockwise layer, which the listeners enable, would take over any body of
+// a block's size or more, so the body is the whole package: that layer
+// keeps the (shared) reader for the transfer and cuts each block from it
+// at the offset the request's Block2 option names; when its transfer state
+// expired (trap 3 of the go-coap notes) this handler runs again and costs
+// a map lookup, not a regeneration. The block requested is checked here
+// first (block2Range), so a request past the end gets 4.02 instead of an
+// empty block. What remains of trap 4 is go-coap's per-message-ID cache of
+// sent responses (one block each, kept for the exchange lifetime), which
+// belongs to the transport's connection options.
 func (f *Firmware) handleDownload(w mux.ResponseWriter, r *mux.Message, args []string) {
 	p, err := f.Package(args[0])
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -42,6 +43,10 @@ func startFOTABeside(srv *server.Server, publicHost string, log *slog.Logger) (*
 	cm, err := server.NewCampaigns(fw, server.CampaignConfig{PackageHost: publicHost})
 	if err != nil {
 		return nil, err
+	}
+	if log != nil {
+		// Devices are provisioned with this key (also at GET /api/firmware/key).
+		log.Info("firmware packages signed", "ed25519PublicKey", hex.EncodeToString(fw.PublicKey()))
 	}
 	return &fotaService{fw: fw, cm: cm}, nil
 }
