@@ -254,3 +254,25 @@ func TestSend(t *testing.T) {
 		t.Errorf("sent %v", es)
 	}
 }
+
+// Beyond MaxObservations an Observe is answered without the Observe
+// option (RFC 7641 4.1: not established) and no goroutine is started.
+func TestObserveLimit(t *testing.T) {
+	s := newTestServer(t, false)
+	c, _ := startClient(t, s, func(c *Config) { c.MaxObservations = 1 })
+	d := s.device(c.cfg.Endpoint)
+	first := d.do(codes.GET, "/3/0/0", -1, nil, message.Option{ID: message.Observe, Value: []byte{}})
+	if _, err := first.opts.Observe(); err != nil || first.code != codes.Content {
+		t.Fatalf("first observe: %v, observe option err %v", first.code, err)
+	}
+	second := d.do(codes.GET, "/3/0/1", -1, nil, message.Option{ID: message.Observe, Value: []byte{}})
+	if second.code != codes.Content || string(second.body) != "sim-1" {
+		t.Fatalf("second observe: %v %q", second.code, second.body)
+	}
+	if _, err := second.opts.Observe(); err == nil {
+		t.Error("observation beyond the limit was established")
+	}
+	if n := c.Observations(); n != 1 {
+		t.Errorf("%d observations, limit 1", n)
+	}
+}
