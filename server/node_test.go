@@ -55,3 +55,28 @@ func TestNodeEntries(t *testing.T) {
 		})
 	}
 }
+
+func FuzzNodeEntries(f *testing.F) {
+	f.Add("/1/0", `{"id":0,"kind":"instance","resources":[{"id":1,"kind":"singleResource","value":60}]}`)
+	f.Add("/3/0/6", `{"id":6,"kind":"multiResource","values":{"0":1},"type":"integer"}`)
+	f.Add("/1/0/1", `{"kind":"singleResource","value":"x","type":"string"}`)
+	f.Fuzz(func(t *testing.T, base, body string) {
+		p, err := lwm2m.ParsePath(base)
+		if err != nil {
+			return
+		}
+		var n apiNode
+		if json.Unmarshal([]byte(body), &n) != nil {
+			return
+		}
+		es, err := nodeEntries(p, n)
+		if err != nil {
+			return
+		}
+		for _, e := range es {
+			if !p.Contains(e.Path) && !(p.IsObject() && p.Contains(e.Path)) {
+				t.Fatalf("entry %v outside %v", e.Path, p)
+			}
+		}
+	})
+}
