@@ -788,6 +788,9 @@ func (m *Campaigns) step(id string) {
 			if dev == nil || !dev.awake(now, m.srv.cfg.QueueAwake) {
 				continue // not registered, or a queue-mode device asleep: when it wakes
 			}
+			if m.busyElsewhere(id, ep) {
+				continue // another campaign is updating it: one /5 object, one update at a time
+			}
 			starts = append(starts, ep)
 			room--
 		}
@@ -833,6 +836,23 @@ func (m *Campaigns) step(id string) {
 			m.kick()
 		}(ep, ctxs[ep])
 	}
+}
+
+// busyElsewhere reports whether a campaign other than id is driving ep.
+// m.mu is held.
+func (m *Campaigns) busyElsewhere(id, ep string) bool {
+	for oid, r := range m.runs {
+		if oid == id {
+			continue
+		}
+		if _, ok := r.active[ep]; ok {
+			return true
+		}
+		if d := r.devices[ep]; d != nil && d.active() && r.c.State != CampaignAborted {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Campaigns) publishCampaign(c Campaign) {
