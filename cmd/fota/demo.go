@@ -73,6 +73,7 @@ func runDemo(args []string) error {
 	pair := fs.String("pair", "", "firmware pair (folder with old.bin, new.bin; default "+defaultDemoPair+" or the smallest)")
 	generate := fs.Int("generate", 0, "use a generated synthetic pair of about this many bytes instead of real firmware")
 	keep := fs.Bool("keep", false, "keep the temp directory (bbolt file, flash files, device state)")
+	timeout := fs.Duration("timeout", 200*time.Second, "give up (exit 1) after this long")
 	verbose := fs.Bool("v", false, "log servers and devices to stderr")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
@@ -91,7 +92,13 @@ func runDemo(args []string) error {
 		}
 		ws = append(ws, f)
 	}
-	opts := demoOptions{Devices: *n, Mode: *mode, Waves: ws, Concurrency: *conc, Keep: *keep, Out: os.Stdout, Live: true}
+	// Progress bars redraw a line with \r: only on a terminal; a log
+	// file gets a line per wave.
+	live := false
+	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		live = true
+	}
+	opts := demoOptions{Devices: *n, Mode: *mode, Waves: ws, Concurrency: *conc, Keep: *keep, Out: os.Stdout, Live: live}
 	if *generate > 0 {
 		opts.Firmware = generateDemoFirmware(*generate, 1)
 	} else {
@@ -111,6 +118,8 @@ func runDemo(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
 	res, err := runDemoJob(ctx, opts)
 	if err != nil {
 		return err
@@ -132,19 +141,40 @@ type demoDevice struct {
 	cancel context.CancelFunc
 }
 
-func (d *demoDevice) close() {
+// stop powers the device down: the client de-registers and stops, the
+// Firmware Update object ends its work. The flash stays open to be read.
+func (d *demoDevice) stop() {
 	if d.cancel != nil {
 		d.cancel()
 	}
 	if d.c != nil {
 		d.c.Stop() // de-registers
+		d.c = nil
 	}
 	if d.o != nil {
 		d.o.Close()
+		d.o = nil
 	}
+}
+
+// close stops the device and closes its flash file; it may be called again.
+func (d *demoDevice) close() {
+	d.stop()
 	if d.f != nil {
 		d.f.Close()
+		d.f = nil
 	}
+}
+
+// bootsV2 reports whether the device's flash boots exactly v2: the
+// committed boot record names it and the image region holds its bytes.
+// Call after stop.
+func (d *demoDevice) bootsV2(v2 []byte) bool {
+	if d.f == nil {
+		return false
+	}
+	img, rec, err := inplace.Image(d.f)
+	return err == nil && rec.Version == demoV2 && bytes.Equal(img, v2)
 }
 
 // Versions and device type of the demo's images.
@@ -195,7 +225,7 @@ func runDemoJob(ctx context.Context, o demoOptions) (res demoResult, err error) 
 	}
 	// A short tick and poll: the demo's devices are on loopback and a
 	// user is watching; a production server keeps the defaults.
-	cm, err := server.NewCampaigns(fw, server.CampaignConfig{Tick: 50 * time.Millisecond, Poll: 250 * time.Millisecond, DeviceTimeout: 3 * time.Minute})
+	cm, err := server.NewCampaigns(fw, server.CampaignConfig{Tick: 50 * time.Millisecond, Poll: 250 * time.Millisecond, DeviceTimeout: 90 * time.Second})
 	if err != nil {
 		return res, err
 	}
@@ -291,15 +321,33 @@ func runDemoJob(ctx context.Context, o demoOptions) (res demoResult, err error) 
 			fmt.Fprintf(out, "  %s failed: result %d %s\n", s.Endpoint, s.Result, s.Error)
 		}
 	}
-	for _, ep := range eps {
+	reported := make([]bool, len(devs))
+	for i, ep := range eps {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		r, err := srv.Read(rctx, ep, "/3/0/3", nil)
 		cancel()
-		if err == nil && string(r.Payload) == demoV2 {
-			res.Updated++
-		}
+		reported[i] = err == nil && string(r.Payload) == demoV2
 	}
 	res.TotalTime = time.Since(t0)
+
+	// 6. Shut the devices down (they de-register) and check each flash:
+	// a device counts as updated only if it reported v2 and its flash
+	// boots exactly the bytes of v2.
+	var sw sync.WaitGroup
+	for _, d := range devs {
+		sw.Go(d.stop)
+	}
+	sw.Wait()
+	for i, d := range devs {
+		switch ok := d.bootsV2(o.Firmware.V2); {
+		case reported[i] && ok:
+			res.Updated++
+		case reported[i]:
+			fmt.Fprintf(out, "  %s reports %s but its flash does not boot v2\n", d.ep, demoV2)
+		default:
+			fmt.Fprintf(out, "  %s does not run %s\n", d.ep, demoV2)
+		}
+	}
 	return res, nil
 }
 
@@ -472,27 +520,37 @@ func watchDemoCampaign(ctx context.Context, cm *server.Campaigns, id string, out
 		wave      = -1
 		waveStart time.Time
 		times     []time.Duration
-		lastLine  string
+		waves     []float64
 	)
-	finishWave := func() {
-		if bar != nil {
-			bar.Finish()
+	finishWave := func(devs []server.CampaignDevice) {
+		if wave < 0 {
+			return
 		}
+		if bar != nil {
+			bar.Set(countDone(devs, wave))
+			bar.Finish()
+			return
+		}
+		var n int64
+		for _, d := range devs {
+			if d.Wave == wave {
+				n++
+			}
+		}
+		fmt.Fprintf(out, "wave %d/%d: %d/%d devices finished, %.1f s\n", wave+1, len(waves), countDone(devs, wave), n, time.Since(waveStart).Seconds())
 	}
 	for {
 		c, devs, err := cm.Campaign(id)
 		if err != nil {
 			return c, nil, nil, err
 		}
+		waves = c.Waves
 		// Waves are processed in order; the campaign moves to wave k+1
 		// only once wave k reached its success threshold.
 		for wave < c.Wave || (wave < len(c.Waves)-1 && c.State != server.CampaignRunning && waveDone(devs, wave+1)) {
 			if wave >= 0 {
 				times = append(times, time.Since(waveStart))
-				if bar != nil {
-					bar.Set(countDone(devs, wave))
-				}
-				finishWave()
+				finishWave(devs)
 			}
 			wave++
 			waveStart = time.Now()
@@ -506,45 +564,22 @@ func watchDemoCampaign(ctx context.Context, cm *server.Campaigns, id string, out
 			if live {
 				bar = newProgressBar(label, n)
 				bar.w = out
-			} else {
-				bar = nil
-				fmt.Fprintf(out, "%s: %d devices\n", label, n)
-			}
-		}
-		var done, active int64
-		var inWave int64
-		for _, d := range devs {
-			if d.Wave != wave {
-				continue
-			}
-			inWave++
-			switch {
-			case d.State == server.DeviceSucceeded || d.State == server.DeviceFailed:
-				done++
-			case d.State == server.DeviceDownloading || d.State == server.DeviceDownloaded || d.State == server.DeviceUpdating:
-				active++
 			}
 		}
 		if bar != nil {
-			bar.total = inWave
-			bar.Set(done)
-		} else if line := fmt.Sprintf("  %d/%d done, %d active", done, inWave, active); line != lastLine {
-			lastLine = line
+			bar.Set(countDone(devs, wave))
 		}
 		if c.State != server.CampaignRunning {
 			if wave >= 0 && len(times) <= wave {
 				times = append(times, time.Since(waveStart))
 			}
-			finishWave()
-			if !live {
-				fmt.Fprintln(out, lastLine)
-			}
+			finishWave(devs)
 			return c, devs, times, nil
 		}
 		select {
 		case <-ctx.Done():
-			finishWave()
-			return c, devs, times, ctx.Err()
+			finishWave(devs)
+			return c, devs, times, fmt.Errorf("campaign %s: %w", id, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -578,7 +613,7 @@ func waveDone(devs []server.CampaignDevice, k int) bool {
 // printDemoResult prints the final table and the one-line summary, last.
 func printDemoResult(w io.Writer, o demoOptions, r demoResult) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nresult\t")
+	fmt.Fprintln(w)
 	fmt.Fprintf(tw, "devices updated\t%d / %d\n", r.Updated, r.Total)
 	fmt.Fprintf(tw, "devices failed\t%d\n", r.Failed)
 	fmt.Fprintf(tw, "delta package\t%s (%d bytes, %s, v2 is %s)\n", kib(int64(r.PackageSize)), r.PackageSize, r.PackageKind, kib(int64(len(o.Firmware.V2))))

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -135,6 +136,34 @@ func TestDemoFlashGeometry(t *testing.T) {
 		}
 		if l.ImageSize < n {
 			t.Fatalf("%d bytes: image region %d", n, l.ImageSize)
+		}
+	}
+}
+
+// A demo where a device did not end on v2 says so in its last line, which
+// the acceptance check and a user read, and runDemo exits non-zero on it.
+func TestDemoSummaryReportsFailures(t *testing.T) {
+	var out bytes.Buffer
+	o := demoOptions{Waves: []float64{20, 100}, Firmware: demoFirmware{V2: make([]byte, 1000)}}
+	printDemoResult(&out, o, demoResult{Total: 20, Updated: 18, Failed: 2, BytesSent: 9000, BytesFull: 20000,
+		WaveTimes: []time.Duration{time.Second, 2 * time.Second}, TotalTime: 4 * time.Second})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "demo FAILED: 18/20 devices on v2, 2 failed;") {
+		t.Fatalf("last line %q", last)
+	}
+}
+
+// Bad flags are refused with exit status 2 and a message naming the flag,
+// before anything starts.
+func TestDemoFlags(t *testing.T) {
+	for _, args := range [][]string{{"--devices", "0"}, {"--mode", "carrier-pigeon"}, {"--waves", "20,x"}, {"--pair", "no-such-pair", "--firmware-dir", t.TempDir()}} {
+		err := runDemo(args)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if !strings.Contains(err.Error(), strings.TrimPrefix(args[0], "--")) && !strings.Contains(err.Error(), args[1]) {
+			t.Fatalf("%v: error %q names neither flag nor value", args, err)
 		}
 	}
 }
