@@ -168,7 +168,11 @@ func getCampaign(a apiClient, id string) (server.CampaignStatus, error) {
 }
 
 func printCampaign(st server.CampaignStatus) {
-	fmt.Printf("campaign %s %s: %s %s, %s, wave %d of %d %v\n", st.ID, st.Name, st.DeviceType, st.Version, st.State,
+	name := st.ID
+	if st.Name != "" {
+		name += " (" + st.Name + ")"
+	}
+	fmt.Printf("campaign %s: %s %s, %s, wave %d of %d %v\n", name, st.DeviceType, st.Version, st.State,
 		st.Wave+1, len(st.Waves), st.Waves)
 	if st.Reason != "" {
 		fmt.Printf("  %s\n", st.Reason)

@@ -54,8 +54,10 @@ func TestFirmwareAndCampaignCommands(t *testing.T) {
 			t.Fatalf("after %s: %s", step.action, c.State)
 		}
 	}
-	if err := runCampaign(append([]string{"status", id}, api...)); err != nil {
-		t.Fatal(err)
+	for _, args := range [][]string{{"status", id}, {"status", id, "--watch"}, {"status"}} {
+		if err := runCampaign(append(args, api...)); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
 	}
 	if err := runCampaign(append([]string{"resume", id}, api...)); err == nil {
 		t.Fatal("resume of an aborted campaign succeeded")
