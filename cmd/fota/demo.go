@@ -263,9 +263,15 @@ func runDemoJob(ctx context.Context, o demoOptions) (res demoResult, err error) 
 	key := fw.PublicKey()
 	errs := make([]error, o.Devices)
 	var wg sync.WaitGroup
+	// At most 32 devices provision and bootstrap at once: a fleet powered
+	// on together would have the bootstrap server's handshakes queue up
+	// past the devices' timeouts.
+	sem := make(chan struct{}, 32)
 	for i := range devs {
 		ep := fmt.Sprintf("demo-%03d", i+1)
 		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			devs[i], errs[i] = startDemoDevice(ctx, api, bs.CoAPSAddr().String(), filepath.Join(dir, ep), ep, key, img1, o)
 		})
 	}
