@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
 	"github.com/fotastack/fota/lwm2m"
 )
 
@@ -161,8 +163,12 @@ func (a *Accounts) write(entries []lwm2m.Entry) error {
 		if _, ok := (bootstrapResolver{}).ResourceType(e.Path); !ok {
 			return fmt.Errorf("%v: resource not supported by this device: %w", e.Path, ErrNotFound)
 		}
-		if n := len(e.Value.Bytes()) + len(e.Value.Str()); n > maxAccountValue {
-			return fmt.Errorf("%v: value of %d bytes, the device stores at most %d: %w", e.Path, n, maxAccountValue, lwm2m.NewError(413, "too large"))
+		n := len(e.Value.Bytes())
+		if t := e.Value.Type(); t == lwm2m.TypeString || t == lwm2m.TypeCoreLnk {
+			n = len(e.Value.Str())
+		}
+		if n > maxAccountValue {
+			return fmt.Errorf("%v: value of %d bytes, the device stores at most %d: %w", e.Path, n, maxAccountValue, lwm2m.NewError(codes.RequestEntityTooLarge, "too large"))
 		}
 		if e.Path.Len() == 4 && !(e.Path.Object() == 2 && e.Path.Resource() == 2) {
 			return fmt.Errorf("%v: not a multiple-instance resource: %w", e.Path, ErrBadRequest)
@@ -170,7 +176,7 @@ func (a *Accounts) write(entries []lwm2m.Entry) error {
 	}
 	for _, e := range entries {
 		if _, ok := a.objs[e.Path.Object()][e.Path.Instance()]; !ok && len(a.objs[e.Path.Object()]) >= maxAccountInstances {
-			return fmt.Errorf("%v: the device stores at most %d instances of object %d: %w", e.Path, maxAccountInstances, e.Path.Object(), lwm2m.NewError(500, "storage full"))
+			return fmt.Errorf("%v: the device stores at most %d instances of object %d: %w", e.Path, maxAccountInstances, e.Path.Object(), lwm2m.NewError(codes.InternalServerError, "storage full"))
 		}
 		inst := a.instance(e.Path.Object(), e.Path.Instance())
 		res := lwm2m.ResourcePath(e.Path.Object(), e.Path.Instance(), e.Path.Resource())
