@@ -167,3 +167,24 @@ func TestDemoFlags(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDemo20Devices is the demo's wall time for 20 devices on the
+// real default pair (skipped without ../shared/firmware): servers,
+// bootstrap, registration, the two-wave pull campaign, verification.
+func BenchmarkDemo20Devices(b *testing.B) {
+	fw, ok, err := loadDemoFirmware([]string{filepath.Join("..", "..", "..", "shared", "firmware")}, defaultDemoPair)
+	if err != nil || !ok {
+		b.Skipf("../shared/firmware/%s absent: %v", defaultDemoPair, err)
+	}
+	o := demoOptions{Devices: 20, Mode: server.DeliveryPull, Waves: []float64{20, 100}, Concurrency: 10, Firmware: fw,
+		Out: io.Discard, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	var r demoResult
+	for b.Loop() {
+		r, err = runDemoJob(context.Background(), o)
+		if err != nil || r.Updated != 20 {
+			b.Fatalf("updated %d: %v", r.Updated, err)
+		}
+	}
+	b.ReportMetric(ratio(r.BytesSent, r.BytesFull), "%sent/full")
+	b.ReportMetric(r.CampaignTime.Seconds(), "campaign-s")
+}
