@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sync"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
@@ -70,7 +71,28 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 	if local != nil {
 		d.LocalAddr = local
 	}
+	// go-coap's default periodic runner (expiry checks of a session)
+	// sleeps 4 s between runs and only notices a closed session then;
+	// ours ends with the session, so Stop leaves no goroutine behind.
+	closed := make(chan struct{})
+	var closeOnce sync.Once
 	opts := []udp.Option{
+		options.WithPeriodicRunner(func(f func(time.Time) bool) {
+			go func() {
+				t := time.NewTicker(time.Second)
+				defer t.Stop()
+				for {
+					select {
+					case <-closed:
+						return
+					case now := <-t.C:
+						if !f(now) {
+							return
+						}
+					}
+				}
+			}()
+		}),
 		options.WithMux(h),
 		options.WithContext(c.runCtx),
 		options.WithMTU(mtu),
@@ -80,12 +102,17 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 		options.WithErrors(func(err error) { c.log.Debug("coap", "err", err) }),
 		c.rawBlock1Option(), // rawblock.go: Block1 to RawHandlers block by block
 	}
+	onClose := func(conn *udpclient.Conn) *udpclient.Conn {
+		conn.AddOnClose(func() { closeOnce.Do(func() { close(closed) }) })
+		return conn
+	}
 	if !t.secure {
 		conn, err := udp.Dial(t.addr, append(opts, options.WithDialer(&d))...)
 		if err != nil {
+			closeOnce.Do(func() { close(closed) })
 			return nil, fmt.Errorf("dial %s: %w", t.addr, err)
 		}
-		return conn, nil
+		return onClose(conn), nil
 	}
 	dopts, err := dtlsOptions(cfg)
 	if err != nil {
@@ -110,7 +137,7 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 		return nil, fmt.Errorf("dtls handshake with %s: %w", t.addr, err)
 	}
 	opts = append(opts, options.WithCloseSocket())
-	return coapdtls.Client(dc, opts...), nil
+	return onClose(coapdtls.Client(dc, opts...)), nil
 }
 
 // dtlsOptions builds the pion options: PSK (LwM2M Core 7.1.1 mandates
