@@ -9,6 +9,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/mux"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/fotastack/fota/lwm2m"
 	"github.com/fotastack/fota/server/store"
@@ -148,7 +149,7 @@ func (s *Server) CancelObservation(ctx context.Context, ep string, paths []strin
 // handleNotification receives responses no request waits for: the
 // notifications of observations (go-coap no longer knows observations we
 // restored from the store, so every notification comes here). Unknown
-// tokens get a Reset so that the device stops (RFC 7641 3.6).
+// tokens are rejected (reject).
 func (s *Server) handleNotification(w mux.ResponseWriter, r *mux.Message) {
 	sess := transport.SessionFrom(r.Context())
 	s.mu.Lock()
@@ -159,15 +160,13 @@ func (s *Server) handleNotification(w mux.ResponseWriter, r *mux.Message) {
 	}
 	s.mu.Unlock()
 	if o == nil || d == nil || sess == nil {
-		s.log.Debug("notification for unknown observation, reset", "token", fmt.Sprintf("%x", r.Token()))
-		w.Message().SetCode(codes.Empty)
-		w.Message().SetType(message.Reset)
+		s.log.Debug("notification for unknown observation, reset", "token", r.Token().String())
+		reject(w, r)
 		return
 	}
 	if err := s.checkIdentity(sess, d.Endpoint()); err != nil {
 		s.log.Warn("security: notification refused", "endpoint", d.Endpoint(), "from", sess.RemoteAddr(), "err", err)
-		w.Message().SetCode(codes.Empty)
-		w.Message().SetType(message.Reset)
+		reject(w, r)
 		return
 	}
 	if d.Session() != sess {
@@ -191,6 +190,29 @@ func (s *Server) handleNotification(w mux.ResponseWriter, r *mux.Message) {
 	s.events.Publish(Event{Type: EventNotification, Endpoint: d.Endpoint(), Data: map[string]any{
 		"ep": d.Endpoint(), "paths": o.Paths, "composite": o.Composite, "val": responseJSON(resp, o.Paths[0]),
 	}})
+}
+
+// reject answers a notification nobody wants. A NON one gets a Reset
+// (RFC 7641 3.6; RFC 7252 4.3: an empty message echoing its message ID),
+// written directly because go-coap would give it a new message ID and the
+// token. go-coap turns any answer to a CON message into an ACK, so a CON
+// one gets the plain empty ACK go-coap sends when the handler leaves the
+// answer alone; the device keeps notifying until its observation ends
+// otherwise.
+func reject(w mux.ResponseWriter, r *mux.Message) {
+	if r.Type() != message.NonConfirmable {
+		return
+	}
+	cc, ok := w.Conn().(*udpClient.Conn)
+	if !ok {
+		return
+	}
+	m := cc.AcquireMessage(r.Context())
+	defer cc.ReleaseMessage(m)
+	m.SetType(message.Reset)
+	m.SetCode(codes.Empty)
+	m.SetMessageID(r.MessageID())
+	_ = cc.Session().WriteMessage(m)
 }
 
 // handleSend is the device's Send operation: POST /dp with SenML (LwM2M

@@ -73,3 +73,40 @@ func TestQueueIsBounded(t *testing.T) {
 		t.Fatalf("HTTP %d %v, want 503", code, r)
 	}
 }
+
+// RFC 7641 3.6: a NON notification whose observation the server does not
+// hold is answered with a Reset, so that the device stops sending it; a
+// CON one gets a well-formed empty ACK (go-coap cannot send a Reset for it).
+func TestUnknownNotificationIsRejected(t *testing.T) {
+	srv := servertest.Start(t)
+	c, err := net.Dial("udp", srv.CoAPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		name      string
+		first    byte // version 1, type, token length 3
+		mid      byte
+		wantType byte
+	}{
+		{"NON gets Reset", 0x53, 0x34, 3},
+		{"CON gets empty ACK", 0x43, 0x35, 2},
+	} {
+		// 2.05, message ID 0x12xx, token 01 02 03, Observe 5.
+		msg := []byte{tc.first, 0x45, 0x12, tc.mid, 1, 2, 3, 0x61, 0x05}
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("%s: no answer: %v", tc.name, err)
+		}
+		// An empty message is exactly 4 bytes: no token, code 0.00.
+		if n != 4 || buf[0]>>4&3 != tc.wantType || buf[0]&0x0f != 0 || buf[1] != 0 || buf[2] != 0x12 || buf[3] != tc.mid {
+			t.Fatalf("%s: answer % x", tc.name, buf[:n])
+		}
+	}
+}
