@@ -85,7 +85,7 @@ func TestUnknownNotificationIsRejected(t *testing.T) {
 	}
 	defer c.Close()
 	for _, tc := range []struct {
-		name      string
+		name     string
 		first    byte // version 1, type, token length 3
 		mid      byte
 		wantType byte
