@@ -13,6 +13,10 @@ var testPub = testKey.Public().(ed25519.PublicKey)
 
 const firmwareDir = "../../shared/firmware"
 
+// quick is true when the slow cases are left out: with -short, and under
+// the race detector (which the full runs without it cover).
+func quick() bool { return testing.Short() || raceEnabled }
+
 type pair struct {
 	name     string
 	old, new []byte
@@ -58,8 +62,8 @@ var detoolsInPlace = map[string]int{
 // against detools and the arena against the RAM budget.
 func TestFirmwarePairsRoundTrip(t *testing.T) {
 	for _, p := range firmwarePairs(t) {
-		if testing.Short() && p.name != "nrf52-s140-6.1.1_7.3.0" {
-			continue // the smallest pair only, in short mode
+		if quick() && p.name != "nrf52-s140-6.1.1_7.3.0" {
+			continue // the smallest pair only, in short mode and under -race
 		}
 		for _, inPlace := range []bool{false, true} {
 			pkg, err := Make(p.old, p.new, Options{InPlace: inPlace, Key: testKey})
