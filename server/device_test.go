@@ -41,6 +41,7 @@ type testDevice struct {
 	created   []string
 	observers map[string]*observer // path key ("/3/0/1" or "composite:/a,/b")
 	silent    bool                 // never answer requests
+	accepts   []int                // Accept option of each GET (-1: none)
 }
 
 type observer struct {
@@ -259,7 +260,15 @@ func (d *testDevice) ServeCOAP(w mux.ResponseWriter, r *mux.Message) {
 	isObs := obsErr == nil
 	switch r.Code() {
 	case codes.GET:
-		if acc, err := r.Options().Accept(); err == nil && acc == message.AppLinkFormat {
+		acc, accErr := r.Options().Accept()
+		d.mu.Lock()
+		if accErr == nil {
+			d.accepts = append(d.accepts, int(acc))
+		} else {
+			d.accepts = append(d.accepts, -1)
+		}
+		d.mu.Unlock()
+		if accErr == nil && acc == message.AppLinkFormat {
 			var links []string
 			d.mu.Lock()
 			for p := range d.values {
