@@ -42,6 +42,7 @@ type testDevice struct {
 	observers map[string]*observer // path key ("/3/0/1" or "composite:/a,/b")
 	silent    bool                 // never answer requests
 	accepts   []int                // Accept option of each GET (-1: none)
+	root      string               // alternate path the device serves its objects under
 }
 
 type observer struct {
@@ -251,6 +252,13 @@ func (d *testDevice) ServeCOAP(w mux.ResponseWriter, r *mux.Message) {
 	}
 	path, _ := r.Options().Path()
 	path = "/" + strings.Trim(path, "/")
+	if d.root != "" {
+		if !strings.HasPrefix(path, d.root+"/") && path != d.root {
+			_ = w.SetResponse(codes.NotFound, message.TextPlain, nil)
+			return
+		}
+		path = "/" + strings.Trim(strings.TrimPrefix(path, d.root), "/")
+	}
 	queries, _ := r.Options().Queries()
 	var body []byte
 	if r.Body() != nil {

@@ -40,3 +40,20 @@ func TestReadAsksForBestFormat(t *testing.T) {
 		}
 	}
 }
+
+// LwM2M Core 6.2.1: a client that announces an alternate path gets every
+// request below it.
+func TestAlternatePath(t *testing.T) {
+	srv := servertest.Start(t)
+	d := newTestDevice(t, "alt").dialPlain(srv.CoAPAddr())
+	d.root = "/lwm2m"
+	r, err := d.post("/rd", []string{"ep=alt", "lwm2m=1.1"}, []byte(`</lwm2m>;rt="oma.lwm2m";ct=110,</lwm2m/3/0>`))
+	if err != nil || r.Code != codes.Created {
+		t.Fatalf("register %v %v", r, err)
+	}
+	var got map[string]any
+	srv.API("GET", "/api/clients/alt/3/0/0", nil, &got)
+	if got["content"] != "fotastack" {
+		t.Fatalf("read under alternate path: %v", got)
+	}
+}

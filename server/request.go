@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -62,6 +63,11 @@ func (s *Server) Do(ctx context.Context, endpoint string, req Request) (*Respons
 	s.mu.Unlock()
 	if d == nil {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownDevice, endpoint)
+	}
+	// LwM2M Core 6.2.1: a client announcing an alternate path (</lwm2m>;
+	// rt="oma.lwm2m") serves its objects below it.
+	if root := d.rootPath(); root != "" {
+		req.Path = root + "/" + strings.TrimPrefix(req.Path, "/")
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -248,6 +254,16 @@ func (s *Server) flushQueue(d *Device) {
 }
 
 func fmtPtr(f lwm2m.ContentFormat) *lwm2m.ContentFormat { return &f }
+
+// rootPath is the alternate path the client announced without its trailing
+// slash, or "" for the default root.
+func (d *Device) rootPath() string {
+	p, err := lwm2m.ParseRegistrationPayload([]byte(d.Registration().Links))
+	if err != nil || p.RootPath == "" || p.RootPath == "/" {
+		return ""
+	}
+	return "/" + strings.Trim(p.RootPath, "/")
+}
 
 // BestFormat is the best multi-value content format the device can handle:
 // of those it announced (ct attribute of its root link, LwM2M Core 6.2.1),
