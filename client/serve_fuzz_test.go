@@ -33,7 +33,7 @@ func (r *recorder) SetResponse(code codes.Code, cf message.MediaType, d io.ReadS
 	}
 	return nil
 }
-func (r *recorder) Conn() mux.Conn            { return nil }
+func (r *recorder) Conn() mux.Conn             { return nil }
 func (r *recorder) SetMessage(m *pool.Message) { r.msg = m }
 func (r *recorder) Message() *pool.Message     { return r.msg }
 
