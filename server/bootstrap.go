@@ -246,6 +246,10 @@ func (b *BootstrapServer) checkIdentity(sess *transport.Session, ep string) erro
 // Bootstrap-Pack-Request (LwM2M Core 6.1.5, 8.2.5).
 func bootstrapQuery(r *mux.Message) (ep string, pct lwm2m.ContentFormat, err error) {
 	qs, _ := r.Options().Queries()
+	return parseBootstrapQuery(qs)
+}
+
+func parseBootstrapQuery(qs []string) (ep string, pct lwm2m.ContentFormat, err error) {
 	for _, q := range qs {
 		k, v, _ := bytesCut(q, '=')
 		switch k {

@@ -657,3 +657,27 @@ func ctxT(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// A device that asks again while its first session is still running
+// (it rebooted half way): the new request replaces the old session at
+// once, without waiting for the old one to time out.
+func TestBootstrapRequestReplacesRunningSession(t *testing.T) {
+	e := startBootstrapEnv(t, func(o *server.BootstrapOptions) { o.RequestTimeout = 5 * time.Second })
+	e.provision(t, "reboot")
+	conn := dialBootstrap(t, e, "reboot-bs", bsKey)
+	resp, err := conn.Post(context.Background(), "/bs", message.TextPlain, nil, message.Option{ID: message.URIQuery, Value: []byte("ep=reboot")})
+	if err != nil || resp.Code() != codes.Changed {
+		t.Fatalf("bootstrap-request: %v %v", resp, err)
+	}
+	_ = conn.Close()
+	start := time.Now()
+	if _, err := client.Bootstrap(context.Background(), deviceConfig(t, "reboot", t.TempDir()), e.factory("reboot"), nil); err != nil {
+		t.Fatalf("second bootstrap: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("second bootstrap took %v: it waited for the abandoned session", d)
+	}
+	if st, _ := e.bs.WaitStatus(ctxT(t), "reboot", start); st.State != server.BootstrapFinished {
+		t.Fatalf("status %+v, want finished", st)
+	}
+}
