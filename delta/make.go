@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 )
 
@@ -135,7 +136,6 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	}
 	// Model configurations that fit the RAM budget: literal context bits
 	// and literal history window.
-	type config struct{ lc, win int }
 	var configs []config
 	for lc := 0; lc <= maxLitCtxBits; lc++ {
 		for _, win := range []int{0, 1024, 2048, 4096, 8192} {
@@ -149,64 +149,105 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	}
 
 	m := newMatcher(old, new)
-	// Plan every candidate: both block orders for in-place (descending
-	// suits content that moved towards higher addresses, ascending the
-	// reverse), each with every match gain; the smallest package wins.
-	var hs []*Header
-	for range matchGains {
-		variants := []bool{false}
-		if opts.InPlace {
-			variants = []bool{false, true}
-		}
-		for _, desc := range variants {
-			hh := *h
-			hh.Descending = desc
-			hs = append(hs, &hh)
-		}
-	}
-	plans := make([]*plan, len(hs))
-	var wg sync.WaitGroup
-	for i, hh := range hs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			plans[i] = m.plan(hh, matchGains[i/(len(hs)/len(matchGains))])
-		}()
-	}
-	wg.Wait()
-	// Pick the block order with one model configuration, then the model
-	// configuration (literal context bits, word differences) for that
-	// order: the choices hardly interact and each trial is a full encode.
-	var best []byte
-	var bestH Header
-	var bestPlan *plan
-	try := func(p *plan, c config, words bool) {
-		p.h.LitCtxBits, p.h.LitWindow, p.h.WordDiffs = c.lc, c.win, words
-		if s := encodePlan(p, old, new); best == nil || len(s) < len(best) {
-			best, bestH, bestPlan = s, *p.h, p
-		}
-	}
 	// The first trials use the largest literal history with few literal
-	// context bits, the configuration most packages end up with.
+	// context bits and bytewise differences, the configuration most
+	// packages end up with; the other choices are then tried one at a
+	// time on the best plan so far (they hardly interact, and each trial
+	// is a full encode).
 	c0 := configs[0]
 	for _, c := range configs {
 		if c.lc <= 1 && (c.win > c0.win || c.win == c0.win && c.lc > c0.lc) {
 			c0 = c
 		}
 	}
-	for _, p := range plans {
-		try(p, c0, true)
+	var best trial
+	// 1. Block order (in-place: descending suits content that moved
+	// towards higher addresses, ascending the reverse).
+	var orders []trial
+	for _, desc := range []bool{false, true} {
+		if desc && !opts.InPlace {
+			break
+		}
+		hh := *h
+		hh.Descending = desc
+		orders = append(orders, trial{h: hh, c: c0, gain: matchGains[0]})
 	}
-	try(bestPlan, c0, false)
-	words := bestH.WordDiffs
+	best = runTrials(m, old, new, orders)
+	// 2. The other match gains with that order.
+	var more []trial
+	for _, g := range matchGains[1:] {
+		more = append(more, trial{h: best.h, c: c0, gain: g})
+	}
+	best = pickTrial(best, runTrials(m, old, new, more))
+	// 3. Word-wise differences, then the model configurations that fit.
+	more = []trial{{h: best.h, c: c0, gain: best.gain, words: true, plan: best.plan}}
+	best = pickTrial(best, runTrials(m, old, new, more))
+	more = nil
 	for _, c := range configs {
 		if c != c0 {
-			try(bestPlan, c, words)
+			more = append(more, trial{h: best.h, c: c, gain: best.gain, words: best.words, plan: best.plan})
 		}
 	}
+	best = pickTrial(best, runTrials(m, old, new, more))
+	bestH, bestS := best.h, best.stream
+	bestH.LitCtxBits, bestH.LitWindow, bestH.WordDiffs = best.c.lc, best.c.win, best.words
 	pkg := marshalHeader(&bestH)
-	pkg = append(pkg, best...)
+	pkg = append(pkg, bestS...)
 	return append(pkg, ed25519.Sign(opts.Key, pkg)...), nil
+}
+
+// config is a model configuration: literal context bits and literal
+// history window.
+type config struct{ lc, win int }
+
+// trial is one candidate package: a plan (made for h with a match gain,
+// or given) coded with a model configuration.
+type trial struct {
+	h      Header
+	c      config
+	gain   int
+	words  bool
+	plan   *plan
+	stream []byte
+}
+
+// runTrials plans (when needed) and encodes the trials, as many at a time
+// as there are CPUs, and returns the one with the smallest stream (the
+// first of equals, so that the result is deterministic). With no trials it
+// returns the zero trial.
+func runTrials(m *matcher, old, new []byte, ts []trial) trial {
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range ts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			t := &ts[i]
+			t.h.LitCtxBits, t.h.LitWindow, t.h.WordDiffs = t.c.lc, t.c.win, t.words
+			if t.plan == nil {
+				t.plan = m.plan(&t.h, t.gain)
+			}
+			p := *t.plan
+			p.h = &t.h
+			t.stream = encodePlan(&p, old, new)
+		}()
+	}
+	wg.Wait()
+	var best trial
+	for _, t := range ts {
+		best = pickTrial(best, t)
+	}
+	return best
+}
+
+// pickTrial returns the better of two trials (a before b on a tie; a zero
+// trial loses).
+func pickTrial(a, b trial) trial {
+	if a.stream == nil || (b.stream != nil && len(b.stream) < len(a.stream)) {
+		return b
+	}
+	return a
 }
 
 // encodePlan range-codes the plan's instructions (format.go).
