@@ -138,7 +138,7 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	// and literal history window.
 	var configs []config
 	for lc := 0; lc <= maxLitCtxBits; lc++ {
-		for _, win := range []int{0, 1024, 2048, 4096, 8192} {
+		for _, win := range []int{0, 1024, 4096, 8192} {
 			if ArenaSize(&Header{LitCtxBits: lc, LitWindow: win}) <= opts.RAM {
 				configs = append(configs, config{lc, win})
 			}

@@ -16,6 +16,7 @@ func TestTune(t *testing.T) {
 	if !*tune {
 		t.Skip("tuning report; enable with -delta.tune")
 	}
+	defer func(g []int, w int) { matchGains, searchWidth = g, w }(matchGains, searchWidth)
 	for _, g := range []int{4, 6} {
 		for _, w := range []int{12} {
 			matchGains, searchWidth = []int{g}, w
