@@ -236,6 +236,9 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message, _ []string
 	d.bind(sess, now)
 	s.mu.Lock()
 	old := s.byEP[p.Endpoint]
+	if old != nil {
+		delete(s.byID, old.ID())
+	}
 	s.byID[reg.ID] = d
 	s.byEP[p.Endpoint] = d
 	s.mu.Unlock()

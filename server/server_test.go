@@ -344,3 +344,36 @@ func TestAPIToken(t *testing.T) {
 		t.Fatalf("bad hex key: %d", code)
 	}
 }
+
+// LwM2M Core 6.2.1: a second Register of an endpoint replaces the first
+// registration; the old registration ID is gone and its observations too.
+func TestReRegisterReplaces(t *testing.T) {
+	srv := servertest.Start(t)
+	d := connect(t, srv, "coap", "again")
+	oldID := d.regID
+	if _, err := srv.Observe(context.Background(), "again", "/3/0/9", nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.register(); r.Code != codes.Created || d.regID == oldID {
+		t.Fatalf("second register: %v id %s", r.Code, d.regID)
+	}
+	if n := len(srv.Devices()); n != 1 {
+		t.Fatalf("%d devices", n)
+	}
+	if len(srv.Observations("again")) != 0 {
+		t.Fatal("observation of the old registration kept")
+	}
+	saved := d.regID
+	d.regID = oldID
+	if code := d.update(); code != codes.NotFound {
+		t.Fatalf("update of the replaced registration: %v, want 4.04", code)
+	}
+	d.regID = saved
+	if code := d.update(); code != codes.Changed {
+		t.Fatalf("update of the new registration: %v", code)
+	}
+	regs, _ := srv.Store.Registrations()
+	if len(regs) != 1 || regs[0].ID != saved {
+		t.Fatalf("stored %+v", regs)
+	}
+}
