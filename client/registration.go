@@ -164,10 +164,12 @@ func (c *Client) session(ctx context.Context) (registered bool, err error) {
 				asleep = true
 				continue
 			}
-			c.setConn(nil)
-			err := errors.New("connection to server closed")
-			c.emit(Event{Kind: EventUpdateFailed, Location: loc, Err: err})
-			return true, err
+			// The session ended under us (the server closed it, or the
+			// network failed): the registration may well live on, so
+			// reconnect at once and Update rather than register anew.
+			c.log.Info("lwm2m session closed; reconnecting", "location", loc)
+			closeConn()
+			asleep = true
 		case <-c.reconnect:
 			stopTimers()
 			c.deregister(conn, asleep)
@@ -189,7 +191,9 @@ func (c *Client) session(ctx context.Context) (registered bool, err error) {
 			}
 			c.setConn(conn)
 			asleep = false
-			c.emit(Event{Kind: EventWakeup, Location: loc})
+			if c.cfg.Queue {
+				c.emit(Event{Kind: EventWakeup, Location: loc})
+			}
 		}
 		if err := c.update(ctx, conn, loc); err != nil {
 			if ctx.Err() != nil {

@@ -177,3 +177,22 @@ func TestRegistrationUpdateTrigger(t *testing.T) {
 		t.Errorf("update answered %v", up.code)
 	}
 }
+
+// The server closes the DTLS session (close_notify): the device
+// reconnects at once and sends an Update, keeping its registration.
+func TestReconnectWhenSessionClosed(t *testing.T) {
+	s := newTestServer(t, true)
+	c, ev := startClient(t, s, nil)
+	reg := s.expect("register", time.Second)
+	if err := s.reg(c.cfg.Endpoint).conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	up := s.expect("update", 5*time.Second)
+	if up.loc != reg.loc || up.code != codes.Changed {
+		t.Fatalf("update to %s answered %v; registered at %s", up.loc, up.code, reg.loc)
+	}
+	ev.wait(t, EventUpdated, time.Second)
+	if r := s.device(c.cfg.Endpoint).do(codes.GET, "/3/0/0", -1, nil); r.code != codes.Content {
+		t.Errorf("read over the new session: %v", r.code)
+	}
+}
