@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"runtime"
 	"sync"
 )
@@ -398,6 +399,18 @@ func (m *matcher) clip(v *view, x int64, n int, fromNew bool) int {
 // next search at the same displacement.
 const maxMatch = 1 << 14
 
+// jumpCost is the extra match length a copy must have when its
+// displacement is far from the current one: coding a far displacement
+// costs up to about 20 bits more than a near one, and short matches far
+// away are found by chance. Measured on the shared pairs (in-place total
+// of four): 128,862 bytes without it, 127,651 with jumpFree 4 and jumpDiv 4
+// (neighbouring settings within 0.2%).
+func jumpCost(delta int64) int {
+	return max(0, bits.Len64(zigzag(delta))-jumpFree) / jumpDiv
+}
+
+var jumpFree, jumpDiv = 4, 4
+
 // validRun is how many bytes from region offset x on (at most n) step k
 // may read.
 func (v *view) validRun(x int64, n int) int {
@@ -460,7 +473,7 @@ func (m *matcher) plan(h *Header, matchGain int) *plan {
 						oldscore++
 					}
 				}
-				if (ln == oldscore && ln != 0) || ln > oldscore+matchGain {
+				if (ln == oldscore && ln != 0) || ln > oldscore+matchGain+jumpCost(pos-int64(scan)-lastoffset) {
 					break
 				}
 				if scan < contEnd && v.eq(int64(scan)+lastoffset, newb[scan]) {

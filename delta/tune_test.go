@@ -34,3 +34,22 @@ func TestTune(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestJump reports in-place sizes for settings of jumpCost.
+func TestJump(t *testing.T) {
+	if !*tune {
+		t.Skip("tuning report; enable with -delta.tune")
+	}
+	defer func(a, b int) { jumpFree, jumpDiv = a, b }(jumpFree, jumpDiv)
+	for _, r := range [][2]int{{64, 1}, {8, 4}, {4, 4}, {6, 4}} {
+		jumpFree, jumpDiv = r[0], r[1]
+		tot := 0
+		s := ""
+		for _, p := range firmwarePairs(t) {
+			pkg, _ := Make(p.old, p.new, Options{InPlace: true, Key: testKey})
+			tot += len(pkg)
+			s += " " + p.name[:5] + ":" + itoa(len(pkg))
+		}
+		t.Logf("jump %v: %s total %d", r, s, tot)
+	}
+}
