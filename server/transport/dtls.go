@@ -89,6 +89,7 @@ type DTLS struct {
 	handshakes atomic.Int64 // completed
 	refused    atomic.Int64 // failed or rate-limited
 	hibernated atomic.Int64 // hibernations
+	asleep     atomic.Int64 // associations hibernated now
 	resumed    atomic.Int64 // resumptions
 }
 
@@ -177,18 +178,7 @@ func (d *DTLS) Stats() (handshakes, refused int64, associations int) {
 // HibernationStats reports how many times sessions hibernated and resumed,
 // and how many are hibernated now.
 func (d *DTLS) HibernationStats() (hibernations, resumptions int64, asleep int) {
-	d.mu.Lock()
-	all := make([]*association, 0, len(d.byAddr))
-	for _, a := range d.byAddr {
-		all = append(all, a)
-	}
-	d.mu.Unlock()
-	for _, a := range all {
-		if a.hibernated() {
-			asleep++
-		}
-	}
-	return d.hibernated.Load(), d.resumed.Load(), asleep
+	return d.hibernated.Load(), d.resumed.Load(), int(d.asleep.Load())
 }
 
 // Close stops the listener, closes every session and waits for the
@@ -317,7 +307,14 @@ func (d *DTLS) remove(a *association) {
 // idle default for sessions that never registered.
 func (d *DTLS) sweepLoop() {
 	defer d.wg.Done()
-	t := time.NewTicker(time.Second)
+	// Sweep at least twice per hibernation period, so that sessions
+	// hibernate close to their time: the fewer live at once, the less a
+	// burst of registrations leaves the heap fragmented.
+	every := time.Second
+	if h := d.cfg.HibernateAfter; h > 0 && h/2 < every {
+		every = max(h/2, 50*time.Millisecond)
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -574,6 +571,9 @@ func (a *association) shutdown() {
 	}
 	a.mu.Lock()
 	inc, s := a.cur, a.session
+	if inc == nil && a.state != nil {
+		a.d.asleep.Add(-1)
+	}
 	a.cur, a.state = nil, nil
 	a.mu.Unlock()
 	if inc != nil {

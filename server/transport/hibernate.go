@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -67,7 +68,9 @@ func (a *association) hibernateIfIdle(now time.Time, after time.Duration) {
 	var b []byte
 	var err error
 	if ok {
-		b, err = state.MarshalBinary()
+		if b, err = state.MarshalBinary(); err == nil {
+			b = bytes.Clone(b) // the encoder's buffer has room to spare
+		}
 	}
 	if !ok || err != nil {
 		a.mu.Unlock()
@@ -79,8 +82,17 @@ func (a *association) hibernateIfIdle(now time.Time, after time.Duration) {
 	a.state = b
 	a.peer = inc.conn.RemoteAddr()
 	a.cur = nil
+	// The session must not keep the closed connection alive: it holds
+	// the go-coap and pion conns with their buffers, most of a live
+	// session's memory.
+	if s := a.session; s != nil {
+		s.mu.Lock()
+		s.Conn = nil
+		s.mu.Unlock()
+	}
 	a.mu.Unlock()
 	a.d.hibernated.Add(1)
+	a.d.asleep.Add(1)
 	inc.stop()
 }
 
@@ -91,6 +103,7 @@ func (a *association) resumeLocked() (*incarnation, error) {
 	st := &dtls.State{}
 	err := st.UnmarshalBinary(a.state)
 	a.state = nil // restored at most once, whatever happens next
+	d.asleep.Add(-1)
 	if err != nil {
 		return nil, fmt.Errorf("resume: decode state: %w", err)
 	}

@@ -79,7 +79,13 @@ func (s *Session) RemoteAddr() net.Addr {
 			return a
 		}
 	}
-	return s.conn().RemoteAddr()
+	if c := s.conn(); c != nil {
+		return c.RemoteAddr()
+	}
+	if s.assoc != nil {
+		return net.UDPAddrFromAddrPort(s.assoc.addr)
+	}
+	return nil
 }
 
 // KeepUntil keeps a DTLS session open until t even when it is idle: the

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fotastack/fota/client/fleet"
+	"github.com/fotastack/fota/client/linksim"
+	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/store"
+)
+
+func init() {
+	register("bench", "benchmarks of the whole stack: bench fleet (server memory and CPU per device)", runBench)
+}
+
+func runBench(args []string) error {
+	if len(args) == 0 || args[0] != "fleet" {
+		fmt.Fprintln(os.Stderr, "usage: fota bench fleet [--devices N] [--profile lan|lte-m|nb-iot] [--campaign]\n(the delta benchmark is `fota delta bench`)")
+		return &exitError{2, errors.New("bench: want a benchmark name: fleet")}
+	}
+	return benchFleet(args[1:])
+}
+
+// memSample is the server's memory: heap in use and goroutine stacks (what
+// an idle device costs), and the process's resident set.
+type memSample struct {
+	heap, stack, rss uint64
+	live             uint64 // HeapAlloc: bytes of live objects (heap minus fragmentation)
+	goroutines       int
+}
+
+func sampleMemory() memSample {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return memSample{heap: m.HeapInuse, live: m.HeapAlloc, stack: m.StackInuse, rss: residentBytes(), goroutines: runtime.NumGoroutine()}
+}
+
+// residentBytes reads VmRSS from /proc/self/status (0 where there is none).
+func residentBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// cpuTime is the user and system CPU time of this process.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func perDevice(after, before uint64, n int) float64 {
+	if after < before {
+		return 0
+	}
+	return float64(after-before) / float64(n)
+}
+
+func benchFleet(args []string) error {
+	if os.Getenv("FOTA_MEMPROFILE_RATE") == "1" {
+		runtime.MemProfileRate = 1
+	}
+	fs := flag.NewFlagSet("bench fleet", flag.ContinueOnError)
+	devices := fs.Int("devices", 1000, "number of devices")
+	profile := fs.String("profile", "lan", "simulated link of the devices: "+strings.Join(linksim.Names(), ", "))
+	rate := fs.Float64("rate", 250, "devices started per second (both processes share the machine: above what it can handshake, devices time out and retry)")
+	hibernate := fs.Duration("hibernate-after", time.Second, "server: hibernate sessions idle this long")
+	campaign := fs.Bool("campaign", false, "then run a delta campaign over the nb-iot profile (default on up to 200 devices)")
+	timeout := fs.Duration("timeout", 200*time.Second, "give up when the fleet has not registered after this long")
+	memProfile := fs.String("memprofile", "", "write the server's heap profile, taken when the fleet is idle, to `file`")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, err}
+	}
+	campaignSet := false
+	fs.Visit(func(f *flag.Flag) { campaignSet = campaignSet || f.Name == "campaign" })
+	if !campaignSet {
+		*campaign = *devices <= 200
+	}
+	if *devices <= 0 {
+		return &exitError{2, errors.New("--devices must be positive")}
+	}
+	if _, err := linksim.Lookup(*profile); err != nil {
+		return &exitError{2, err}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: own executable: %w", err)
+	}
+	raiseFileLimit()
+
+	// A temporary bbolt file, on tmpfs where there is one: the benchmark
+	// measures the protocol stack, not the disk's fsync.
+	base := ""
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		base = "/dev/shm"
+	}
+	dir, err := os.MkdirTemp(base, "fota-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	st, err := store.OpenBolt(filepath.Join(dir, "fota.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	prefix := fmt.Sprintf("bench%d-", time.Now().UnixNano()%100000)
+	if err := provisionStore(st, prefix, *devices); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	srv, err := server.Start(server.Config{
+		Store: st, CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIToken: "bench",
+		HibernateAfter: *hibernate, Logger: log,
+		Transmission: server.TransmissionConfig{ByType: server.DefaultTransmissions()},
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	fmt.Printf("bench fleet: %d devices, profile %s, server %s, GOMAXPROCS %d\n", *devices, *profile, srv.CoAPSAddr(), runtime.GOMAXPROCS(0))
+
+	base0 := sampleMemory()
+	cpu0 := cpuTime()
+	hs0 := srv.DTLSStats().Handshakes
+
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	child := exec.Command(self, "fleet", "--devices", strconv.Itoa(*devices), "--server", "coaps://"+srv.CoAPSAddr().String(),
+		"--psk-prefix", prefix, "--rate", strconv.FormatFloat(*rate, 'f', -1, 64), "--profile", *profile)
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := child.Start(); err != nil {
+		return fmt.Errorf("bench: start fleet: %w", err)
+	}
+	childDone := make(chan error, 1)
+	registered := make(chan string, 1)
+	var lines sync.WaitGroup
+	lines.Add(1)
+	go func() {
+		defer lines.Done()
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			l := sc.Text()
+			if strings.HasPrefix(l, fleetAllRegistered) {
+				select {
+				case registered <- l:
+				default:
+				}
+			} else if strings.HasPrefix(l, "fleet: stopped") {
+				fmt.Println(l)
+			}
+		}
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	go func() { lines.Wait(); childDone <- child.Wait() }()
+	stopChild := func() {
+		_ = child.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-childDone:
+		case <-time.After(30 * time.Second):
+			_ = child.Process.Kill()
+			<-childDone
+		}
+	}
+
+	// Registration phase: handshakes and registrations per second, CPU.
+	start := time.Now()
+	var firstHS time.Time
+	var line string
+	tick := time.NewTicker(20 * time.Millisecond)
+wait:
+	for {
+		select {
+		case line = <-registered:
+			break wait
+		case err := <-childDone:
+			tick.Stop()
+			return fmt.Errorf("bench: fleet exited before all devices registered: %v", err)
+		case <-ctx.Done():
+			tick.Stop()
+			stopChild()
+			return fmt.Errorf("bench: fleet not registered within %v (server: %+v)", *timeout, srv.DTLSStats())
+		case <-tick.C:
+			if firstHS.IsZero() && srv.DTLSStats().Handshakes > hs0 {
+				firstHS = time.Now()
+			}
+		}
+	}
+	tick.Stop()
+	regEnd := time.Now()
+	cpuReg := cpuTime() - cpu0
+	stats := srv.DTLSStats()
+	n := len(srv.Devices())
+	if firstHS.IsZero() {
+		firstHS = start
+	}
+	window := regEnd.Sub(firstHS).Seconds()
+	live := sampleMemory()
+
+	// Idle phase: every session hibernates.
+	idleDeadline := time.Now().Add(*hibernate + 60*time.Second)
+	for srv.DTLSStats().Asleep < *devices && time.Now().Before(idleDeadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // let closed connections' goroutines end
+	debug.FreeOSMemory()
+	idle := sampleMemory()
+	after := srv.DTLSStats()
+	if *memProfile != "" {
+		if f, err := os.Create(*memProfile); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
+
+	idleKiB := (perDevice(idle.heap, base0.heap, *devices) + perDevice(idle.stack, base0.stack, *devices)) / 1024
+	fmt.Printf("server memory: %.1f KiB per idle device (heap %.0f B + stacks %.0f B per device; %d of %d sessions hibernated; target <= 16)\n",
+		idleKiB, perDevice(idle.heap, base0.heap, *devices), perDevice(idle.stack, base0.stack, *devices), after.Asleep, *devices)
+	fmt.Println(line)
+	fmt.Printf("server live heap objects when idle: %.0f B per device (the rest of the heap in use is fragmentation left by the live sessions)\n", perDevice(idle.live, base0.live, *devices))
+	fmt.Printf("handshakes: %d in %.2f s, %.0f per s (server clock; ramp rate %.0f devices/s)\n",
+		stats.Handshakes-hs0, window, float64(stats.Handshakes-hs0)/window, *rate)
+	fmt.Printf("registrations: %d devices registered, %.0f per s\n", n, float64(n)/window)
+	fmt.Printf("server CPU: %.0f us per handshake + registration (%.2f s CPU for %d; target <= 300 us)\n",
+		float64(cpuReg.Microseconds())/float64(max(n, 1)), cpuReg.Seconds(), n)
+	fmt.Printf("server heap+stacks just after registration (live sessions): %.0f B per registered device; RSS %.0f B per registered device\n",
+		perDevice(live.heap+live.stack, base0.heap+base0.stack, *devices), perDevice(live.rss, base0.rss, *devices))
+	fmt.Printf("server when idle: RSS %.0f B per device, goroutines %d (baseline %d), hibernations %d, resumptions %d\n",
+		perDevice(idle.rss, base0.rss, *devices), idle.goroutines, base0.goroutines, after.Hibernations, after.Resumptions)
+
+	if *campaign {
+		fmt.Println("campaign: skipped: the fleet simulator does not attach the firmware updater yet (client/firmware with a flash per device); see the report of issue 8")
+	}
+	stopChild()
+	return nil
+}
+
+// provisionStore writes the fleet's PSK credentials into the store, 32 at
+// a time.
+func provisionStore(st store.Store, prefix string, n int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 32)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ep, id, key := fleet.Credentials(prefix, i)
+			if err := st.PutCredential(store.Credential{Endpoint: ep, Mode: "psk", Identity: id, Key: key}); err != nil {
+				errs <- fmt.Errorf("provision %s: %w", ep, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}

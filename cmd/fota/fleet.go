@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fotastack/fota/client/fleet"
+	"github.com/fotastack/fota/client/linksim"
+)
+
+func init() {
+	register("fleet", "run many simulated devices (real clients over DTLS-PSK) against a server", runFleet)
+}
+
+// fleetAllRegistered is the line `fota fleet` prints once every device
+// has registered; `fota bench fleet` waits for it.
+const fleetAllRegistered = "fleet: all registered"
+
+func runFleet(args []string) error {
+	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
+	devices := fs.Int("devices", 100, "number of devices")
+	first := fs.Int("first", 0, "index of the first device (endpoints ep-FIRST ...)")
+	serverURI := fs.String("server", "coaps://127.0.0.1:5684", "LwM2M server URI")
+	prefix := fs.String("psk-prefix", "fleet-", "PSK identity prefix; identity PREFIXep-N, key derived from prefix and endpoint")
+	rate := fs.Float64("rate", 200, "devices started per second (0: all at once)")
+	profile := fs.String("profile", "lan", "simulated link: "+strings.Join(linksim.Names(), ", "))
+	seed := fs.Uint64("seed", 1, "seed of the link impairments")
+	lifetime := fs.Duration("lifetime", 300*time.Second, "registration lifetime")
+	provision := fs.Bool("provision", false, "PUT the devices' credentials through the HTTP API (--url, --api-token) first")
+	apiURL := fs.String("url", fleetDefaultURL(), "HTTP API base URL for --provision")
+	token := fs.String("api-token", os.Getenv("FOTA_API_TOKEN"), "HTTP API bearer token for --provision")
+	timeout := fs.Duration("timeout", 0, "give up when not all devices registered after this long (0: never)")
+	exitAfter := fs.Bool("exit", false, "stop (de-registering every device) once all registered, instead of running until interrupted")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, err}
+	}
+	if *devices <= 0 {
+		return &exitError{2, errors.New("--devices must be positive")}
+	}
+	prof, err := linksim.Lookup(*profile)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	raiseFileLimit()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *provision {
+		if err := provisionFleet(ctx, *apiURL, *token, *prefix, *first, *devices); err != nil {
+			return err
+		}
+		fmt.Printf("fleet: provisioned %d devices\n", *devices)
+	}
+	f, err := fleet.Start(context.Background(), fleet.Config{
+		Devices: *devices, First: *first, ServerURI: *serverURI, PSKPrefix: *prefix,
+		Rate: *rate, Profile: prof, Seed: *seed, Lifetime: *lifetime, Logger: log,
+	})
+	if err != nil {
+		return &exitError{2, err}
+	}
+	defer func() {
+		f.Stop()
+		s := f.Stats()
+		fmt.Printf("fleet: stopped; registrations %d, failures %d, NAT rebindings %d\n", s.Registrations, s.Failures, s.Rebinds)
+	}()
+	var deadline <-chan time.Time
+	if *timeout > 0 {
+		deadline = time.After(*timeout)
+	}
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	all := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-deadline:
+			if !all {
+				s := f.Stats()
+				return fmt.Errorf("fleet: %d of %d devices registered after %v (%d failures)", s.Registered, *devices, *timeout, s.Failures)
+			}
+		case <-tick.C:
+		}
+		s := f.Stats()
+		if !all && s.Registered >= *devices {
+			all = true
+			took := s.LastRegister.Sub(s.FirstStart).Seconds()
+			fmt.Printf("%s: %d devices in %.2f s (%.0f per s), mean %.0f ms from start to registered, %d failed attempts\n",
+				fleetAllRegistered, s.Registered, took, float64(s.Registered)/took, float64(s.MeanRegister.Microseconds())/1000, s.Failures)
+			if *exitAfter {
+				return nil
+			}
+			continue
+		}
+		if !all {
+			fmt.Printf("fleet: %d/%d started, %d registered, %d failed attempts\n", s.Started, *devices, s.Registered, s.Failures)
+		}
+	}
+}
+
+// raiseFileLimit lifts the soft limit on open files to the hard one: each
+// device holds a socket (three with a simulated link).
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}
+
+// provisionFleet PUTs each device's PSK credential through the HTTP API
+// (PUT /api/security/clients), 16 at a time.
+func provisionFleet(ctx context.Context, base, token, prefix string, first, n int) error {
+	base = strings.TrimRight(base, "/")
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := first; i < first+n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ep, id, key := fleet.Credentials(prefix, i)
+			body, _ := json.Marshal(map[string]any{
+				"endpoint": ep,
+				"tls":      map[string]any{"mode": "psk", "details": map[string]string{"identity": id, "key": hex.EncodeToString(key)}},
+			})
+			req, err := http.NewRequestWithContext(ctx, http.MethodPut, base+"/api/security/clients", bytes.NewReader(body))
+			if err != nil {
+				errs <- err
+				return
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- fmt.Errorf("provision %s: %w", ep, err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				errs <- fmt.Errorf("provision %s: HTTP %s", ep, resp.Status)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs // nil when the channel is empty
+}
+
+// fleetDefaultURL is $FOTA_URL or the server's default HTTP address.
+func fleetDefaultURL() string {
+	if u := os.Getenv("FOTA_URL"); u != "" {
+		return u
+	}
+	return "http://127.0.0.1:8080"
+}
