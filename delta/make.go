@@ -314,10 +314,11 @@ var searchWidth = 12
 
 // matchGains are the values tried for by how many bytes a new match must
 // beat the continuation of the current copy to start a new instruction
-// (bsdiff uses 8 for bzip2). Measured on the shared pairs, in-place: 4
-// gives nrf52 38,380 (gain 8: 41,733), 6 gives upy-esp8266 74,525 (gain 4:
-// 75,136); each pair gets the better of the two.
-var matchGains = []int{4, 6}
+// (bsdiff uses 8 for bzip2); the first one picks the block order. Measured
+// on the shared pairs, in-place, with jumpCost: gain 3 gives nrf52 37,585
+// and pybv11 6,989, gain 4 37,724 and 6,078, gain 8 over 40,000 on nrf52;
+// each pair gets the better of 4 and 3.
+var matchGains = []int{4, 3}
 
 // search returns the longest match of q readable at the view's step, its
 // region offset and length; among equal lengths it prefers the displacement
