@@ -37,13 +37,17 @@ type BootstrapConfig struct {
 	MaxRegisterFailures int
 	// PreferredFormat is sent as pct= (default SenML CBOR).
 	PreferredFormat lwm2m.ContentFormat
+	// Pack asks for the whole configuration in one Bootstrap-Pack
+	// (GET /bspack, LwM2M 1.2 Core 6.1.7.3) instead of the session of
+	// Bootstrap-Request, writes and Finish.
+	Pack bool
 	// OnBootstrap, when set, is called after each bootstrap attempt.
 	OnBootstrap func(err error)
 }
 
 // finishLinger is how long the device keeps the bootstrap session open
 // after answering Bootstrap-Finish.
-const finishLinger = 250 * time.Millisecond
+const finishLinger = 100 * time.Millisecond
 
 // ErrBootstrapFailed wraps every reason a bootstrap did not end in a
 // committed configuration.
@@ -82,6 +86,9 @@ func Bootstrap(ctx context.Context, cfg Config, bc BootstrapConfig, current *Acc
 	}
 	ctx, cancel := context.WithTimeout(ctx, bc.Timeout)
 	defer cancel()
+	if bc.Pack {
+		return bootstrapPack(ctx, helper, cfg, current)
+	}
 	s := &bsSession{c: helper, staged: current.Clone(), stateDir: cfg.StateDir, done: make(chan error, 1)}
 	conn, err := helper.dial(ctx, helper.target, mux.HandlerFunc(s.serve), nil)
 	if err != nil {
@@ -137,6 +144,62 @@ func Bootstrap(ctx context.Context, cfg Config, bc BootstrapConfig, current *Acc
 		}
 	}
 	return s.committed, nil
+}
+
+// bootstrapPack fetches the configuration as one Bootstrap-Pack and
+// applies it as one unit: the pack replaces every Security (but the
+// bootstrap account), Server and Access Control instance; it is checked
+// as Bootstrap-Finish would check it and saved before it is returned.
+func bootstrapPack(ctx context.Context, helper *Client, cfg Config, current *Accounts) (*Accounts, error) {
+	conn, err := helper.dial(ctx, helper.target, mux.HandlerFunc(func(mux.ResponseWriter, *mux.Message) {}), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBootstrapFailed, err)
+	}
+	defer func() {
+		_ = conn.Close()
+		<-conn.Done()
+	}()
+	rctx, cancel := context.WithTimeout(ctx, helper.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := conn.Get(rctx, "/bspack", append(queryOpts([]string{"ep=" + cfg.Endpoint}),
+		message.Option{ID: message.Accept, Value: []byte{byte(lwm2m.FormatSenMLCBOR)}})...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bootstrap-pack-request: %v", ErrBootstrapFailed, err)
+	}
+	defer conn.ReleaseMessage(resp)
+	if resp.Code() != codes.Content {
+		return nil, fmt.Errorf("%w: bootstrap-pack-request answered %v%s", ErrBootstrapFailed, resp.Code(), diagnostic(resp.Body()))
+	}
+	cf, err := resp.ContentFormat()
+	if err != nil {
+		return nil, fmt.Errorf("%w: bootstrap-pack without content format", ErrBootstrapFailed)
+	}
+	var body []byte
+	if b := resp.Body(); b != nil {
+		if body, err = io.ReadAll(io.LimitReader(b, maxBody+1)); err != nil || len(body) > maxBody {
+			return nil, fmt.Errorf("%w: bootstrap-pack unreadable or too large", ErrBootstrapFailed)
+		}
+	}
+	entries, err := lwm2m.Decode(lwm2m.ContentFormat(cf), lwm2m.Root, body, bootstrapResolver{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: bootstrap-pack: %v", ErrBootstrapFailed, err)
+	}
+	next := current.Clone()
+	if err := next.delete(lwm2m.Root); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBootstrapFailed, err)
+	}
+	if err := next.write(entries); err != nil {
+		return nil, fmt.Errorf("%w: bootstrap-pack: %v", ErrBootstrapFailed, err)
+	}
+	if _, err := next.Check(); err != nil {
+		return nil, fmt.Errorf("%w: bootstrap-pack: %v", ErrBootstrapFailed, err)
+	}
+	if cfg.StateDir != "" {
+		if err := SaveAccounts(cfg.StateDir, next); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBootstrapFailed, err)
+		}
+	}
+	return next, nil
 }
 
 func diagnostic(body io.Reader) string {

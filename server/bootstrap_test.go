@@ -39,7 +39,7 @@ type bsEnv struct {
 	bs *server.BootstrapServer
 }
 
-func startBootstrapEnv(t *testing.T, mod ...func(*server.BootstrapOptions)) *bsEnv {
+func startBootstrapEnv(t testing.TB, mod ...func(*server.BootstrapOptions)) *bsEnv {
 	t.Helper()
 	dm := servertest.Start(t)
 	bst, err := server.NewBootstrapStore(dm.Store.DB())
@@ -64,7 +64,7 @@ func startBootstrapEnv(t *testing.T, mod ...func(*server.BootstrapOptions)) *bsE
 	return &bsEnv{dm: dm, bs: bs}
 }
 
-func bsLogger(t *testing.T) *slog.Logger {
+func bsLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 	}
@@ -72,7 +72,7 @@ func bsLogger(t *testing.T) *slog.Logger {
 }
 
 // putCredential stores a bootstrap credential through the API.
-func (e *bsEnv) putCredential(t *testing.T, ep, id string, key []byte) {
+func (e *bsEnv) putCredential(t testing.TB, ep, id string, key []byte) {
 	t.Helper()
 	body := map[string]any{"endpoint": ep, "tls": map[string]any{"mode": "psk", "details": map[string]any{"identity": id, "key": hex.EncodeToString(key)}}}
 	if code := e.dm.API("PUT", "/api/bootstrap/security/clients", body, nil); code != http.StatusNoContent {
@@ -679,5 +679,45 @@ func TestBootstrapRequestReplacesRunningSession(t *testing.T) {
 	}
 	if st, _ := e.bs.WaitStatus(ctxT(t), "reboot", start); st.State != server.BootstrapFinished {
 		t.Fatalf("status %+v, want finished", st)
+	}
+}
+
+// LwM2M 1.2 Core 6.1.7.3 end to end: a device that bootstraps by
+// Bootstrap-Pack registers at the DM server with the packed account.
+func TestBootstrapPackDevice(t *testing.T) {
+	e := startBootstrapEnv(t)
+	stored := e.provision(t, "packdev")
+	bc := e.factory("packdev")
+	bc.Pack = true
+	dir := t.TempDir()
+	d := runDevice(t, deviceConfig(t, "packdev", dir), bc)
+	reg := waitRegistered(t, e.dm, "packdev", 10*time.Second)
+	if reg["identity"] != string(stored.Security[1].PublicKeyOrID) || reg["security"] != "psk" {
+		t.Fatalf("registration %v, want psk as %q", reg, stored.Security[1].PublicKeyOrID)
+	}
+	if ok, _ := d.count(); ok != 1 {
+		t.Fatalf("%d bootstraps", ok)
+	}
+	if a, err := client.LoadAccounts(dir); err != nil || a == nil || len(a.Instances(0)) != 2 {
+		t.Fatalf("packed accounts not kept with the bootstrap account: %v", err)
+	}
+}
+
+// BenchmarkBootstrapDTLS measures whole bootstraps over DTLS-PSK on
+// loopback: handshake, Bootstrap-Request, Delete x2, Discover, two
+// Writes, Finish, and the device's atomic save.
+func BenchmarkBootstrapDTLS(b *testing.B) {
+	e := startBootstrapEnv(b)
+	e.putCredential(b, "bench", "bench-bs", bsKey)
+	if code := e.dm.API("PUT", "/api/bootstrap/bench", dmConfig(), nil); code != http.StatusOK {
+		b.Fatalf("PUT config: %d", code)
+	}
+	bc := client.BootstrapConfig{URI: "coaps://" + e.bs.CoAPSAddr().String(), PSKIdentity: "bench-bs", PSKKey: bsKey, Timeout: 5 * time.Second}
+	cfg := client.Config{Endpoint: "bench", StateDir: b.TempDir(), RequestTimeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := client.Bootstrap(context.Background(), cfg, bc, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
