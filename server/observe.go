@@ -188,7 +188,7 @@ func (s *Server) handleNotification(w mux.ResponseWriter, r *mux.Message) {
 		s.forget(o)
 	}
 	s.events.Publish(Event{Type: EventNotification, Endpoint: d.Endpoint(), Data: map[string]any{
-		"ep": d.Endpoint(), "paths": o.Paths, "composite": o.Composite, "val": responseJSON(resp, o.Paths[0]),
+		"ep": d.Endpoint(), "res": o.Paths[0], "paths": o.Paths, "composite": o.Composite, "val": responseJSON(resp, o.Paths[0]),
 	}})
 }
 
