@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -18,6 +19,9 @@ type CoAPHandler func(w mux.ResponseWriter, r *mux.Message, args []string)
 // responses (notifications whose observation go-coap does not know, as
 // after a restart) go to the Responses handler.
 type Router struct {
+	// Log, if set, receives a line for every request no route takes.
+	Log *slog.Logger
+
 	mu        sync.RWMutex
 	routes    []route
 	responses func(w mux.ResponseWriter, r *mux.Message)
@@ -102,6 +106,9 @@ func (rt *Router) ServeCOAP(w mux.ResponseWriter, r *mux.Message) {
 		}
 		rte.h(w, r, args)
 		return
+	}
+	if rt.Log != nil {
+		rt.Log.Warn("coap request refused: no route", "method", code, "path", p, "from", w.Conn().RemoteAddr(), "methodNotAllowed", methodMismatch)
 	}
 	if methodMismatch {
 		_ = w.SetResponse(codes.MethodNotAllowed, 0, nil)

@@ -107,6 +107,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.coap = NewRouter()
+	s.coap.Log = s.log
 	s.coap.Handle("POST", "rd", s.handleRegister)
 	s.coap.Handle("POST", "rd/*", s.handleUpdate)
 	s.coap.Handle("DELETE", "rd/*", s.handleDeregister)
