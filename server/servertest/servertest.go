@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/fotastack/fota/server"
@@ -48,8 +49,9 @@ func StartAt(t testing.TB, path string, mod ...func(*server.Config)) *Server {
 		Store: st, CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		APIToken: Token, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
+	tw := &testWriter{t: t}
 	if testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	for _, m := range mod {
 		m(&cfg)
@@ -63,7 +65,14 @@ func StartAt(t testing.TB, path string, mod ...func(*server.Config)) *Server {
 	if a := srv.HTTPAddr(); a != nil {
 		s.URL = "http://" + a.String()
 	}
-	t.Cleanup(s.Stop)
+	t.Cleanup(func() {
+		s.Stop()
+		// Connection goroutines may still log a line after Stop; t.Log
+		// panics once the test is over.
+		tw.mu.Lock()
+		tw.done = true
+		tw.mu.Unlock()
+	})
 	return s
 }
 
@@ -119,9 +128,17 @@ func (s *Server) AddPSK(endpoint, identity string, key []byte) {
 	}
 }
 
-type testWriter struct{ t testing.TB }
+type testWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(string(bytes.TrimRight(p, "\n")))
+	}
 	return len(p), nil
 }
