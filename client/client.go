@@ -107,6 +107,8 @@ type Client struct {
 	lifetime    time.Duration
 	attrs       map[lwm2m.Path]Attributes
 	observers   map[string]*observation
+	inflight    map[uint64]*observation // notifications awaiting their ACK
+	inflightSeq uint64
 	lastSeen    time.Time     // last exchange, for the queue-mode sleep timer
 	announced   string        // object links sent in the last Register/Update
 	announcedLt time.Duration // lifetime sent likewise
@@ -167,6 +169,7 @@ func New(cfg Config) (*Client, error) {
 		objects:   map[uint16]Object{},
 		attrs:     map[lwm2m.Path]Attributes{},
 		observers: map[string]*observation{},
+		inflight:  map[uint64]*observation{},
 		lifetime:  cfg.Lifetime,
 		trigger:   make(chan struct{}, 1),
 		reconnect: make(chan struct{}, 1),

@@ -31,6 +31,31 @@ type observation struct {
 	mu      sync.Mutex
 	seq     uint32
 	pending bool // a notification waits for the device to wake up
+	reset   bool // the server answered a notification with Reset
+}
+
+// noteReset handles a Reset from the server. Its message ID cannot be
+// matched to a notification: go-coap's blockwise layer re-numbers every
+// message it sends. When exactly one notification awaits its ACK, the
+// Reset is for that one (a Reset to anything else the device sends is not
+// expected); with several in flight we cannot tell and keep them all.
+func (c *Client) noteReset(mid int32) {
+	c.mu.Lock()
+	var o *observation
+	if len(c.inflight) == 1 {
+		for _, x := range c.inflight {
+			o = x
+		}
+	}
+	n := len(c.inflight)
+	c.mu.Unlock()
+	if o == nil {
+		c.log.Debug("lwm2m reset not matched to a notification", "mid", mid, "in-flight", n)
+		return
+	}
+	o.mu.Lock()
+	o.reset = true
+	o.mu.Unlock()
 }
 
 func (o *observation) nextSeq() uint32 {
@@ -294,7 +319,16 @@ func (c *Client) runObservation(o *observation, lastBody []byte, lastVal float64
 		}
 		o.mu.Lock()
 		o.pending = false
+		reset := o.reset
 		o.mu.Unlock()
+		if reset {
+			// RFC 7641 3.6: Reset to a notification cancels the observation.
+			c.log.Info("lwm2m observation reset by the server", "path", o.paths[0])
+			c.mu.Lock()
+			delete(c.observers, string(o.token))
+			c.mu.Unlock()
+			return
+		}
 		lastSent, lastBody, changed = now, body, false
 		if v, ok := numericValue(entries); ok {
 			lastVal = v
@@ -322,6 +356,16 @@ func (c *Client) sendNotification(o *observation, code codes.Code, cf message.Me
 	}()
 	m := conn.AcquireMessage(ctx)
 	defer conn.ReleaseMessage(m)
+	c.mu.Lock()
+	c.inflightSeq++
+	key := c.inflightSeq
+	c.inflight[key] = o
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.inflight, key)
+		c.mu.Unlock()
+	}()
 	m.SetCode(code)
 	m.SetToken(o.token)
 	m.SetObserve(o.nextSeq())

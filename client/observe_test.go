@@ -276,3 +276,28 @@ func TestObserveLimit(t *testing.T) {
 		t.Errorf("%d observations, limit 1", n)
 	}
 }
+
+// RFC 7641 3.6: a server that answers a notification with Reset has
+// forgotten the observation; the device stops notifying.
+func TestObserveEndsOnReset(t *testing.T) {
+	s := newTestServer(t, false)
+	c, _ := startClient(t, s, nil)
+	d := s.device(c.cfg.Endpoint)
+	// A plain request with Observe=0: go-coap forgets the token after the
+	// first answer, so the test server resets the next notification.
+	if r := d.do(codes.GET, "/4/0/2", -1, nil, message.Option{ID: message.Observe, Value: []byte{}}); r.code != codes.Content {
+		t.Fatalf("observe: %v", r.code)
+	}
+	if c.Observations() != 1 {
+		t.Fatalf("%d observations", c.Observations())
+	}
+	setSignal(t, c, -61)
+	s.expect("notify", 2*time.Second)
+	deadline := time.Now().Add(2 * time.Second)
+	for c.Observations() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c.Observations() != 0 {
+		t.Fatal("observation survives a Reset")
+	}
+}

@@ -108,6 +108,21 @@ func (s *testServer) serve(w mux.ResponseWriter, r *mux.Message) {
 		_ = w.SetResponse(c, message.TextPlain, nil, opts...)
 		s.msgs <- msg
 	}
+	if r.Code() == codes.Content {
+		// A notification nobody observes (RFC 7641 3.6): Reset.
+		// go-coap answers a confirmable message with an ACK of its own, so
+		// the Reset goes out on the session directly, first.
+		msg.op = "notify"
+		cc := w.Conn().(*udpclient.Conn)
+		rst := cc.AcquireMessage(r.Context())
+		rst.SetCode(codes.Empty)
+		rst.SetType(message.Reset)
+		rst.SetMessageID(r.MessageID())
+		_ = cc.Session().WriteMessage(rst)
+		cc.ReleaseMessage(rst)
+		s.msgs <- msg
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {

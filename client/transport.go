@@ -13,6 +13,8 @@ import (
 	piondtls "github.com/pion/dtls/v3"
 	dtlsnet "github.com/pion/dtls/v3/pkg/net"
 	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/mux"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/options"
@@ -93,6 +95,15 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 				}
 			}()
 		}),
+		// RFC 7641 3.6: a server that answers a notification with Reset
+		// no longer wants it. go-coap hides Resets from handlers, so we
+		// look at every incoming message here first.
+		options.WithRequestMonitor(udpclient.RequestMonitorFunc(func(_ *udpclient.Conn, req *pool.Message) (bool, error) {
+			if req.Type() == message.Reset {
+				c.noteReset(req.MessageID())
+			}
+			return false, nil
+		})),
 		options.WithMux(h),
 		options.WithContext(c.runCtx),
 		options.WithMTU(mtu),
