@@ -16,7 +16,7 @@ func Example() {
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32))
 	old := bytes.Repeat([]byte("version one "), 4000)
 	new := append([]byte("a new header "), bytes.Repeat([]byte("version two "), 4100)...)
-	patch, _ := delta.Make(old, new, delta.Options{InPlace: true, Key: key, Version: "2", DeviceType: "meter"})
+	patch, _ := delta.Make(old, new, delta.Options{InPlace: true, RAM: inplace.DefaultDecoderRAM, Key: key, Version: "2", DeviceType: "meter"})
 
 	flash, _ := inplace.NewFlash(inplace.Geometry{Size: 256 << 10}, 1)
 	dev := inplace.Provision{Image: old, Version: "1", DeviceType: "meter", TrustedKey: key.Public().(ed25519.PublicKey)}

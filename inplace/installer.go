@@ -47,6 +47,16 @@ const (
 	ioBufSize    = 256 // hashing and verifying flash contents
 )
 
+// DefaultDecoderRAM is the most decoder arena (delta.Options.RAM,
+// delta.ArenaSize) a package may need to install on a device with the
+// default budget: DefaultRAMBudget less the fixed buffers (the erase-block
+// buffer comes on top of DefaultRAMBudget). A package made with
+// delta.DefaultRAM may need up to 832 bytes more than this and be refused
+// (ErrRAMBudget): whether it does depends on the model configuration the
+// generator picks, and a full-image package (all literals) picks the
+// largest.
+const DefaultDecoderRAM = DefaultRAMBudget - recordSize - ioBufSize - headerPrefix
+
 // Need is the exact working memory the installer takes from its arena for
 // a package: the decoder's (delta.ArenaSize), one erase block, and the
 // fixed buffers (journal record, I/O buffer, header).
@@ -100,7 +110,8 @@ func Install(f *Flash, patch []byte, opts Options) (Report, error) {
 // the boot record's trusted key; an in-place package for this device type,
 // not a rollback; erase block, image region and staging area sizes; the
 // RAM budget; the old image (the boot record's hash and a fresh SHA-256 of
-// the image region's first OldSize bytes); and the structure of the whole
+// the image region's first OldSize bytes; a full-image package, OldSize 0,
+// names none: fullimage.go); and the structure of the whole
 // instruction stream (decoded once without output). A refused package
 // leaves the flash untouched. A power cut during the copy leaves the
 // journal as it was: the device boots the old image.
@@ -200,11 +211,8 @@ func checkHeader(hdr *delta.Header, rec *BootRecord, l Layout, patchLen int) err
 		return fmt.Errorf("package needs a %d-byte image region, flash has %d: %w", hdr.Region(), l.ImageSize, ErrDoesNotFit)
 	case patchLen > l.StagingSize:
 		return fmt.Errorf("package of %d bytes, staging area %d: %w", patchLen, l.StagingSize, ErrDoesNotFit)
-	case hdr.OldSize != rec.ImageSize || hdr.OldHash != rec.ImageHash:
-		return fmt.Errorf("package is for a %d-byte old image %x, running %d bytes %x: %w",
-			hdr.OldSize, hdr.OldHash[:6], rec.ImageSize, rec.ImageHash[:6], delta.ErrOldImage)
 	}
-	return nil
+	return CheckBase(hdr, rec)
 }
 
 // Resume carries a staged or interrupted update to its end. Per step k it

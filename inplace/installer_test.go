@@ -50,7 +50,9 @@ func smallPair() (old, new []byte) {
 
 func makePatch(t testing.TB, old, new []byte, eb int, mod func(*delta.Options)) []byte {
 	t.Helper()
-	o := delta.Options{InPlace: true, EraseBlock: eb, Key: testKey, DeviceType: testDevice, Version: "2.0.0", SeqNo: 2}
+	// RAM: what a device with the default budget grants the decoder
+	// (delta.DefaultRAM may pick a model a little too big for it).
+	o := delta.Options{InPlace: true, EraseBlock: eb, RAM: DefaultDecoderRAM, Key: testKey, DeviceType: testDevice, Version: "2.0.0", SeqNo: 2}
 	if mod != nil {
 		mod(&o)
 	}
