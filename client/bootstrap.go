@@ -555,10 +555,7 @@ func runDM(ctx context.Context, cfg Config, bc BootstrapConfig, accounts *Accoun
 			// initiate a Bootstrap-Request. The 2.04 goes out first; the
 			// run ends (with De-register) just after.
 			log.Info("bootstrap: requested by the server (/1/x/9)")
-			go func() {
-				time.Sleep(50 * time.Millisecond)
-				cancel()
-			}()
+			time.AfterFunc(50*time.Millisecond, cancel)
 			return nil
 		})
 	}
