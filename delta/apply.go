@@ -53,10 +53,11 @@ func checkOld(h *Header, old []byte) error {
 }
 
 // resumeEvery is how often ApplyInPlace replaces its player by a fresh one
-// repositioned with SkipTo, as after a power cut. Every step would make the
-// host apply quadratic in the number of steps; TestInPlaceNeverReadsOverwritten
-// resumes at every step.
-const resumeEvery = 8
+// repositioned with SkipTo, as after a power cut: every 8 steps, and at
+// most 32 times in all. Every step would make the host apply quadratic in
+// the number of steps; TestInPlaceNeverReadsOverwritten resumes at every
+// step.
+func resumeEvery(steps int) int { return max(8, (steps+31)/32) }
 
 // ApplyInPlace applies an in-place package to region, which holds the old
 // image at its start and is at least Header.Region() bytes long, the way
@@ -85,8 +86,9 @@ func ApplyInPlace(region []byte, patch []byte, pub ed25519.PublicKey) error {
 	block := make([]byte, h.EraseBlock)
 	src := bytes.NewReader(region)
 	var p *InPlacePlayer
+	every := resumeEvery(h.Steps)
 	for k := 0; k < h.Steps; k++ {
-		if p == nil || k%resumeEvery == 0 || k == h.Steps-1 {
+		if p == nil || k%every == 0 || k == h.Steps-1 {
 			if p, err = NewInPlacePlayer(bytes.NewReader(patch), h, arena); err != nil {
 				return err
 			}

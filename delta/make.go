@@ -43,23 +43,18 @@ type view struct {
 	h        *Header
 	k        int
 	old, new []byte
-	written  []bool // per region block: written before step k
-	bs       int64
+	bs       int64 // erase block (in-place), or larger than any image
 }
 
 func newView(h *Header, k int, old, new []byte) *view {
 	v := &view{h: h, k: k, old: old, new: new, bs: 1 << 62}
 	if h.InPlace {
 		v.bs = int64(h.EraseBlock)
-		v.written = make([]bool, h.Steps)
-		for j := 0; j < k; j++ {
-			v.written[h.blockAt(j)] = true
-		}
 	}
 	return v
 }
 
-func (v *view) isWritten(b int64) bool { return b < int64(len(v.written)) && v.written[b] }
+func (v *view) isWritten(b int64) bool { return v.h.InPlace && writtenBefore(v.h, int(b), v.k) }
 
 // validEnd is the end of the readable bytes of the block holding x.
 func (v *view) validEnd(x int64) int64 {
