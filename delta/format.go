@@ -51,11 +51,17 @@ import (
 //	         the copy is one little-endian 32-bit difference (mod 2^32)
 //	litLen   number, then litLen literal bytes; with a literal history,
 //	         each item of the run is a flag bit then either a byte or a
-//	         match: distance-1 and length-4 numbers, repeating earlier
-//	         literal-stream bytes (the history holds the last 2^(w+8))
+//	         match: a bit "same distance as the last match", else the
+//	         distance-1 as a number, then length-4 as a number, repeating
+//	         earlier literal-stream bytes (the history holds the last 2^(w+8))
 //
 // An instruction with copyLen = litLen = 0 is invalid (it would let a corrupt
 // stream spin without producing output).
+//
+// Resuming: the decoder state at a step boundary is a function of the
+// stream alone, so the installer needs to journal only the index of the
+// last finished step (and its block's scratch copy); InPlacePlayer.SkipTo
+// re-decodes up to it without reading flash.
 
 const (
 	magic         = "FOTD"
