@@ -253,7 +253,7 @@ func TestBootstrapThenRegisterOverDTLS(t *testing.T) {
 
 func waitGone(t *testing.T, dm *servertest.Server, ep string) {
 	t.Helper()
-	for i := 0; i < 200 && dm.Device(ep) != nil; i++ {
+	for i := 0; i < 500 && dm.Device(ep) != nil; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if dm.Device(ep) != nil {
@@ -541,7 +541,6 @@ func TestBootstrapTwiceAfterRegistrationFails(t *testing.T) {
 	d := runDevice(t, cfg, bc)
 	first := waitRegistered(t, e.dm, "twice", 10*time.Second)
 	d.stop()
-	waitGone(t, e.dm, "twice")
 
 	// New DM key: the one the device keeps no longer opens a session.
 	e.provision(t, "twice")
