@@ -339,3 +339,45 @@ func TestEndToEndQueueMode(t *testing.T) {
 		t.Fatalf("queued read: %+v %v", res.r, res.err)
 	}
 }
+
+// A queue-mode device asleep over DTLS: a value change wakes it, and the
+// notification reaches the real server's event stream after the Update.
+func TestEndToEndQueueModeNotification(t *testing.T) {
+	srv := servertest.Start(t, func(cfg *server.Config) { cfg.QueueAwake = 300 * time.Millisecond })
+	ev, cancelEv := srv.Events().Subscribe(256)
+	defer cancelEv()
+	ep, key := "queue-obs", []byte("queue-obs-key")
+	srv.AddPSK(ep, ep+"-id", key)
+	evs := make(chan client.Event, 64)
+	c, err := client.New(client.Config{
+		Endpoint: ep, ServerURI: "coaps://" + srv.CoAPSAddr().String(), PSKIdentity: ep + "-id", PSKKey: key,
+		Lifetime: 60 * time.Second, Queue: true, QueueWait: 400 * time.Millisecond, RequestTimeout: 2 * time.Second,
+		MinBackoff: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnEvent: func(e client.Event) {
+			select {
+			case evs <- e:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	waitClientEvent(t, evs, client.EventRegistered)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if r, err := srv.Observe(ctx, ep, "/4/0/2", nil); err != nil || r.Code != codes.Content {
+		t.Fatalf("observe: %v %+v", err, r)
+	}
+	waitClientEvent(t, evs, client.EventSleeping)
+	_ = c.SimpleObject(4).Set(lwm2m.ResourcePath(4, 0, 2), lwm2m.Integer(-33))
+	waitClientEvent(t, evs, client.EventWakeup)
+	e := waitServerEvent(t, ev, server.EventNotification, ep, 5*time.Second)
+	if b, _ := json.Marshal(e.Data); !strings.Contains(string(b), "-33") {
+		t.Errorf("notification %s lacks -33", b)
+	}
+}
