@@ -10,8 +10,8 @@ import (
 
 // checkPackage holds a staged package against the device: the signature
 // with the trusted key of the flash's boot record, then what the header
-// claims (in-place format, device type, sequence number, old image, erase
-// block, sizes, installer RAM). It returns the LwM2M result for a refusal:
+// claims (in-place format, device type, sequence number, erase block,
+// sizes, old image unless it is a full-image package, installer RAM). It returns the LwM2M result for a refusal:
 // 5 for a package that is malformed or not signed by the trusted key, 6 for
 // a valid package this device cannot take, 2 and 3 for one too big for its
 // flash or RAM. The caller holds flashMu.
@@ -35,13 +35,16 @@ func (o *Object) checkPackage(pkg []byte) (*delta.Header, Result, error) {
 		return hdr, ResultUnsupportedType, fmt.Errorf("package for device type %q, device is %q", hdr.DeviceType, rec.DeviceType)
 	case hdr.SeqNo < rec.SeqNo:
 		return hdr, ResultUnsupportedType, fmt.Errorf("package sequence %d is below the running %d (rollback)", hdr.SeqNo, rec.SeqNo)
-	case hdr.OldSize != rec.ImageSize || hdr.OldHash != rec.ImageHash:
-		return hdr, ResultUnsupportedType, fmt.Errorf("package is for another old image (%d bytes %x, running %d bytes %x)",
-			hdr.OldSize, hdr.OldHash[:6], rec.ImageSize, rec.ImageHash[:6])
 	case int(hdr.EraseBlock) != l.EraseBlock:
 		return hdr, ResultUnsupportedType, fmt.Errorf("package for %d-byte erase blocks, flash has %d", hdr.EraseBlock, l.EraseBlock)
 	case int64(hdr.Region()) > int64(l.ImageSize):
 		return hdr, ResultNotEnoughFlash, fmt.Errorf("package needs a %d-byte image region, flash has %d", hdr.Region(), l.ImageSize)
+	}
+	// A delta must be for the running image; a full-image package (old
+	// size 0, the server's fallback when it does not know the running
+	// version) is written over whatever the region holds.
+	if err := inplace.CheckBase(hdr, rec); err != nil {
+		return hdr, ResultUnsupportedType, err
 	}
 	budget := o.cfg.Install.RAMBudget
 	if budget == 0 {
