@@ -58,6 +58,7 @@ type BootstrapServer struct {
 	dtls   *transport.DTLS
 
 	mu       sync.Mutex
+	closed   bool
 	sessions map[string]*bootstrapSession // running, by endpoint
 	status   map[string]BootstrapStatus
 	changed  chan struct{} // closed and replaced on every status change
@@ -160,6 +161,9 @@ func (b *BootstrapServer) Store() *BootstrapStore { return b.store }
 
 // Close stops the listeners and every running session, and waits for them.
 func (b *BootstrapServer) Close() error {
+	b.mu.Lock()
+	b.closed = true // no session starts after this (wg.Add before Wait)
+	b.mu.Unlock()
 	b.cancel()
 	if b.udp != nil {
 		_ = b.udp.Close()
@@ -330,6 +334,11 @@ func (b *BootstrapServer) handleRequest(w mux.ResponseWriter, r *mux.Message, _ 
 		return
 	}
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		diag(w, codes.ServiceUnavailable, "bootstrap server is shutting down")
+		return
+	}
 	if old := b.sessions[ep]; old != nil {
 		// The device asks again (it rebooted or gave up waiting): the old
 		// session is over, its writes never reached a Finish.
