@@ -242,6 +242,13 @@ func TestBootstrapThenRegisterOverDTLS(t *testing.T) {
 		t.Fatalf("%d bootstraps, want 1", ok)
 	}
 
+	// Nor does the DM identity open a session at the bootstrap server.
+	dmAsBS := e.factory("dev1")
+	dmAsBS.PSKIdentity, dmAsBS.PSKKey = string(gen.PublicKeyOrID), gen.SecretKey
+	if _, err := client.Bootstrap(context.Background(), deviceConfig(t, "dev1", ""), dmAsBS, nil); err == nil || !strings.Contains(err.Error(), "handshake") {
+		t.Fatalf("DM identity at the bootstrap server: %v, want a failed handshake", err)
+	}
+
 	// Restart: registers directly from the state dir.
 	waitGone(t, e.dm, "dev1")
 	d2 := runDevice(t, deviceConfig(t, "dev1", dir), e.factory("dev1"))
