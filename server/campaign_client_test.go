@@ -87,10 +87,8 @@ func TestCampaignRealClients(t *testing.T) {
 				t.Fatal(err)
 			}
 			var eps []string
-			// The full-image fallback is not exercised here: its package is
-			// a delta from nothing (OldSize 0), and the device's installer
-			// still requires the package's old-image hash to be the one it
-			// runs (client/firmware/install.go), so it answers result 6.
+			// The full-image fallback is exercised by
+			// TestCampaignRealClientsFullImage (campaign_full_test.go).
 			for i := 0; i < 4; i++ {
 				ep := fmt.Sprintf("real-%s-%d", method, i)
 				startRealDevice(t, e, ep, "1.0", v1)

@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/fotastack/fota/delta"
+	"github.com/fotastack/fota/inplace"
 	"github.com/fotastack/fota/server/store"
 )
 
@@ -343,7 +344,7 @@ func dropBlobIfUnused(tx *bolt.Tx, sum string) error {
 }
 
 // SetProfile stores the erase block and RAM of a device type; packages are
-// made for them (defaults: delta.DefaultEraseBlock, delta.DefaultRAM).
+// made for them (defaults: delta.DefaultEraseBlock, inplace.DefaultDecoderRAM).
 func (f *Firmware) SetProfile(p DeviceProfile) error {
 	if p.DeviceType == "" || len(p.DeviceType) > 64 {
 		return fmt.Errorf("%w: device type must be 1 to 64 bytes", ErrBadImage)
@@ -365,7 +366,11 @@ func (f *Firmware) Profile(deviceType string) DeviceProfile {
 		p.EraseBlock = delta.DefaultEraseBlock
 	}
 	if p.RAM == 0 {
-		p.RAM = delta.DefaultRAM
+		// What a device with the installer's default budget grants the
+		// decoder; delta.DefaultRAM is a little more, and a package using
+		// it all (a full image picks the largest model) is refused with
+		// result 3 by such a device.
+		p.RAM = inplace.DefaultDecoderRAM
 	}
 	return p
 }
