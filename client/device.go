@@ -1,6 +1,7 @@
 package client
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/fotastack/fota/lwm2m"
@@ -71,12 +72,16 @@ func NewDeviceObject(info DeviceInfo, bindings string) *SimpleObject {
 	_ = o.SetMultiple(lwm2m.ResourcePath(3, 0, DevErrorCode), map[uint16]lwm2m.Value{0: lwm2m.Integer(0)})
 	// Current Time: a write sets an offset from the device clock, a read
 	// returns clock+offset.
-	var offset time.Duration
-	o.OnRead(DevCurrentTime, func(uint16) lwm2m.Value { return lwm2m.Time(time.Now().Add(offset)) })
+	// The offset is read under the object's lock and written outside it
+	// (OnWrite runs before the write is applied), hence atomic.
+	var offset atomic.Int64
+	o.OnRead(DevCurrentTime, func(uint16) lwm2m.Value {
+		return lwm2m.Time(time.Now().Add(time.Duration(offset.Load())))
+	})
 	o.OnWrite(func(p lwm2m.Path, entries []lwm2m.Entry) error {
 		for _, e := range entries {
 			if e.Path.Resource() == DevCurrentTime {
-				offset = time.Until(e.Value.Time())
+				offset.Store(int64(time.Until(e.Value.Time())))
 			}
 		}
 		return nil
