@@ -578,6 +578,32 @@ func installAccounts(c *Client, a *Accounts, acc DMAccount) {
 		sec.AddInstance(i, vals)
 	}
 	c.SetObject(sec)
+	if acl := a.Instances(2); len(acl) > 0 {
+		// Access Control (LwM2M Core E.3): shown to the DM server as
+		// provisioned; the client core does not enforce it.
+		o := NewSimpleObject(2, "1.0", true,
+			ResourceDef{ID: 0, Name: "Object ID", Type: lwm2m.TypeInteger, Ops: OpRead},
+			ResourceDef{ID: 1, Name: "Object Instance ID", Type: lwm2m.TypeInteger, Ops: OpRead},
+			ResourceDef{ID: 2, Name: "ACL", Type: lwm2m.TypeInteger, Ops: OpReadWrite, Multiple: true},
+			ResourceDef{ID: 3, Name: "Access Control Owner", Type: lwm2m.TypeInteger, Ops: OpReadWrite},
+		)
+		for _, i := range acl {
+			single := map[uint16]lwm2m.Value{}
+			multi := map[uint16]lwm2m.Value{}
+			for _, e := range a.Entries(lwm2m.InstancePath(2, i)) {
+				if e.Path.Len() == 4 {
+					multi[e.Path.ResourceInstance()] = e.Value
+				} else {
+					single[e.Path.Resource()] = e.Value
+				}
+			}
+			o.AddInstance(i, single)
+			if len(multi) > 0 {
+				_ = o.SetMultiple(lwm2m.ResourcePath(2, i, 2), multi)
+			}
+		}
+		c.SetObject(o)
+	}
 	srv := c.SimpleObject(1)
 	if srv == nil {
 		return

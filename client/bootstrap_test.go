@@ -399,3 +399,38 @@ func FuzzAccountsJSON(f *testing.F) {
 		}
 	})
 }
+
+// The provisioned instances become the client's objects 0, 1 and 2: the
+// DM server sees /1/2 (not the made-up /1/0) and the ACL instance.
+func TestInstallAccounts(t *testing.T) {
+	a := NewFactoryAccounts(BootstrapConfig{URI: "coap://bs"})
+	if err := a.write(dmSecurity(4, "coap://127.0.0.1:5683", SecurityModeNoSec, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.write([]lwm2m.Entry{res(1, 2, SrvShortServerID, lwm2m.Integer(101)), res(1, 2, SrvLifetime, lwm2m.Integer(45)),
+		res(2, 7, 0, lwm2m.Integer(3)), res(2, 7, 1, lwm2m.Integer(0)), {Path: lwm2m.ResourceInstancePath(2, 7, 2, 101), Value: lwm2m.Integer(15)}}); err != nil {
+		t.Fatal(err)
+	}
+	dm, err := a.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{Endpoint: "inst", ServerURI: dm.URI, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	installAccounts(c, a, dm)
+	if got := c.Object(1).Instances(); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("server instances %v, want [2]", got)
+	}
+	if got := c.Object(0).Instances(); len(got) != 2 {
+		t.Fatalf("security instances %v", got)
+	}
+	e, err := c.Object(2).Read(lwm2m.ResourceInstancePath(2, 7, 2, 101))
+	if err != nil || len(e) != 1 || e[0].Value.Int() != 15 {
+		t.Fatalf("ACL read: %v %v", e, err)
+	}
+	if !strings.Contains(c.RegistrationLinks(), "</2/7>") || !strings.Contains(c.RegistrationLinks(), "</1/2>") {
+		t.Fatalf("registration links %s", c.RegistrationLinks())
+	}
+}

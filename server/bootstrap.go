@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -255,7 +256,7 @@ func bootstrapQuery(r *mux.Message) (ep string, pct lwm2m.ContentFormat, err err
 
 func parseBootstrapQuery(qs []string) (ep string, pct lwm2m.ContentFormat, err error) {
 	for _, q := range qs {
-		k, v, _ := bytesCut(q, '=')
+		k, v, _ := strings.Cut(q, "=")
 		switch k {
 		case "ep":
 			ep = v
@@ -271,13 +272,6 @@ func parseBootstrapQuery(qs []string) (ep string, pct lwm2m.ContentFormat, err e
 		return "", 0, errors.New("missing or bad ep parameter")
 	}
 	return ep, pct, nil
-}
-
-func bytesCut(s string, sep byte) (string, string, bool) {
-	if i := bytes.IndexByte([]byte(s), sep); i >= 0 {
-		return s[:i], s[i+1:], true
-	}
-	return s, "", false
 }
 
 // writeFormat picks the content format of Bootstrap-Writes: the device's
