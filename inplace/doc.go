@@ -40,6 +40,13 @@
 // hash is checked, the boot record rewritten (commit), and the journal says
 // committed; a mismatch is journaled as failed and never booted.
 //
+// A full-image package (delta.Make from an empty old image: OldSize 0)
+// names no old image: Stage accepts it over whatever the region holds (the
+// server's fallback when it does not know the running version), checking
+// everything else as for a delta. None of its steps reads its own target,
+// so all are written without scratch; once the first block is erased the
+// old image is gone and Boot must finish the install (fullimage.go).
+//
 // All working memory for flash data comes from one arena allocated at
 // start (the device's budget in the boot record, default 16 KiB plus one
 // erase block; Stage refuses what a resuming boot could not grant); Need
