@@ -2,9 +2,35 @@ package delta
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand"
+	"sync"
 	"testing"
 )
+
+// makeCached shares packages between the tests of the generated cases
+// (Make is deterministic; under the race detector it dominates the run).
+func makeCached(name string, old, new []byte, o Options) ([]byte, error) {
+	if o.InPlace && o.EraseBlock == 0 {
+		o.EraseBlock = DefaultEraseBlock
+	}
+	key := fmt.Sprintf("%s/%v/%d", name, o.InPlace, o.EraseBlock)
+	makeCache.Lock()
+	defer makeCache.Unlock()
+	if pkg, ok := makeCache.m[key]; ok {
+		return pkg, nil
+	}
+	pkg, err := Make(old, new, o)
+	if err == nil {
+		makeCache.m[key] = pkg
+	}
+	return pkg, err
+}
+
+var makeCache = struct {
+	sync.Mutex
+	m map[string][]byte
+}{m: map[string][]byte{}}
 
 // synthetic builds generated old/new pairs covering the edge cases of the
 // generator and the in-place plan.
@@ -77,7 +103,7 @@ func TestRoundTripGenerated(t *testing.T) {
 				continue
 			}
 			t.Run(c.name+"/"+mode.name, func(t *testing.T) {
-				pkg, err := Make(c.old, c.new, Options{InPlace: mode.inPlace, EraseBlock: mode.block, Key: testKey})
+				pkg, err := makeCached(c.name, c.old, c.new, Options{InPlace: mode.inPlace, EraseBlock: mode.block, Key: testKey})
 				if err != nil {
 					t.Fatalf("Make: %v", err)
 				}
@@ -106,7 +132,7 @@ func TestGeneratedSizes(t *testing.T) {
 			continue
 		}
 		for _, inPlace := range []bool{false, true} {
-			pkg, err := Make(c.old, c.new, Options{InPlace: inPlace, Key: testKey})
+			pkg, err := makeCached(c.name, c.old, c.new, Options{InPlace: inPlace, Key: testKey})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +170,7 @@ func TestInPlaceNeverReadsOverwritten(t *testing.T) {
 		}
 	}
 	for _, c := range cases {
-		pkg, err := Make(c.old, c.new, Options{InPlace: true, Key: testKey})
+		pkg, err := makeCached(c.name, c.old, c.new, Options{InPlace: true, Key: testKey})
 		if err != nil {
 			t.Fatal(err)
 		}
