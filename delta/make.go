@@ -31,10 +31,14 @@ type Options struct {
 	SeqNo               uint32
 }
 
-// Defaults of Options.
+// Defaults of Options. DefaultRAM is the decoder arena a device grants when
+// its installer works in 16 KiB besides its erase-block buffer: the
+// installer keeps 832 bytes of fixed buffers (journal record, I/O, header)
+// out of those 16 KiB, so a package made with the default fits a default
+// device exactly (inplace.DefaultDecoderRAM, checked by a test there).
 const (
 	DefaultEraseBlock = 4096
-	DefaultRAM        = 16384
+	DefaultRAM        = 16384 - 832
 )
 
 // view is the image region as the device sees it while decoding step k:

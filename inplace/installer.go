@@ -50,11 +50,9 @@ const (
 // DefaultDecoderRAM is the most decoder arena (delta.Options.RAM,
 // delta.ArenaSize) a package may need to install on a device with the
 // default budget: DefaultRAMBudget less the fixed buffers (the erase-block
-// buffer comes on top of DefaultRAMBudget). A package made with
-// delta.DefaultRAM may need up to 832 bytes more than this and be refused
-// (ErrRAMBudget): whether it does depends on the model configuration the
-// generator picks, and a full-image package (all literals) picks the
-// largest.
+// buffer comes on top of DefaultRAMBudget). delta.DefaultRAM is the same
+// figure, so a package made with the generator's defaults installs on a
+// device with the installer's defaults.
 const DefaultDecoderRAM = DefaultRAMBudget - recordSize - ioBufSize - headerPrefix
 
 // Need is the exact working memory the installer takes from its arena for

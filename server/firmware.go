@@ -367,9 +367,7 @@ func (f *Firmware) Profile(deviceType string) DeviceProfile {
 	}
 	if p.RAM == 0 {
 		// What a device with the installer's default budget grants the
-		// decoder; delta.DefaultRAM is a little more, and a package using
-		// it all (a full image picks the largest model) is refused with
-		// result 3 by such a device.
+		// decoder (the same figure as delta.DefaultRAM).
 		p.RAM = inplace.DefaultDecoderRAM
 	}
 	return p
