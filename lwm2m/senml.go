@@ -50,13 +50,12 @@ func (e TimedEntry) At(now time.Time) time.Time {
 
 // senmlRec is one SenML record, whatever its serialization.
 type senmlRec struct {
-	bn       *string
-	bt       *float64
-	bv       *Value // numeric
-	n        *string
-	val      *Value
-	t        *float64
-	hasOther bool // a value field we do not know
+	bn  *string
+	bt  *float64
+	bv  *Value // numeric
+	n   *string
+	val *Value
+	t   *float64
 }
 
 // DecodeTimed decodes SenML JSON, SenML CBOR or LwM2M JSON keeping each

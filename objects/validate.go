@@ -341,10 +341,10 @@ func fromTLVBytes(b []byte, t lwm2m.Type, fail func(string) (lwm2m.Value, error)
 // CoAP response codes as they appear on the wire (class<<5 | detail); they
 // equal go-coap's codes.Code values.
 const (
-	CodeBadRequest       uint8 = 4<<5 | 0 // 4.00
+	CodeBadRequest       uint8 = 4 << 5   // 4.00
 	CodeNotFound         uint8 = 4<<5 | 4 // 4.04
 	CodeMethodNotAllowed uint8 = 4<<5 | 5 // 4.05
-	CodeInternalError    uint8 = 5<<5 | 0 // 5.00
+	CodeInternalError    uint8 = 5 << 5   // 5.00
 )
 
 // CoAPCode returns the response code a client answers a failed operation

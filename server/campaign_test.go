@@ -493,7 +493,7 @@ func TestCampaignAutoPauseAndAbortAPI(t *testing.T) {
 			}
 		}
 	}()
-	c, states := waitCampaign(t, e.cm, st.ID, "paused", func(c server.Campaign, _ []server.CampaignDevice) bool {
+	c, _ := waitCampaign(t, e.cm, st.ID, "paused", func(c server.Campaign, _ []server.CampaignDevice) bool {
 		return c.State == server.CampaignPaused
 	})
 	if !strings.Contains(c.Reason, "error threshold") {
@@ -510,7 +510,7 @@ func TestCampaignAutoPauseAndAbortAPI(t *testing.T) {
 	// A device the scheduler took just before the pause may still show
 	// queued while its driver reads its version: let it leave that state.
 	time.Sleep(200 * time.Millisecond)
-	_, states, _ = e.cm.Campaign(st.ID)
+	_, states, _ := e.cm.Campaign(st.ID)
 	sum := server.Summarize(states)
 	if sum.Failed < 2 || sum.Queued < 2 {
 		t.Fatalf("at pause: %+v", sum)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -280,5 +279,3 @@ func (f *Firmware) Fetched(ep, pkg string) int {
 	defer f.progress.mu.Unlock()
 	return f.progress.m[ep+"\x00"+pkg]
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

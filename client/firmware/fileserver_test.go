@@ -110,18 +110,6 @@ func (s *fileServer) shutdown() {
 	}
 }
 
-// restart is a server that went away and came back on the same address.
-func (s *fileServer) restart() {
-	s.shutdown()
-	s.start(s.addr)
-}
-
-func (s *fileServer) set(data []byte, etag string) {
-	s.mu.Lock()
-	s.data, s.etag = data, []byte(etag)
-	s.mu.Unlock()
-}
-
 func (s *fileServer) requests() []int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -203,10 +191,9 @@ func (c *lossyConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // lossyProxy relays UDP between one device and target through lossy
 // sockets in both directions.
 type lossyProxy struct {
-	addr       string
-	down, up   *lossyConn
-	wg         sync.WaitGroup
-	downClosed chan struct{}
+	addr     string
+	down, up *lossyConn
+	wg       sync.WaitGroup
 }
 
 func newLossyProxy(t testing.TB, target string, drop, dup float64) *lossyProxy {

@@ -21,7 +21,7 @@ func init() {
 
 func runCampaign(args []string) error {
 	if len(args) == 0 {
-		return &exitError{2, errors.New("usage: fota campaign create|status|pause|resume|abort ...")}
+		return &exitError{2, errors.New("usage: fota campaign create|status|pause|resume|abort [flags]")}
 	}
 	switch args[0] {
 	case "create":

@@ -22,7 +22,7 @@ func init() {
 
 func runFlash(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: fota flash create|info|read ...")
+		return errors.New("usage: fota flash create|info|read [flags]")
 	}
 	switch args[0] {
 	case "create":
