@@ -3,11 +3,14 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -522,6 +525,16 @@ func runDM(ctx context.Context, cfg Config, bc BootstrapConfig, accounts *Accoun
 	}
 	dm := cfg
 	dm.ServerURI, dm.PSKIdentity, dm.PSKKey = acc.URI, acc.PSKIdentity, acc.PSKKey
+	if acc.Mode == SecurityModeCertificate {
+		key, _ := x509.ParsePKCS8PrivateKey(acc.Key) // Check parsed it
+		dm.Certificate = &tls.Certificate{Certificate: [][]byte{acc.Certificate}, PrivateKey: key}
+		srvCert, _ := x509.ParseCertificate(acc.ServerCert)
+		dm.RootCAs = x509.NewCertPool()
+		dm.RootCAs.AddCert(srvCert)
+		if u, err := url.Parse(acc.URI); err == nil {
+			dm.ServerName = u.Hostname()
+		}
+	}
 	dm.Lifetime = time.Duration(acc.Lifetime) * time.Second
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -226,11 +227,14 @@ type DMAccount struct {
 	Mode        int64
 	PSKIdentity string
 	PSKKey      []byte
-	ShortID     int64
-	Lifetime    int64
-	Binding     string
-	SecInstance uint16
-	SrvInstance uint16
+	// Certificate, Key and ServerCert are the DER certificate, PKCS#8
+	// private key and server (or CA) certificate of X.509 mode.
+	Certificate, Key, ServerCert []byte
+	ShortID                      int64
+	Lifetime                     int64
+	Binding                      string
+	SecInstance                  uint16
+	SrvInstance                  uint16
 }
 
 // Check is what Bootstrap-Finish verifies (LwM2M Core 6.1.7.7): at least
@@ -279,11 +283,26 @@ func (a *Accounts) Check() (DMAccount, error) {
 			if len(acc.PSKIdentity) == 0 || len(acc.PSKKey) == 0 {
 				return DMAccount{}, fmt.Errorf("%w: security instance %d is in PSK mode without identity or key", ErrInconsistent, i)
 			}
+		case SecurityModeCertificate:
+			srvKey, _ := a.Get(lwm2m.ResourcePath(0, i, SecServerPublicKey))
+			acc.Certificate, acc.Key, acc.ServerCert = id.Bytes(), key.Bytes(), srvKey.Bytes()
+			acc.PSKIdentity, acc.PSKKey = "", nil
+			if _, err := x509.ParseCertificate(acc.Certificate); err != nil {
+				return DMAccount{}, fmt.Errorf("%w: security instance %d: X.509 mode, but /0/%d/3 is no DER certificate: %v", ErrInconsistent, i, i, err)
+			}
+			if _, err := x509.ParsePKCS8PrivateKey(acc.Key); err != nil {
+				return DMAccount{}, fmt.Errorf("%w: security instance %d: X.509 mode, but /0/%d/5 is no PKCS#8 key: %v", ErrInconsistent, i, i, err)
+			}
+			// Without the server's certificate the device could not tell
+			// its server from any other (LwM2M Core E.1, resource 4).
+			if _, err := x509.ParseCertificate(acc.ServerCert); err != nil {
+				return DMAccount{}, fmt.Errorf("%w: security instance %d: X.509 mode, but /0/%d/4 is no DER server certificate: %v", ErrInconsistent, i, i, err)
+			}
 		case SecurityModeNoSec:
 		default:
 			return DMAccount{}, fmt.Errorf("%w: security instance %d: security mode %d is not supported by this device", ErrInconsistent, i, acc.Mode)
 		}
-		if u, _ := url.Parse(acc.URI); (u.Scheme == "coaps") != (acc.Mode == SecurityModePSK) {
+		if u, _ := url.Parse(acc.URI); (u.Scheme == "coaps") != (acc.Mode != SecurityModeNoSec) {
 			return DMAccount{}, fmt.Errorf("%w: security instance %d: URI %q does not fit security mode %d", ErrInconsistent, i, acc.URI, acc.Mode)
 		}
 		if v, ok := a.Get(lwm2m.ResourcePath(1, si, SrvLifetime)); ok && v.Int() > 0 {

@@ -3,10 +3,17 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +34,7 @@ import (
 	"github.com/fotastack/fota/lwm2m"
 	"github.com/fotastack/fota/server"
 	"github.com/fotastack/fota/server/servertest"
+	"github.com/fotastack/fota/server/store"
 )
 
 var bsKey = []byte("bootstrap-key-01")
@@ -725,5 +733,98 @@ func BenchmarkBootstrapDTLS(b *testing.B) {
 		if _, err := client.Bootstrap(context.Background(), cfg, bc, nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// testPKI is a CA with a DM server certificate (for 127.0.0.1) and a
+// device certificate whose CN is the endpoint.
+type testPKI struct {
+	caDER                []byte
+	pool                 *x509.CertPool
+	server               tls.Certificate
+	deviceDER, devicePK8 []byte
+}
+
+func newTestPKI(t *testing.T, ep string) *testPKI {
+	t.Helper()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	caKey := newKey()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(serial int64, cn string, ips []net.IP, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
+		k := newKey()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn}, IPAddresses: ips,
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der, k
+	}
+	p := &testPKI{caDER: caDER, pool: x509.NewCertPool()}
+	p.pool.AddCert(ca)
+	srvDER, srvKey := issue(2, "dm", []net.IP{net.IPv4(127, 0, 0, 1)}, x509.ExtKeyUsageServerAuth)
+	p.server = tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}
+	devDER, devKey := issue(3, ep, nil, x509.ExtKeyUsageClientAuth)
+	p.deviceDER = devDER
+	if p.devicePK8, err = x509.MarshalPKCS8PrivateKey(devKey); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// LwM2M Core E.1 security mode 2: the bootstrap server hands the device an
+// X.509 account (its certificate, key and the server's CA); the device
+// registers with it over DTLS with certificates.
+func TestBootstrapX509Account(t *testing.T) {
+	pki := newTestPKI(t, "certdev")
+	dm := servertest.Start(t, func(c *server.Config) {
+		c.Certificates = []tls.Certificate{pki.server}
+		c.ClientCAs = pki.pool
+	})
+	bst, err := server.NewBootstrapStore(dm.Store.DB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := server.StartBootstrap(server.BootstrapOptions{Store: bst, DMStore: dm.Store, CoAPSAddr: "127.0.0.1:0", Logger: bsLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bs.Close() })
+	bs.RegisterAPI(dm.Mux())
+	e := &bsEnv{dm: dm, bs: bs}
+	e.putCredential(t, "certdev", "certdev-bs", bsKey)
+	if err := dm.Store.PutCredential(store.Credential{Endpoint: "certdev", Mode: "x509"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]any{
+		"toDelete": []string{"/0", "/1"},
+		"security": map[string]any{"1": map[string]any{
+			"uri": "coaps://" + dm.CoAPSAddr().String(), "securityMode": "X509", "serverId": 101,
+			"publicKeyOrId": hex.EncodeToString(pki.deviceDER), "secretKey": hex.EncodeToString(pki.devicePK8),
+			"serverPublicKey": hex.EncodeToString(pki.caDER),
+		}},
+		"servers": map[string]any{"0": map[string]any{"shortId": 101, "lifetime": 30}},
+	}
+	if code := dm.API("PUT", "/api/bootstrap/certdev", cfg, nil); code != http.StatusOK {
+		t.Fatalf("PUT config: %d", code)
+	}
+	runDevice(t, deviceConfig(t, "certdev", t.TempDir()), e.factory("certdev"))
+	reg := waitRegistered(t, dm, "certdev", 10*time.Second)
+	if reg["security"] != "x509" || reg["identity"] != "certdev" {
+		t.Fatalf("registration %v/%v, want x509 as certdev", reg["security"], reg["identity"])
 	}
 }
