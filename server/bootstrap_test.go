@@ -424,7 +424,7 @@ func TestBootstrapDeviceStopsHalfWay(t *testing.T) {
 	e := startBootstrapEnv(t, func(o *server.BootstrapOptions) { o.RequestTimeout = 500 * time.Millisecond })
 	e.provision(t, "quitter")
 	conn := dialBootstrap(t, e, "quitter-bs", bsKey)
-	resp, err := conn.Post(context.Background(), "/bs", message.TextPlain, nil, message.Option{ID: message.URIQuery, Value: []byte("ep=quitter")})
+	resp, err := conn.Post(ctxT(t), "/bs", message.TextPlain, nil, message.Option{ID: message.URIQuery, Value: []byte("ep=quitter")})
 	if err != nil || resp.Code() != codes.Changed {
 		t.Fatalf("bootstrap-request: %v %v", resp, err)
 	}
@@ -679,7 +679,7 @@ func TestBootstrapRequestReplacesRunningSession(t *testing.T) {
 	e := startBootstrapEnv(t, func(o *server.BootstrapOptions) { o.RequestTimeout = 5 * time.Second })
 	e.provision(t, "reboot")
 	conn := dialBootstrap(t, e, "reboot-bs", bsKey)
-	resp, err := conn.Post(context.Background(), "/bs", message.TextPlain, nil, message.Option{ID: message.URIQuery, Value: []byte("ep=reboot")})
+	resp, err := conn.Post(ctxT(t), "/bs", message.TextPlain, nil, message.Option{ID: message.URIQuery, Value: []byte("ep=reboot")})
 	if err != nil || resp.Code() != codes.Changed {
 		t.Fatalf("bootstrap-request: %v %v", resp, err)
 	}
