@@ -42,6 +42,9 @@ type Config struct {
 	// device then costs a compact record instead of live connections and
 	// goroutines (transport/hibernate.go). Zero keeps sessions live.
 	HibernateAfter time.Duration
+	// HandshakeTimeout bounds one DTLS handshake (default 10 s; NB-IoT
+	// handshakes of three round trips at up to 10 s each need more).
+	HandshakeTimeout time.Duration
 	// Transmission sets the CoAP transmission parameters per device type
 	// (transmission.go); the zero value uses RFC 7252's.
 	Transmission TransmissionConfig
@@ -136,8 +139,9 @@ func Start(cfg Config) (*Server, error) {
 			ClientCAs:    cfg.ClientCAs,
 			Logger:       s.log,
 			// Hibernation and transmission parameters: issue 8 (fleet scale).
-			HibernateAfter: cfg.HibernateAfter,
-			Transmission:   cfg.Transmission.lookup,
+			HibernateAfter:   cfg.HibernateAfter,
+			HandshakeTimeout: cfg.HandshakeTimeout,
+			Transmission:     cfg.Transmission.lookup,
 		})
 		if err != nil {
 			return nil, err

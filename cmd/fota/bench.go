@@ -96,6 +96,7 @@ func benchFleet(args []string) error {
 	hibernate := fs.Duration("hibernate-after", time.Second, "server: hibernate sessions idle this long")
 	campaign := fs.Bool("campaign", false, "then run a delta campaign over the nb-iot profile (default on up to 200 devices)")
 	timeout := fs.Duration("timeout", 200*time.Second, "give up when the fleet has not registered after this long")
+	cpuProfile := fs.String("cpuprofile", "", "write the server's CPU profile of the registration phase to `file`")
 	memProfile := fs.String("memprofile", "", "write the server's heap profile, taken when the fleet is idle, to `file`")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
@@ -138,9 +139,18 @@ func benchFleet(args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	prof, _ := linksim.Lookup(*profile)
+	hsTimeout := 10 * time.Second
+	if prof.RTT() > 0 {
+		// Over a slow link, hibernate only sessions quiet for many round
+		// trips (an exchange in progress must not lose its state), and
+		// give handshakes (three round trips, retransmitted flights) time.
+		*hibernate = max(*hibernate, 10*(prof.RTT()+prof.Jitter))
+		hsTimeout = max(hsTimeout, 20*(prof.RTT()+prof.Jitter))
+	}
 	srv, err := server.Start(server.Config{
 		Store: st, CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIToken: "bench",
-		HibernateAfter: *hibernate, Logger: log,
+		HibernateAfter: *hibernate, HandshakeTimeout: hsTimeout, Logger: log,
 		Transmission: server.TransmissionConfig{ByType: server.DefaultTransmissions()},
 	})
 	if err != nil {
@@ -149,6 +159,14 @@ func benchFleet(args []string) error {
 	defer srv.Close()
 	fmt.Printf("bench fleet: %d devices, profile %s, server %s, GOMAXPROCS %d\n", *devices, *profile, srv.CoAPSAddr(), runtime.GOMAXPROCS(0))
 
+	if *cpuProfile != "" {
+		if f, err := os.Create(*cpuProfile); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer f.Close()
+				defer pprof.StopCPUProfile() // also stopped when the registration phase ends
+			}
+		}
+	}
 	base0 := sampleMemory()
 	cpu0 := cpuTime()
 	hs0 := srv.DTLSStats().Handshakes
@@ -221,6 +239,7 @@ wait:
 	}
 	tick.Stop()
 	regEnd := time.Now()
+	pprof.StopCPUProfile()
 	cpuReg := cpuTime() - cpu0
 	stats := srv.DTLSStats()
 	n := len(srv.Devices())

@@ -359,6 +359,8 @@ type association struct {
 	established atomic.Bool
 	lastActive  atomic.Int64 // unix nanoseconds of the last datagram in or out
 	busy        atomic.Int32 // requests being served or sent
+	handlers    atomic.Int32 // handlers running now
+	handlerEnd  atomic.Int64 // unix nanoseconds when the last handler returned
 	cids        []string     // guarded by d.mu
 
 	mu      sync.Mutex // guards the fields below
@@ -491,7 +493,7 @@ func (a *association) handshake(inc *incarnation) {
 		s.Security = SecurityPSK
 		s.Identity = string(state.IdentityHint)
 	}
-	s.closer = func() error { a.shutdown(); return nil }
+	s.closer = func() error { a.closeGracefully(); return nil }
 	a.mu.Lock()
 	a.session = s
 	a.attachLocked(inc, conn)
@@ -523,7 +525,13 @@ func (a *association) attachLocked(inc *incarnation, conn *dtls.Conn) {
 		options.WithMux(mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
 			<-ready
 			a.busy.Add(1)
-			defer func() { a.touch(); a.busy.Add(-1) }()
+			a.handlers.Add(1)
+			defer func() {
+				a.touch()
+				a.handlerEnd.Store(time.Now().UnixNano())
+				a.handlers.Add(-1)
+				a.busy.Add(-1)
+			}()
 			r.SetContext(WithSession(r.Context(), s))
 			d.cfg.Handler.ServeCOAP(w, r)
 		})),
@@ -585,6 +593,23 @@ func (a *association) shutdown() {
 			a.d.cfg.OnClose(s)
 		}
 	}
+}
+
+// closeGracefully is Session.Close: it lets a handler of the session that
+// is still running, or has just returned, get its response out first
+// (go-coap writes it after the handler returns), since server code may
+// close a session from a goroutine a handler started. The wait is
+// bounded, for a Close called from inside a handler.
+func (a *association) closeGracefully() {
+	const grace = 20 * time.Millisecond
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for a.handlers.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if since := time.Duration(time.Now().UnixNano() - a.handlerEnd.Load()); since < grace {
+		time.Sleep(grace - since)
+	}
+	a.shutdown()
 }
 
 // stop ends an incarnation: its pipe first, so that nothing it sends while

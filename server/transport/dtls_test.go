@@ -89,7 +89,7 @@ func dial(t *testing.T, pc net.PacketConn, server net.Addr, identity string) (*u
 	return cc, nil
 }
 
-func getID(t *testing.T, cc *udpClient.Conn) string {
+func getID(t testing.TB, cc *udpClient.Conn) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

@@ -42,7 +42,7 @@ func startHibernating(t *testing.T) *DTLS {
 
 // dialServing is dial with a handler on the device side, so that the
 // server's own requests get an answer: GET /3/0/0 returns "fota-dev".
-func dialServing(t *testing.T, pc net.PacketConn, server net.Addr, identity string) *udpClient.Conn {
+func dialServing(t testing.TB, pc net.PacketConn, server net.Addr, identity string) *udpClient.Conn {
 	t.Helper()
 	conn, err := piondtls.Client(pc, server, &piondtls.Config{ //nolint:staticcheck
 		PSK:                   func([]byte) ([]byte, error) { return pskKey, nil },
