@@ -46,6 +46,12 @@ type BootstrapConfig struct {
 	Pack bool
 	// OnBootstrap, when set, is called after each bootstrap attempt.
 	OnBootstrap func(err error)
+	// Setup, when set, is called with each DM client RunWithBootstrap
+	// makes (a new one after every bootstrap), after New and before
+	// Start: it is where the caller adds its objects, such as the
+	// Firmware Update object (client/firmware.Attach). ctx ends when that
+	// client's run ends. An error ends RunWithBootstrap with it.
+	Setup func(ctx context.Context, c *Client) error
 }
 
 // finishLinger is how long the device keeps the bootstrap session open
@@ -507,6 +513,9 @@ func RunWithBootstrap(ctx context.Context, cfg Config, bc BootstrapConfig) error
 		}
 		needBootstrap = true
 		if err := runDM(ctx, cfg, bc, accounts, log); err != nil {
+			if se := (*setupError)(nil); errors.As(err, &se) {
+				return se.err
+			}
 			log.Warn("bootstrap: DM account unusable", "err", err)
 			if !sleepCtx(ctx, time.Second) {
 				return nil
@@ -572,8 +581,28 @@ func runDM(ctx context.Context, cfg Config, bc BootstrapConfig, accounts *Accoun
 			return nil
 		})
 	}
-	return c.Run(rctx)
+	if bc.Setup != nil {
+		if err := bc.Setup(rctx, c); err != nil {
+			return &setupError{fmt.Errorf("bootstrap: setting up the DM client: %w", err)}
+		}
+	}
+	// Start, not Run: what Setup attached may restart the client (a
+	// firmware update's reboot does Stop and Start). Stop de-registers
+	// and waits for the client's goroutines, as Run's return would.
+	if err := c.Start(rctx); err != nil {
+		return err
+	}
+	<-rctx.Done()
+	c.Stop()
+	return nil
 }
+
+// setupError is BootstrapConfig.Setup's failure: it ends RunWithBootstrap
+// instead of sending the device back to bootstrap.
+type setupError struct{ err error }
+
+func (e *setupError) Error() string { return e.err.Error() }
+func (e *setupError) Unwrap() error { return e.err }
 
 // installAccounts makes the client's Security and Server objects show the
 // provisioned instances instead of the single account New made up.

@@ -9,10 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/fotastack/fota/client"
+	"github.com/fotastack/fota/client/firmware"
+	"github.com/fotastack/fota/inplace"
+	"github.com/fotastack/fota/lwm2m"
 )
 
 func init() {
@@ -20,6 +24,13 @@ func init() {
 }
 
 func runClient(args []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runClientCtx(ctx, args)
+}
+
+// runClientCtx runs the device until ctx ends (Ctrl-C), then de-registers.
+func runClientCtx(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	endpoint := fs.String("endpoint", "", "endpoint client name (required)")
 	server := fs.String("server", "coap://127.0.0.1:5683", "LwM2M server URI, coap://HOST:PORT or coaps://HOST:PORT")
@@ -30,13 +41,20 @@ func runClient(args []string) error {
 	queue := fs.Bool("queue", false, "queue mode: sleep between updates")
 	queueWait := fs.Duration("queue-wait", 93*time.Second, "queue mode: how long to stay reachable after talking to the server")
 	stateDir := fs.String("state-dir", "", "directory for the device's persistent state (bootstrap, firmware)")
-	fwVersion := fs.String("firmware-version", "1.0.0", "firmware version reported in /3/0/3")
+	fwVersion := fs.String("firmware-version", "1.0.0", "firmware version reported in /3/0/3 without --flash; with --flash and --image, the version the new flash is provisioned with")
+	flashPath := fs.String("flash", "", "simulated NOR flash file: the device boots its image (/3/0/3 reports that version) and takes firmware updates through the Firmware Update object (/5)")
+	var spec flashSpec
+	fs.StringVar(&spec.Image, "image", "", "with --flash: firmware image to provision when the flash file does not exist yet")
+	flashGeometryFlags(fs, &spec, "flash-size")
 	verbose := fs.Bool("v", false, "log CoAP-level details")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
 	if *endpoint == "" {
 		return &exitError{2, errors.New("--endpoint is required")}
+	}
+	if *flashPath == "" && spec.Image != "" {
+		return &exitError{2, errors.New("--image needs --flash")}
 	}
 	var key []byte
 	if *pskKey != "" {
@@ -64,18 +82,115 @@ func runClient(args []string) error {
 		},
 		Logger: log,
 	}
+	// setup adds what the device has beyond the client core: with --flash,
+	// the Firmware Update object over the flash.
+	setup := func(context.Context, *client.Client) error { return nil }
+	if *flashPath != "" {
+		spec.Path, spec.Version = *flashPath, *fwVersion
+		dev, err := openClientFlash(spec, log)
+		if err != nil {
+			return err
+		}
+		defer dev.close()
+		fwDir := *flashPath + ".fw"
+		if *stateDir != "" {
+			fwDir = filepath.Join(*stateDir, "firmware")
+		}
+		dev.stateDir = fwDir
+		cfg.Device.FirmwareVersion = dev.boot.Version
+		if dev.boot.DeviceType != "" {
+			cfg.Device.DeviceType = dev.boot.DeviceType
+		}
+		setup = dev.attach
+	}
 	if *bootstrapURI != "" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return runBootstrapClient(ctx, cfg, *bootstrapURI, *pskID, key) // cmd/fota/bootstrap.go
+		return client.RunWithBootstrap(ctx, cfg, client.BootstrapConfig{URI: *bootstrapURI, PSKIdentity: *pskID, PSKKey: key, Setup: setup})
 	}
 	c, err := client.New(cfg)
 	if err != nil {
 		return &exitError{2, err}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// Run logs each registration event; it returns after De-register once
-	// Ctrl-C cancels ctx.
-	return c.Run(ctx)
+	if err := setup(ctx, c); err != nil {
+		return err
+	}
+	// Start, not Run: a firmware update's reboot stops and starts the
+	// client again. Stop de-registers after Ctrl-C cancels ctx.
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	c.Stop()
+	return nil
+}
+
+// clientFlash is the simulated device's flash and its Firmware Update
+// object (one per DM client: a bootstrapped device gets a new client after
+// each bootstrap).
+type clientFlash struct {
+	f        *inplace.Flash
+	boot     inplace.BootResult
+	stateDir string
+	log      *slog.Logger
+	obj      *firmware.Object
+}
+
+// openClientFlash opens the flash file, manufacturing it first from
+// spec.Image when it does not exist, and powers it up: inplace.Boot
+// finishes an update a power cut interrupted and says what runs.
+func openClientFlash(spec flashSpec, log *slog.Logger) (*clientFlash, error) {
+	if _, err := os.Stat(spec.Path); errors.Is(err, os.ErrNotExist) {
+		if spec.Image == "" {
+			return nil, &exitError{2, fmt.Errorf("--flash %s does not exist: give --image to create it", spec.Path)}
+		}
+		summary, err := spec.create() // cmd/fota/flash.go, as `fota flash create`
+		if err != nil {
+			return nil, fmt.Errorf("--flash: create: %w", err)
+		}
+		fmt.Fprint(os.Stderr, summary)
+	}
+	f, err := inplace.OpenFlash(spec.Path)
+	if err != nil {
+		return nil, fmt.Errorf("--flash: %w", err)
+	}
+	boot, err := inplace.Boot(f, inplace.Options{})
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--flash %s: boot: %w", spec.Path, err)
+	}
+	if boot.Resumed {
+		log.Info("flash: resumed an interrupted update", "steps", boot.Update.Steps)
+	}
+	log.Info("flash: booted", "version", boot.Version, "deviceType", boot.DeviceType, "bytes", boot.ImageSize)
+	return &clientFlash{f: f, boot: boot, log: log}, nil
+}
+
+// attach gives c a Firmware Update object over the flash (closing the one
+// a previous client had) and makes /3/0/3 report the version the flash
+// runs now. It is client.BootstrapConfig.Setup.
+func (d *clientFlash) attach(ctx context.Context, c *client.Client) error {
+	if d.obj != nil {
+		d.obj.Close()
+		d.obj = nil
+	}
+	obj, err := firmware.Open(firmware.Config{Flash: d.f, StateDir: d.stateDir, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	d.obj = obj
+	if v, err := obj.RunningVersion(); err == nil {
+		if dev := c.SimpleObject(3); dev != nil {
+			_ = dev.Set(lwm2m.ResourcePath(3, 0, client.DevFirmwareVersion), lwm2m.String(v))
+		}
+	}
+	firmware.Attach(ctx, c, obj)
+	return nil
+}
+
+// close ends the Firmware Update object's work and closes the flash. Call
+// after the client stopped.
+func (d *clientFlash) close() {
+	if d.obj != nil {
+		d.obj.Close()
+	}
+	d.f.Close()
 }

@@ -69,70 +69,104 @@ func parseSize(s string) (int, error) {
 	return n * mul, nil
 }
 
+// flashSpec is a new simulated flash: its geometry and the image it is
+// manufactured with. `fota flash create` and `fota client --flash --image`
+// both make one.
+type flashSpec struct {
+	Path       string // flash file to write
+	Image      string // firmware image file to provision
+	Size       string // flash size, K/M suffixes allowed
+	EraseBlock string
+	PageSize   int
+	Endurance  int
+	Version    string
+	DeviceType string
+	Trust      string // public key (hex or key file); "": the default signing key's
+	Seed       uint64
+	RAM        int
+}
+
+// flashGeometryFlags adds the geometry flags of a new flash to fs, with
+// the defaults of `fota flash create`.
+func flashGeometryFlags(fs *flag.FlagSet, s *flashSpec, sizeFlag string) {
+	fs.StringVar(&s.Size, sizeFlag, "1M", "flash size in bytes (K, M suffixes allowed)")
+	fs.StringVar(&s.EraseBlock, "erase-block", "4096", "erase block size: 4096 (sector) or 65536 (block)")
+	fs.StringVar(&s.DeviceType, "device-type", "", "device type packages must name")
+	fs.StringVar(&s.Trust, "trust", "", "public key trusted to sign updates: hex or a key file (default: the public half of the default signing key; fota firmware key prints the server's)")
+	s.PageSize, s.Endurance, s.Seed = inplace.DefaultPageSize, inplace.DefaultEndurance, 1
+}
+
 func flashCreate(args []string) error {
 	fs := flag.NewFlagSet("flash create", flag.ContinueOnError)
-	size := fs.String("size", "1M", "flash size in bytes (K, M suffixes allowed)")
-	eb := fs.String("erase-block", "4096", "erase block size: 4096 (sector) or 65536 (block)")
-	page := fs.Int("page", inplace.DefaultPageSize, "program page size in bytes")
-	endurance := fs.Int("endurance", inplace.DefaultEndurance, "erase cycles per block")
-	image := fs.String("image", "", "firmware image to provision (required)")
-	out := fs.String("o", "", "flash file to write (required)")
-	version := fs.String("version", "1.0.0", "version of the provisioned image")
-	devType := fs.String("device-type", "", "device type packages must name")
-	trust := fs.String("trust", "", "public key trusted to sign updates: hex or a key file (default: the public half of the default signing key)")
-	seed := fs.Uint64("seed", 1, "seed of the torn-operation noise")
-	ram := fs.Int("ram", 0, "the device's installer RAM in bytes (default 16 KiB + one erase block)")
+	var s flashSpec
+	flashGeometryFlags(fs, &s, "size")
+	fs.IntVar(&s.PageSize, "page", inplace.DefaultPageSize, "program page size in bytes")
+	fs.IntVar(&s.Endurance, "endurance", inplace.DefaultEndurance, "erase cycles per block")
+	fs.StringVar(&s.Image, "image", "", "firmware image to provision (required)")
+	fs.StringVar(&s.Path, "o", "", "flash file to write (required)")
+	fs.StringVar(&s.Version, "version", "1.0.0", "version of the provisioned image")
+	fs.Uint64Var(&s.Seed, "seed", 1, "seed of the torn-operation noise")
+	fs.IntVar(&s.RAM, "ram", 0, "the device's installer RAM in bytes (default 16 KiB + one erase block)")
 	if _, err := parseWithPositionals(fs, args); err != nil {
 		return err
 	}
-	if *image == "" || *out == "" {
+	if s.Image == "" || s.Path == "" {
 		return errors.New("flash create needs --image and -o")
 	}
-	sz, err := parseSize(*size)
+	summary, err := s.create()
 	if err != nil {
 		return err
 	}
-	b, err := parseSize(*eb)
+	fmt.Print(summary)
+	return nil
+}
+
+// create writes the flash file and provisions the image; it returns a
+// two-line summary (geometry, image, trusted key, layout).
+func (s flashSpec) create() (string, error) {
+	sz, err := parseSize(s.Size)
 	if err != nil {
-		return err
+		return "", err
 	}
-	img, err := os.ReadFile(*image)
+	b, err := parseSize(s.EraseBlock)
 	if err != nil {
-		return err
+		return "", err
+	}
+	img, err := os.ReadFile(s.Image)
+	if err != nil {
+		return "", err
 	}
 	var pub ed25519.PublicKey
-	if *trust != "" {
-		if pub, err = delta.ParsePublicKey(*trust); err != nil {
-			return err
+	if s.Trust != "" {
+		if pub, err = delta.ParsePublicKey(s.Trust); err != nil {
+			return "", err
 		}
 	} else {
 		priv, err := delta.LoadOrCreateKey(delta.DefaultKeyPath())
 		if err != nil {
-			return err
+			return "", err
 		}
 		pub = priv.Public().(ed25519.PublicKey)
 	}
-	f, err := inplace.CreateFlash(*out, inplace.Geometry{Size: sz, EraseBlock: b, PageSize: *page, Endurance: *endurance}, *seed)
+	if s.RAM < 0 || s.RAM > 1<<30 {
+		return "", fmt.Errorf("--ram %d out of range", s.RAM)
+	}
+	f, err := inplace.CreateFlash(s.Path, inplace.Geometry{Size: sz, EraseBlock: b, PageSize: s.PageSize, Endurance: s.Endurance}, s.Seed)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if *ram < 0 || *ram > 1<<30 {
-		return fmt.Errorf("--ram %d out of range", *ram)
-	}
-	p := inplace.Provision{Image: img, Version: *version, DeviceType: *devType, TrustedKey: pub, RAMBudget: uint32(*ram)}
+	p := inplace.Provision{Image: img, Version: s.Version, DeviceType: s.DeviceType, TrustedKey: pub, RAMBudget: uint32(s.RAM)}
 	if err := p.Write(f); err != nil {
 		f.Close()
-		return err
+		return "", err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return "", err
 	}
 	l, _ := inplace.LayoutFor(f.Geometry())
 	sum := sha256.Sum256(img)
-	fmt.Printf("%s: %d bytes, %d-byte erase blocks; image %s (%d bytes, sha256 %x), trusting key %x\n",
-		*out, sz, b, *version, len(img), sum[:8], pub[:8])
-	fmt.Printf("layout: %s\n", l)
-	return nil
+	return fmt.Sprintf("%s: %d bytes, %d-byte erase blocks; image %s (%d bytes, sha256 %x), trusting key %x\nlayout: %s\n",
+		s.Path, sz, b, s.Version, len(img), sum[:8], pub[:8], l), nil
 }
 
 func flashInfo(args []string) error {
