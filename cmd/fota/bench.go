@@ -216,7 +216,7 @@ func benchFleet(args []string) error {
 
 	// Registration phase: handshakes and registrations per second, CPU.
 	start := time.Now()
-	var firstHS time.Time
+	var firstHS, lastHS time.Time
 	var line string
 	tick := time.NewTicker(20 * time.Millisecond)
 wait:
@@ -232,8 +232,12 @@ wait:
 			stopChild()
 			return fmt.Errorf("bench: fleet not registered within %v (server: %+v)", *timeout, srv.DTLSStats())
 		case <-tick.C:
-			if firstHS.IsZero() && srv.DTLSStats().Handshakes > hs0 {
+			hs := srv.DTLSStats().Handshakes
+			if firstHS.IsZero() && hs > hs0 {
 				firstHS = time.Now()
+			}
+			if lastHS.IsZero() && hs-hs0 >= int64(*devices) {
+				lastHS = time.Now()
 			}
 		}
 	}
@@ -246,7 +250,10 @@ wait:
 	if firstHS.IsZero() {
 		firstHS = start
 	}
-	window := regEnd.Sub(firstHS).Seconds()
+	if lastHS.IsZero() {
+		lastHS = regEnd
+	}
+	window := lastHS.Sub(firstHS).Seconds()
 	live := sampleMemory()
 
 	// Idle phase: every session hibernates.

@@ -80,9 +80,10 @@ func runFleet(args []string) error {
 	if *timeout > 0 {
 		deadline = time.After(*timeout)
 	}
-	tick := time.NewTicker(2 * time.Second)
+	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	all := false
+	lastReport := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -105,7 +106,8 @@ func runFleet(args []string) error {
 			}
 			continue
 		}
-		if !all {
+		if !all && time.Since(lastReport) >= 5*time.Second {
+			lastReport = time.Now()
 			fmt.Printf("fleet: %d/%d started, %d registered, %d failed attempts\n", s.Started, *devices, s.Registered, s.Failures)
 		}
 	}
