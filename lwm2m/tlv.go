@@ -164,7 +164,7 @@ func (d *tlvDecoder) value(off int, h tlvHeader, p Path) error {
 		d.entries = append(d.entries, Entry{Path: p, Value: Opaque(slices.Clone(b))})
 		return nil
 	}
-	v, err := tlvValue(t, b)
+	v, err := TLVValue(t, b)
 	if err != nil {
 		return fmt.Errorf("%w: tlv: byte %d: %v: %v", ErrDecode, off, p, err)
 	}
@@ -172,11 +172,11 @@ func (d *tlvDecoder) value(off int, h tlvHeader, p Path) error {
 	return nil
 }
 
-// tlvValue reads the value bytes of a TLV as type t (LwM2M Core 7.4.3.1,
+// TLVValue reads the value bytes of a TLV as type t (LwM2M Core 7.4.3.1,
 // Table 7.4.3-2: integers 1, 2, 4 or 8 bytes big-endian two's complement,
 // floats 4 or 8 bytes IEEE 754, booleans one byte 0 or 1, objlnk two 16-bit
 // IDs, time as an integer of seconds).
-func tlvValue(t Type, b []byte) (Value, error) {
+func TLVValue(t Type, b []byte) (Value, error) {
 	switch t {
 	case TypeString:
 		return String(string(b)), nil

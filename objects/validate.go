@@ -1,7 +1,6 @@
 package objects
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -271,71 +270,18 @@ func Convert(v lwm2m.Value, t lwm2m.Type) (lwm2m.Value, error) {
 	return fail("")
 }
 
-// fromTLVBytes reads the value of a TLV resource as type t (LwM2M Core
-// 7.4.3, Appendix C data types).
+// fromTLVBytes reads the value of a TLV resource as type t with the
+// codec's own rules (lwm2m.TLVValue), and also insists that strings are
+// UTF-8, which a write validated against the model must be.
 func fromTLVBytes(b []byte, t lwm2m.Type, fail func(string) (lwm2m.Value, error)) (lwm2m.Value, error) {
-	switch t {
-	case lwm2m.TypeString, lwm2m.TypeCoreLnk:
-		if !utf8.Valid(b) {
-			return fail("bytes are not UTF-8")
-		}
-		if t == lwm2m.TypeCoreLnk {
-			return lwm2m.CoreLnk(string(b)), nil
-		}
-		return lwm2m.String(string(b)), nil
-	case lwm2m.TypeInteger, lwm2m.TypeTime:
-		var i int64
-		switch len(b) {
-		case 1:
-			i = int64(int8(b[0]))
-		case 2:
-			i = int64(int16(binary.BigEndian.Uint16(b)))
-		case 4:
-			i = int64(int32(binary.BigEndian.Uint32(b)))
-		case 8:
-			i = int64(binary.BigEndian.Uint64(b))
-		default:
-			return fail(fmt.Sprintf("%d bytes; an integer has 1, 2, 4 or 8", len(b)))
-		}
-		if t == lwm2m.TypeTime {
-			return lwm2m.TimeUnix(i), nil
-		}
-		return lwm2m.Integer(i), nil
-	case lwm2m.TypeUnsignedInteger:
-		var u uint64
-		switch len(b) {
-		case 1:
-			u = uint64(b[0])
-		case 2:
-			u = uint64(binary.BigEndian.Uint16(b))
-		case 4:
-			u = uint64(binary.BigEndian.Uint32(b))
-		case 8:
-			u = binary.BigEndian.Uint64(b)
-		default:
-			return fail(fmt.Sprintf("%d bytes; an unsigned integer has 1, 2, 4 or 8", len(b)))
-		}
-		return lwm2m.Unsigned(u), nil
-	case lwm2m.TypeFloat:
-		switch len(b) {
-		case 4:
-			return lwm2m.Float(float64(math.Float32frombits(binary.BigEndian.Uint32(b)))), nil
-		case 8:
-			return lwm2m.Float(math.Float64frombits(binary.BigEndian.Uint64(b))), nil
-		}
-		return fail(fmt.Sprintf("%d bytes; a float has 4 or 8", len(b)))
-	case lwm2m.TypeBoolean:
-		if len(b) != 1 || b[0] > 1 {
-			return fail("a boolean is one byte, 0 or 1")
-		}
-		return lwm2m.Boolean(b[0] == 1), nil
-	case lwm2m.TypeObjLnk:
-		if len(b) != 4 {
-			return fail(fmt.Sprintf("%d bytes; an objlnk has 4", len(b)))
-		}
-		return lwm2m.Link(binary.BigEndian.Uint16(b), binary.BigEndian.Uint16(b[2:])), nil
+	if (t == lwm2m.TypeString || t == lwm2m.TypeCoreLnk) && !utf8.Valid(b) {
+		return fail("bytes are not UTF-8")
 	}
-	return fail("")
+	v, err := lwm2m.TLVValue(t, b)
+	if err != nil {
+		return fail(err.Error())
+	}
+	return v, nil
 }
 
 // CoAP response codes as they appear on the wire (class<<5 | detail); they
