@@ -43,6 +43,9 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// RequestTimeout bounds each request to the server (default 20 s).
 	RequestTimeout time.Duration
+	// FlightInterval, AckTimeout, MaxRetransmit: DTLS and CoAP timers for
+	// slow links (transport.go).
+	TransmissionOptions
 	// MinBackoff and MaxBackoff bound the wait between failed registration
 	// attempts, doubling each time (defaults 1 s and 5 min).
 	MinBackoff, MaxBackoff time.Duration

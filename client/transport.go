@@ -113,6 +113,9 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 		options.WithErrors(func(err error) { c.log.Debug("coap", "err", err) }),
 		c.rawBlock1Option(), // rawblock.go: Block1 to RawHandlers block by block
 	}
+	if tr := c.cfg.transmission(); tr != nil {
+		opts = append(opts, tr)
+	}
 	onClose := func(conn *udpclient.Conn) *udpclient.Conn {
 		conn.AddOnClose(func() { closeOnce.Do(func() { close(closed) }) })
 		return conn
@@ -128,6 +131,9 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 	dopts, err := dtlsOptions(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if c.cfg.FlightInterval > 0 {
+		dopts = append(dopts, piondtls.WithFlightInterval(c.cfg.FlightInterval))
 	}
 	raw, err := d.DialContext(ctx, "udp", t.addr)
 	if err != nil {
@@ -192,6 +198,39 @@ func dtlsOptions(cfg Config) ([]piondtls.ClientOption, error) {
 		return nil, fmt.Errorf("dtls: coaps server needs a PSK identity and key or a certificate")
 	}
 	return opts, nil
+}
+
+// TransmissionOptions are the timers of the device's link to its server,
+// to be raised on slow links. They are part of Config.
+type TransmissionOptions struct {
+	// FlightInterval is how long the DTLS handshake waits for the peer's
+	// next flight before it retransmits its own (RFC 6347 4.2.4.1; pion's
+	// default is 1 s). It must exceed the round trip: at NB-IoT round trips
+	// of 2 to 3 s, the 1 s default resends every flight two or three times
+	// over a link of a few kbit/s. 0 keeps pion's default.
+	FlightInterval time.Duration
+	// AckTimeout and MaxRetransmit are CoAP's ACK_TIMEOUT and
+	// MAX_RETRANSMIT for confirmable requests (RFC 7252 4.8; defaults 2 s
+	// and 4). An ACK_TIMEOUT below the round trip retransmits every request
+	// at least once. NSTART stays 1. 0 keeps the default.
+	AckTimeout    time.Duration
+	MaxRetransmit int
+}
+
+// transmission is the go-coap option for AckTimeout and MaxRetransmit, or
+// nil when both are defaults.
+func (t TransmissionOptions) transmission() udp.Option {
+	if t.AckTimeout <= 0 && t.MaxRetransmit <= 0 {
+		return nil
+	}
+	ack, retx := t.AckTimeout, t.MaxRetransmit
+	if ack <= 0 {
+		ack = 2 * time.Second // RFC 7252 4.8 default
+	}
+	if retx <= 0 {
+		retx = 4
+	}
+	return options.WithTransmission(1, ack, uint32(retx))
 }
 
 // certificateOptions is the X.509 part of Config, kept together.

@@ -93,6 +93,9 @@ type Config struct {
 	// (default 2 s, RFC 7252 4.8).
 	RequestTimeout time.Duration
 	AckTimeout     time.Duration
+	// Via, when set, maps the host:port of a Package URI to the address
+	// the pull dials instead (a proxy, or a simulated link in between).
+	Via func(hostport string) string
 	// HandshakeTimeout bounds the DTLS handshake of a coaps pull (10 s).
 	HandshakeTimeout time.Duration
 	// Install tunes the in-place installer.

@@ -356,6 +356,11 @@ var errNoCredentials = errors.New("coaps Package URI but the device has no PSK")
 // DTLS-PSK with the device's own credentials for coaps://. go-coap's
 // blockwise layer is off: the device runs its own Block2 loop.
 func (o *Object) dial(ctx context.Context, u *url.URL) (*udpclient.Conn, error) {
+	if o.cfg.Via != nil {
+		v := *u
+		v.Host = o.cfg.Via(u.Host)
+		u = &v
+	}
 	opts := []udp.Option{
 		options.WithBlockwise(false, blockwise.SZX1024, time.Minute),
 		options.WithTransmission(1, o.cfg.AckTimeout, 4),

@@ -39,6 +39,14 @@ type Config struct {
 	// Setup, when set, is called for each client before it starts (to add
 	// objects such as a firmware updater).
 	Setup func(i int, c *client.Client) error
+	// SetupVia is Setup for objects that open connections of their own
+	// (a firmware pull): via maps the host:port they would dial to the
+	// address that reaches it over a second simulated link of the device,
+	// with the same profile (the identity with no simulated link).
+	SetupVia func(i int, c *client.Client, via func(hostport string) string) error
+	// Device is what each device's Device object (3) reports; the zero
+	// value is a "simulator" running 1.0.0. Serial is the endpoint.
+	Device client.DeviceInfo
 	// Logger for fleet events; the devices' own logs are discarded.
 	Logger *slog.Logger
 }
@@ -71,6 +79,9 @@ type Fleet struct {
 type device struct {
 	c          *client.Client
 	relay      *relay
+	mu         sync.Mutex
+	relay2     *relay // the second flow (SetupVia), made on first use
+	closed     bool
 	started    time.Time
 	registered atomic.Bool
 }
@@ -141,8 +152,7 @@ func (f *Fleet) startDevice(ctx context.Context, i int, scheme string, server ne
 	}
 	cfg := client.Config{
 		Endpoint: ep, ServerURI: uri, Lifetime: f.cfg.Lifetime, Queue: f.cfg.Queue,
-		Device: client.DeviceInfo{Manufacturer: "fotastack", Model: "fleet-sim", Serial: ep,
-			FirmwareVersion: "1.0.0", DeviceType: "simulator", HardwareVersion: "1", SoftwareVersion: "fleet"},
+		Device: f.cfg.Device,
 		Logger: quiet,
 		OnEvent: func(e client.Event) {
 			switch e.Kind {
@@ -155,9 +165,15 @@ func (f *Fleet) startDevice(ctx context.Context, i int, scheme string, server ne
 			}
 		},
 	}
+	cfg.Device.Serial = ep
+	if cfg.Device.FirmwareVersion == "" {
+		cfg.Device = client.DeviceInfo{Manufacturer: "fotastack", Model: "fleet-sim", Serial: ep,
+			FirmwareVersion: "1.0.0", DeviceType: "simulator", HardwareVersion: "1", SoftwareVersion: "fleet"}
+	}
 	if scheme == "coaps" {
 		cfg.PSKIdentity, cfg.PSKKey = id, key
 	}
+	cfg.TransmissionOptions = Transmission(f.cfg.Profile)
 	if f.cfg.Profile.RTT() > time.Second {
 		// Long round trips: the handshake's flights and a request's
 		// retransmissions need far more than the LAN defaults.
@@ -166,17 +182,38 @@ func (f *Fleet) startDevice(ctx context.Context, i int, scheme string, server ne
 	}
 	c, err := client.New(cfg)
 	if err != nil {
-		if d.relay != nil {
-			d.relay.Close()
-		}
+		d.close()
 		return err
 	}
 	d.c = c
 	if f.cfg.Setup != nil {
 		if err := f.cfg.Setup(i, c); err != nil {
-			if d.relay != nil {
-				d.relay.Close()
+			d.close()
+			return err
+		}
+	}
+	if f.cfg.SetupVia != nil {
+		via := func(hostport string) string { return hostport }
+		if server != nil {
+			via = func(hostport string) string {
+				if hostport != server.String() {
+					return hostport
+				}
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				if d.relay2 == nil && !d.closed {
+					if r, err := newRelay(server, f.cfg.Profile, f.cfg.Seed+uint64(i)+1<<32); err == nil {
+						d.relay2 = r
+					}
+				}
+				if d.relay2 == nil {
+					return hostport
+				}
+				return d.relay2.Addr().String()
 			}
+		}
+		if err := f.cfg.SetupVia(i, c, via); err != nil {
+			d.close()
 			return err
 		}
 	}
@@ -197,6 +234,48 @@ func (f *Fleet) registered(d *device) {
 		f.stats.LastRegister = now
 		f.sumReg += now.Sub(d.started)
 	}
+}
+
+// close closes the device's relays.
+func (d *device) close() {
+	if d.relay != nil {
+		d.relay.Close()
+	}
+	d.mu.Lock()
+	d.closed = true
+	r := d.relay2
+	d.mu.Unlock()
+	if r != nil {
+		r.Close()
+	}
+}
+
+// Transmission is the DTLS and CoAP timers a device uses over link p:
+// a handshake flight interval of 1.5 times the longest round trip
+// (RTT plus jitter), so a flight is resent only when it or its answer
+// was lost, and a CoAP ACK_TIMEOUT of the longest round trip plus the
+// time a full 1280-byte datagram takes each way at the link's rates
+// (RFC 7252 4.8: ACK_TIMEOUT is meant to exceed the round trip). Links
+// faster than the defaults (1 s, 2 s) keep the defaults.
+func Transmission(p linksim.Profile) client.TransmissionOptions {
+	var t client.TransmissionOptions
+	rttMax := p.RTT() + p.Jitter
+	if fi := rttMax * 3 / 2; fi > time.Second {
+		t.FlightInterval = fi
+	}
+	ack := rttMax + serialization(1280, p.UpRate) + serialization(1280, p.DownRate)
+	if ack > 2*time.Second {
+		t.AckTimeout = ack.Round(100 * time.Millisecond)
+	}
+	return t
+}
+
+// serialization is how long n bytes take at rate bit/s (0: unlimited).
+func serialization(n, rate int) time.Duration {
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(int64(n) * 8 * int64(time.Second) / int64(rate))
 }
 
 // Stats returns the fleet's counters.
@@ -261,9 +340,7 @@ func (f *Fleet) Stop() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			d.c.Stop()
-			if d.relay != nil {
-				d.relay.Close()
-			}
+			d.close()
 		}()
 	}
 	wg.Wait()

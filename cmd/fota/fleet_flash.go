@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fotastack/fota/client"
+	"github.com/fotastack/fota/client/firmware"
+	"github.com/fotastack/fota/client/fleet"
+	"github.com/fotastack/fota/client/linksim"
+	"github.com/fotastack/fota/inplace"
+)
+
+// fleetFlash gives every fleet device an in-memory NOR flash provisioned
+// with one image and the Firmware Update object over it, so that a
+// campaign can update the fleet (`fota fleet --flash-image`).
+type fleetFlash struct {
+	image      []byte
+	version    string
+	deviceType string
+	trust      ed25519.PublicKey
+	seq        uint32
+	maxImage   int // the largest image the flash must hold
+	profile    linksim.Profile
+	dir        string // firmware progress records, one folder per device
+	log        *slog.Logger
+
+	mu      sync.Mutex
+	objects []*firmware.Object
+	flashes []*inplace.Flash
+}
+
+// newFleetFlash reads the image and the trusted key (hex ed25519).
+func newFleetFlash(imagePath, version, deviceType, trustHex string, seq uint32, profile linksim.Profile, log *slog.Logger) (*fleetFlash, error) {
+	img, err := os.ReadFile(imagePath)
+	if err != nil {
+		return nil, &exitError{2, fmt.Errorf("--flash-image: %w", err)}
+	}
+	key, err := hex.DecodeString(trustHex)
+	if err != nil || len(key) != ed25519.PublicKeySize {
+		return nil, &exitError{2, fmt.Errorf("--trust: want the server's ed25519 public key, %d bytes in hex", ed25519.PublicKeySize)}
+	}
+	if deviceType == "" {
+		return nil, &exitError{2, errors.New("--device-type is required with --flash-image")}
+	}
+	base := ""
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		base = "/dev/shm"
+	}
+	dir, err := os.MkdirTemp(base, "fota-fleet-fw-")
+	if err != nil {
+		return nil, err
+	}
+	return &fleetFlash{image: img, version: version, deviceType: deviceType, trust: key, seq: seq,
+		maxImage: len(img) + len(img)/4 + 64<<10, profile: profile, dir: dir, log: log}, nil
+}
+
+// setup is fleet.Config.SetupVia: device i's flash and Firmware Update
+// object; its pulls go over the device's simulated link (via).
+func (ff *fleetFlash) setup(ctx context.Context) func(int, *client.Client, func(string) string) error {
+	return func(i int, c *client.Client, via func(string) string) error {
+		f, err := inplace.NewFlash(demoFlashGeometry(len(ff.image), ff.maxImage), uint64(i)+1)
+		if err != nil {
+			return fmt.Errorf("device %d: flash: %w", i, err)
+		}
+		p := inplace.Provision{Image: ff.image, Version: ff.version, DeviceType: ff.deviceType, TrustedKey: ff.trust, SeqNo: ff.seq}
+		if err := p.Write(f); err != nil {
+			return fmt.Errorf("device %d: provision flash: %w", i, err)
+		}
+		cfg := firmware.Config{Flash: f, StateDir: filepath.Join(ff.dir, fmt.Sprint(i)), Via: via, Logger: ff.log}
+		if tr := fleet.Transmission(ff.profile); tr.AckTimeout > 0 {
+			// Each block is one confirmable GET: its ACK_TIMEOUT must
+			// exceed the round trip plus the block's time on the link.
+			cfg.AckTimeout = tr.AckTimeout
+			cfg.RequestTimeout = 6 * tr.AckTimeout
+			cfg.HandshakeTimeout = 60 * time.Second
+			cfg.Retries = 8
+		}
+		obj, err := firmware.Open(cfg)
+		if err != nil {
+			return fmt.Errorf("device %d: %w", i, err)
+		}
+		ff.mu.Lock()
+		ff.objects = append(ff.objects, obj)
+		ff.flashes = append(ff.flashes, f)
+		ff.mu.Unlock()
+		firmware.Attach(ctx, c, obj)
+		return nil
+	}
+}
+
+// close ends the objects' work, after the fleet stopped.
+func (ff *fleetFlash) close() {
+	ff.mu.Lock()
+	defer ff.mu.Unlock()
+	for _, o := range ff.objects {
+		o.Close()
+	}
+	for _, f := range ff.flashes {
+		f.Close()
+	}
+	os.RemoveAll(ff.dir)
+}
