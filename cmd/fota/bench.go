@@ -94,17 +94,21 @@ func benchFleet(args []string) error {
 	profile := fs.String("profile", "lan", "simulated link of the devices: "+strings.Join(linksim.Names(), ", "))
 	rate := fs.Float64("rate", 250, "devices started per second (both processes share the machine: above what it can handshake, devices time out and retry)")
 	hibernate := fs.Duration("hibernate-after", time.Second, "server: hibernate sessions idle this long")
-	campaign := fs.Bool("campaign", false, "then run a delta campaign over the nb-iot profile (default on up to 200 devices)")
+	campaign := fs.Bool("campaign", false, "then run a delta campaign (pull over coaps) to the whole fleet; with it, --profile defaults to nb-iot and --devices to 20")
+	campaignTimeout := fs.Duration("campaign-timeout", time.Hour, "give up the campaign after this long")
 	timeout := fs.Duration("timeout", 200*time.Second, "give up when the fleet has not registered after this long")
 	cpuProfile := fs.String("cpuprofile", "", "write the server's CPU profile of the registration phase to `file`")
 	memProfile := fs.String("memprofile", "", "write the server's heap profile, taken when the fleet is idle, to `file`")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
-	campaignSet := false
-	fs.Visit(func(f *flag.Flag) { campaignSet = campaignSet || f.Name == "campaign" })
-	if !campaignSet {
-		*campaign = *devices <= 200
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *campaign && !set["profile"] {
+		*profile = "nb-iot"
+	}
+	if *campaign && !set["devices"] {
+		*devices = 20
 	}
 	if *devices <= 0 {
 		return &exitError{2, errors.New("--devices must be positive")}
@@ -173,8 +177,18 @@ func benchFleet(args []string) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	child := exec.Command(self, "fleet", "--devices", strconv.Itoa(*devices), "--server", "coaps://"+srv.CoAPSAddr().String(),
-		"--psk-prefix", prefix, "--rate", strconv.FormatFloat(*rate, 'f', -1, 64), "--profile", *profile)
+	childArgs := []string{"fleet", "--devices", strconv.Itoa(*devices), "--server", "coaps://" + srv.CoAPSAddr().String(),
+		"--psk-prefix", prefix, "--rate", strconv.FormatFloat(*rate, 'f', -1, 64), "--profile", *profile}
+	var bc *benchCampaign
+	if *campaign {
+		var args []string
+		if bc, args, err = prepareBenchCampaign(srv, dir, prof, os.Stdout); err != nil {
+			return err
+		}
+		defer bc.cm.Close()
+		childArgs = append(childArgs, args...)
+	}
+	child := exec.Command(self, childArgs...)
 	child.Stderr = os.Stderr
 	out, err := child.StdoutPipe()
 	if err != nil {
@@ -287,8 +301,23 @@ wait:
 	fmt.Printf("server when idle: RSS %.0f B per device, goroutines %d (baseline %d), hibernations %d, resumptions %d\n",
 		perDevice(idle.rss, base0.rss, *devices), idle.goroutines, base0.goroutines, after.Hibernations, after.Resumptions)
 
-	if *campaign {
-		fmt.Println("campaign: skipped: the fleet simulator does not attach the firmware updater yet (client/firmware with a flash per device); see the report of issue 8")
+	if bc != nil {
+		eps := make([]string, *devices)
+		for i := range eps {
+			eps[i], _, _ = fleet.Credentials(prefix, i)
+		}
+		cctx, ccancel := context.WithTimeout(context.Background(), *campaignTimeout)
+		res, err := bc.run(cctx, eps, os.Stdout)
+		ccancel()
+		if err != nil {
+			stopChild()
+			return err
+		}
+		res.print(os.Stdout, prof)
+		if res.Succeeded != res.Devices {
+			stopChild()
+			return &exitError{1, fmt.Errorf("campaign: %d of %d devices did not end on %s", res.Devices-res.Succeeded, res.Devices, demoV2)}
+		}
 	}
 	stopChild()
 	return nil

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/fotastack/fota/client/linksim"
+	"github.com/fotastack/fota/server"
+)
+
+// benchCampaign is the campaign phase of `fota bench fleet --campaign`:
+// the server's firmware repository holds v1 and v2, every fleet device
+// boots v1 from its own flash, and a delta campaign (pull over coaps)
+// updates them all over the fleet's simulated link.
+type benchCampaign struct {
+	fw      demoFirmware
+	cm      *server.Campaigns
+	img2    server.Image
+	profile linksim.Profile
+}
+
+// Per-block bytes on the downlink besides the package: CoAP header 4,
+// token 8, ETag 9, Block2 4, Content-Format 2, payload marker 1 (28); DTLS
+// record header 13, explicit nonce 8, CCM_8 tag 8 (29); UDP 8, IPv4 20.
+const benchBlockOverhead = 28 + 29 + 28
+
+// benchBlockSize is the Block2 size the devices ask for (client/firmware
+// default).
+const benchBlockSize = 1024
+
+// prepareBenchCampaign uploads v1 and v2 and writes v1 into dir for the
+// fleet's flashes; it returns the `fota fleet` flags that give each
+// device a flash running v1.
+func prepareBenchCampaign(srv *server.Server, dir string, prof linksim.Profile, out io.Writer) (*benchCampaign, []string, error) {
+	fwPair, ok, err := loadDemoFirmware(firmwareDirCandidates(""), "upy-pybv11-oneline")
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		fwPair = generateDemoFirmware(160<<10, 1)
+		fwPair.Source += "; no ../shared/firmware found"
+	}
+	fw, err := server.NewFirmware(srv)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The campaign engine reads device state every Poll when no
+	// notification arrives: a few round trips, not the 5 s default.
+	poll := max(time.Second, 2*(prof.RTT()+prof.Jitter))
+	cm, err := server.NewCampaigns(fw, server.CampaignConfig{Tick: 200 * time.Millisecond, Poll: poll, DeviceTimeout: time.Hour})
+	if err != nil {
+		return nil, nil, err
+	}
+	api := apiClient{base: "http://" + srv.HTTPAddr().String(), token: "bench", hc: &http.Client{Timeout: time.Minute}}
+	img1, err := demoUpload(api, fwPair.V1, demoV1)
+	if err != nil {
+		cm.Close()
+		return nil, nil, err
+	}
+	img2, err := demoUpload(api, fwPair.V2, demoV2)
+	if err != nil {
+		cm.Close()
+		return nil, nil, err
+	}
+	v1 := filepath.Join(dir, "v1.bin")
+	if err := os.WriteFile(v1, fwPair.V1, 0o600); err != nil {
+		cm.Close()
+		return nil, nil, err
+	}
+	fmt.Fprintf(out, "campaign firmware: %s; v1 %d bytes, v2 %d bytes\n", fwPair.Source, len(fwPair.V1), len(fwPair.V2))
+	args := []string{"--flash-image", v1, "--firmware-version", demoV1, "--device-type", demoDeviceType,
+		"--trust", hex.EncodeToString(fw.PublicKey()), "--seq", strconv.FormatUint(uint64(img1.SeqNo), 10)}
+	return &benchCampaign{fw: fwPair, cm: cm, img2: img2, profile: prof}, args, nil
+}
+
+// benchCampaignResult is what the campaign phase measured.
+type benchCampaignResult struct {
+	Devices, Succeeded, Failed int
+	To99                       time.Duration // campaign start to 99% of the fleet succeeded (0: not reached)
+	All                        time.Duration
+	PackageSize                int
+	PackageKind                string
+	Ideal                      time.Duration
+}
+
+// run creates the campaign for eps and follows it to its end.
+func (b *benchCampaign) run(ctx context.Context, eps []string, out io.Writer) (benchCampaignResult, error) {
+	res := benchCampaignResult{Devices: len(eps)}
+	start := time.Now()
+	c, err := b.cm.Create(server.Campaign{Name: "bench", Image: b.img2.ID, Method: server.DeliveryPull,
+		Waves: []float64{100}, Concurrency: len(eps), Targets: server.Selector{Endpoints: eps}})
+	if err != nil {
+		return res, fmt.Errorf("create campaign: %w", err)
+	}
+	need := int(math.Ceil(0.99 * float64(len(eps))))
+	fmt.Fprintf(out, "campaign %s: %d devices, %s → %s, delta, pull over coaps, profile %s\n", c.ID, len(eps), demoV1, demoV2, b.profile.Name)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastPrint := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return res, fmt.Errorf("campaign: %d of %d devices updated: %w", res.Succeeded, len(eps), ctx.Err())
+		case <-tick.C:
+		}
+		cs, devs, err := b.cm.Campaign(c.ID)
+		if err != nil {
+			return res, err
+		}
+		states := map[string]int{}
+		progress := 0
+		res.Succeeded, res.Failed = 0, 0
+		for _, d := range devs {
+			states[d.State]++
+			progress += d.Progress
+			switch d.State {
+			case server.DeviceSucceeded:
+				res.Succeeded++
+				if res.PackageSize == 0 {
+					res.PackageSize, res.PackageKind = d.PackageSize, d.PackageKind
+				}
+			case server.DeviceFailed:
+				res.Failed++
+			}
+		}
+		if res.To99 == 0 && res.Succeeded >= need {
+			res.To99 = time.Since(start)
+		}
+		done := cs.State != server.CampaignRunning
+		if done || time.Since(lastPrint) >= 10*time.Second {
+			lastPrint = time.Now()
+			keys := make([]string, 0, len(states))
+			for k := range states {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			line := ""
+			for _, k := range keys {
+				line += fmt.Sprintf(" %s %d", k, states[k])
+			}
+			fmt.Fprintf(out, "campaign: %5.0f s:%s; mean download %d%%\n", time.Since(start).Seconds(), line, progress/max(len(devs), 1))
+		}
+		if done {
+			res.All = time.Since(start)
+			for _, d := range devs {
+				if d.State == server.DeviceFailed {
+					fmt.Fprintf(out, "  %s failed: result %d %s\n", d.Endpoint, d.Result, d.Error)
+				}
+			}
+			break
+		}
+	}
+	res.Ideal = linkIdeal(res.PackageSize, b.profile)
+	return res, nil
+}
+
+// linkIdeal is the time one device needs at least to fetch a package of
+// size bytes over p, one Block2 per round trip (NSTART = 1):
+// (size + blocks × overhead) × 8 / downlink rate + blocks × RTT. Every
+// device has a link of its own, so it is also the fleet's ideal.
+func linkIdeal(size int, p linksim.Profile) time.Duration {
+	blocks := (size + benchBlockSize - 1) / benchBlockSize
+	var wire time.Duration
+	if p.DownRate > 0 {
+		wire = time.Duration(float64(size+blocks*benchBlockOverhead) * 8 / float64(p.DownRate) * float64(time.Second))
+	}
+	return wire + time.Duration(blocks)*p.RTT()
+}
+
+// print writes the campaign's figures next to the link-limited ideal.
+func (r benchCampaignResult) print(w io.Writer, p linksim.Profile) {
+	blocks := (r.PackageSize + benchBlockSize - 1) / benchBlockSize
+	fmt.Fprintf(w, "campaign: %d of %d devices updated to %s, %d failed, all finished in %.1f s\n", r.Succeeded, r.Devices, demoV2, r.Failed, r.All.Seconds())
+	fmt.Fprintf(w, "campaign: package %s %d bytes = %d blocks of %d\n", r.PackageKind, r.PackageSize, blocks, benchBlockSize)
+	fmt.Fprintf(w, "campaign: link-limited ideal = (package + blocks × %d B overhead) × 8 / downlink + blocks × RTT = (%d + %d × %d) × 8 / %d bit/s + %d × %.1f s = %.1f s (profile %s: RTT %v + jitter up to %v, down %d bit/s, up %d bit/s, loss %.1f%%)\n",
+		benchBlockOverhead, r.PackageSize, blocks, benchBlockOverhead, p.DownRate, blocks, p.RTT().Seconds(), r.Ideal.Seconds(),
+		p.Name, p.RTT(), p.Jitter, p.DownRate, p.UpRate, 100*p.Loss)
+	if r.To99 > 0 && r.Ideal > 0 {
+		fmt.Fprintf(w, "campaign: time to 99%% updated %.1f s; ratio to ideal %.2f (target <= 1.3)\n", r.To99.Seconds(), r.To99.Seconds()/r.Ideal.Seconds())
+	} else if r.To99 > 0 {
+		fmt.Fprintf(w, "campaign: time to 99%% updated %.1f s (the link has no limits: no ratio)\n", r.To99.Seconds())
+	} else {
+		fmt.Fprintf(w, "campaign: 99%% of the fleet was not updated\n")
+	}
+}
