@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	piondtls "github.com/pion/dtls/v3"
 	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -645,11 +644,7 @@ func dialBootstrap(t *testing.T, e *bsEnv, id string, key []byte) *udpClient.Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc, err := piondtls.Client(pc, raddr, &piondtls.Config{ //nolint:staticcheck
-		PSK:             func([]byte) ([]byte, error) { return key, nil },
-		PSKIdentityHint: []byte(id),
-		CipherSuites:    []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-	})
+	dc, err := pionPSK(pc, raddr, id, key)
 	if err != nil {
 		pc.Close()
 		t.Fatal(err)

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	piondtls "github.com/pion/dtls/v3"
 	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -97,11 +96,7 @@ func (d *fwDevice) connect() error {
 	if err != nil {
 		return err
 	}
-	conn, err := piondtls.Client(pc, addr, &piondtls.Config{ //nolint:staticcheck
-		PSK:             func([]byte) ([]byte, error) { return d.key, nil },
-		PSKIdentityHint: []byte(d.ep + "-id"),
-		CipherSuites:    []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-	})
+	conn, err := pionPSK(pc, addr, d.ep+"-id", d.key)
 	if err != nil {
 		pc.Close()
 		return err

@@ -75,6 +75,18 @@ func (d *testDevice) dialPlain(addr net.Addr) *testDevice {
 	return d
 }
 
+// pionPSK makes the pion client of a PSK device on pc, the handshake not
+// yet done: identity and key, and CCM_8, the suite LwM2M mandates; extra
+// options follow.
+func pionPSK(pc net.PacketConn, addr net.Addr, identity string, key []byte, extra ...piondtls.ClientOption) (*piondtls.Conn, error) {
+	opts := append([]piondtls.ClientOption{
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+		piondtls.WithPSKIdentityHint([]byte(identity)),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+	}, extra...)
+	return piondtls.ClientWithOptions(pc, addr, opts...)
+}
+
 // dialPSK connects over DTLS-PSK, handshaking explicitly with a timeout
 // (a lazy handshake with a wrong key blocks the first request).
 func (d *testDevice) dialPSK(addr net.Addr, identity string, key []byte) error {
@@ -86,12 +98,9 @@ func (d *testDevice) dialPSK(addr net.Addr, identity string, key []byte) error {
 }
 
 func (d *testDevice) dialPSKOn(pc net.PacketConn, addr net.Addr, identity string, key []byte) error {
-	conn, err := piondtls.Client(pc, addr, &piondtls.Config{ //nolint:staticcheck
-		PSK:                   func([]byte) ([]byte, error) { return key, nil },
-		PSKIdentityHint:       []byte(identity),
-		CipherSuites:          []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-		ConnectionIDGenerator: piondtls.OnlySendCIDGenerator(),
-	})
+	// It asks the server for a Connection ID (RFC 9146) without using one
+	// itself, as constrained devices do.
+	conn, err := pionPSK(pc, addr, identity, key, piondtls.WithConnectionIDGenerator(piondtls.OnlySendCIDGenerator()))
 	if err != nil {
 		pc.Close()
 		return err

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	piondtls "github.com/pion/dtls/v3"
 	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -240,11 +239,7 @@ func dialDTLS(t *testing.T, srv *servertest.Server, ep string, bw bool) *udpClie
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := piondtls.Client(pc, srv.CoAPSAddr(), &piondtls.Config{ //nolint:staticcheck
-		PSK:             func([]byte) ([]byte, error) { return key, nil },
-		PSKIdentityHint: []byte(ep + "-id"),
-		CipherSuites:    []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-	})
+	conn, err := pionPSK(pc, srv.CoAPSAddr(), ep+"-id", key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,10 +405,7 @@ func BenchmarkBlock2Download(b *testing.B) {
 	key := []byte("bench-psk-key-01")
 	srv.AddPSK("bench", "bench-id", key)
 	pc, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	conn, err := piondtls.Client(pc, srv.CoAPSAddr(), &piondtls.Config{ //nolint:staticcheck
-		PSK: func([]byte) ([]byte, error) { return key, nil }, PSKIdentityHint: []byte("bench-id"),
-		CipherSuites: []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-	})
+	conn, err := pionPSK(pc, srv.CoAPSAddr(), "bench-id", key)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -492,10 +484,7 @@ func BenchmarkBlock2Retained(b *testing.B) {
 			key := []byte("bench-psk-key-01")
 			srv.AddPSK(ep, ep+"-id", key)
 			pc, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-			conn, err := piondtls.Client(pc, srv.CoAPSAddr(), &piondtls.Config{ //nolint:staticcheck
-				PSK: func([]byte) ([]byte, error) { return key, nil }, PSKIdentityHint: []byte(ep + "-id"),
-				CipherSuites: []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-			})
+			conn, err := pionPSK(pc, srv.CoAPSAddr(), ep+"-id", key)
 			if err != nil {
 				b.Fatal(err)
 			}

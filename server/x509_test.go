@@ -79,12 +79,12 @@ func (d *testDevice) dialX509(addr net.Addr, cert tls.Certificate, roots *x509.C
 	if err != nil {
 		return err
 	}
-	conn, err := piondtls.Client(pc, addr, &piondtls.Config{ //nolint:staticcheck
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      roots,
-		ServerName:   "127.0.0.1",
-		CipherSuites: []piondtls.CipherSuiteID{piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8},
-	})
+	conn, err := piondtls.ClientWithOptions(pc, addr,
+		piondtls.WithCertificates(cert),
+		piondtls.WithRootCAs(roots),
+		piondtls.WithServerName("127.0.0.1"),
+		piondtls.WithCipherSuites(piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8),
+	)
 	if err != nil {
 		return err
 	}

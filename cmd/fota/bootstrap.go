@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/server"
 	"github.com/fotastack/fota/server/store"
 )
@@ -136,13 +135,6 @@ func runBootstrap(args []string) error {
 		cancel()
 	}
 	return nil
-}
-
-// runBootstrapClient runs `fota client --bootstrap URI`: the device holds
-// only its factory bootstrap account, bootstraps, keeps what it was given
-// in its state directory and registers with the DM server from it.
-func runBootstrapClient(ctx context.Context, cfg client.Config, uri, pskID string, pskKey []byte) error {
-	return client.RunWithBootstrap(ctx, cfg, client.BootstrapConfig{URI: uri, PSKIdentity: pskID, PSKKey: pskKey})
 }
 
 // parseHexKey reads a PSK given in hex on the command line.

@@ -74,9 +74,16 @@ type DTLS struct {
 	cfg      DTLSConfig
 	pc       *net.UDPConn
 	log      *slog.Logger
-	base     dtls.Config
 	limiter  *tokenBucket
 	sessions sessionTable
+
+	// opts configure every pion conn, handshaking or resumed: suites,
+	// certificates, PSK, MTU. serverOpts are the handshake-only ones
+	// (client authentication), which pion's Option type for a resume
+	// cannot carry and a resumed conn never uses: it starts at the last
+	// flight.
+	opts       []dtls.Option
+	serverOpts []dtls.ServerOption
 
 	mu     sync.Mutex
 	byAddr map[netip.AddrPort]*association
@@ -138,22 +145,25 @@ func ListenDTLS(addr string, cfg DTLSConfig) (*DTLS, error) {
 	if len(cfg.Certificates) > 0 {
 		suites = append(suites, dtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
 	}
-	d.base = dtls.Config{
-		CipherSuites:         suites,
-		Certificates:         cfg.Certificates,
-		ClientCAs:            cfg.ClientCAs,
-		ExtendedMasterSecret: dtls.RequestExtendedMasterSecret,
-		MTU:                  1400,
+	d.opts = []dtls.Option{
+		dtls.WithCipherSuites(suites...),
+		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
+		dtls.WithMTU(1400),
+	}
+	if len(cfg.Certificates) > 0 {
+		d.opts = append(d.opts, dtls.WithCertificates(cfg.Certificates...))
 	}
 	if cfg.PSK != nil {
-		d.base.PSK = cfg.PSK
-		d.base.PSKIdentityHint = []byte("fota")
+		d.opts = append(d.opts, dtls.WithPSK(cfg.PSK), dtls.WithPSKIdentityHint([]byte("fota")))
+	}
+	if cfg.ClientCAs != nil {
+		d.serverOpts = append(d.serverOpts, dtls.WithClientCAs(cfg.ClientCAs))
 	}
 	if len(cfg.Certificates) > 0 {
 		if cfg.ClientCAs != nil {
-			d.base.ClientAuth = dtls.RequireAndVerifyClientCert
+			d.serverOpts = append(d.serverOpts, dtls.WithClientAuth(dtls.RequireAndVerifyClientCert))
 		} else {
-			d.base.ClientAuth = dtls.RequestClientCert
+			d.serverOpts = append(d.serverOpts, dtls.WithClientAuth(dtls.RequestClientCert))
 		}
 	}
 	d.wg.Add(2)
@@ -433,8 +443,14 @@ func (a *association) deliver(p packet) {
 func (a *association) handshake(inc *incarnation) {
 	defer a.d.wg.Done()
 	d := a.d
-	cfg := d.base
-	cfg.ConnectionIDGenerator = func() []byte {
+	opts := make([]dtls.ServerOption, 0, len(d.opts)+len(d.serverOpts)+2)
+	for _, o := range d.opts {
+		opts = append(opts, o)
+	}
+	opts = append(opts, d.serverOpts...)
+	// The CID generator is per association: the CIDs it hands out route
+	// to this association.
+	opts = append(opts, dtls.WithConnectionIDGenerator(func() []byte {
 		cid := make([]byte, cidSize)
 		_, _ = rand.Read(cid)
 		d.mu.Lock()
@@ -444,18 +460,19 @@ func (a *association) handshake(inc *incarnation) {
 		}
 		d.mu.Unlock()
 		return cid
-	}
-	if cfg.PSK != nil {
-		psk := cfg.PSK
-		cfg.PSK = func(id []byte) ([]byte, error) {
+	}))
+	if psk := d.cfg.PSK; psk != nil {
+		// Replaces the plain callback of d.opts (the last option wins) with
+		// one that logs a refused identity with the peer's address.
+		opts = append(opts, dtls.WithPSK(func(id []byte) ([]byte, error) {
 			k, err := psk(id)
 			if err != nil {
 				d.log.Warn("security: dtls psk identity refused", "identity", string(id), "from", a.addr, "err", err)
 			}
 			return k, err
-		}
+		}))
 	}
-	conn, err := dtls.Server(inc, net.UDPAddrFromAddrPort(a.addr), &cfg) //nolint:staticcheck // Config is the only way to set a per-association CID generator
+	conn, err := dtls.ServerWithOptions(inc, net.UDPAddrFromAddrPort(a.addr), opts...)
 	if err != nil {
 		d.log.Warn("dtls: server setup", "from", a.addr, "err", err)
 		a.shutdown()

@@ -66,15 +66,22 @@ func (m *mutablePC) WriteTo(p []byte, a net.Addr) (int, error) {
 	return m.PacketConn.WriteTo(p, a)
 }
 
+// dialPSK makes the pion client of a PSK device (handshake not yet
+// done): CCM_8 as LwM2M mandates, and it asks the server for a Connection
+// ID (RFC 9146) without using one itself, as constrained devices do.
+func dialPSK(pc net.PacketConn, server net.Addr, identity string) (*piondtls.Conn, error) {
+	return piondtls.ClientWithOptions(pc, server,
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return pskKey, nil }),
+		piondtls.WithPSKIdentityHint([]byte(identity)),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+		piondtls.WithConnectionIDGenerator(piondtls.OnlySendCIDGenerator()),
+	)
+}
+
 // dial handshakes a PSK client on pc and wraps it in CoAP.
 func dial(t *testing.T, pc net.PacketConn, server net.Addr, identity string) (*udpClient.Conn, error) {
 	t.Helper()
-	conn, err := piondtls.Client(pc, server, &piondtls.Config{ //nolint:staticcheck
-		PSK:                   func([]byte) ([]byte, error) { return pskKey, nil },
-		PSKIdentityHint:       []byte(identity),
-		CipherSuites:          []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-		ConnectionIDGenerator: piondtls.OnlySendCIDGenerator(),
-	})
+	conn, err := dialPSK(pc, server, identity)
 	if err != nil {
 		return nil, err
 	}

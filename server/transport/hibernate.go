@@ -108,8 +108,7 @@ func (a *association) resumeLocked() (*incarnation, error) {
 		return nil, fmt.Errorf("resume: decode state: %w", err)
 	}
 	inc := newIncarnation(a)
-	cfg := d.base
-	conn, err := dtls.Resume(st, inc, a.peer, &cfg) //nolint:staticcheck // v3's ResumeWithOptions builds the same Config
+	conn, err := dtls.ResumeWithOptions(st, inc, a.peer, d.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}

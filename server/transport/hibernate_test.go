@@ -16,8 +16,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/mux"
 	"github.com/plgd-dev/go-coap/v3/options"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
-
-	piondtls "github.com/pion/dtls/v3"
 )
 
 // startHibernating starts a listener that hibernates sessions idle for
@@ -44,12 +42,7 @@ func startHibernating(t *testing.T) *DTLS {
 // server's own requests get an answer: GET /3/0/0 returns "fota-dev".
 func dialServing(t testing.TB, pc net.PacketConn, server net.Addr, identity string) *udpClient.Conn {
 	t.Helper()
-	conn, err := piondtls.Client(pc, server, &piondtls.Config{ //nolint:staticcheck
-		PSK:                   func([]byte) ([]byte, error) { return pskKey, nil },
-		PSKIdentityHint:       []byte(identity),
-		CipherSuites:          []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-		ConnectionIDGenerator: piondtls.OnlySendCIDGenerator(),
-	})
+	conn, err := dialPSK(pc, server, identity)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -160,9 +160,3 @@ func (t *sessionTable) all() []*Session {
 	}
 	return out
 }
-
-func (t *sessionTable) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.m)
-}
