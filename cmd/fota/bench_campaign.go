@@ -60,7 +60,8 @@ func prepareBenchCampaign(srv *server.Server, dir string, prof linksim.Profile, 
 	if err != nil {
 		return nil, nil, err
 	}
-	api := apiClient{base: "http://" + srv.HTTPAddr().String(), token: "bench", hc: &http.Client{Timeout: time.Minute}}
+	token, _ := srv.APIToken()
+	api := apiClient{base: "http://" + srv.HTTPAddr().String(), token: token, hc: &http.Client{Timeout: time.Minute}}
 	img1, err := demoUpload(api, fwPair.V1, demoV1)
 	if err != nil {
 		cm.Close()

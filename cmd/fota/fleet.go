@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/client/fleet"
 	"github.com/fotastack/fota/client/linksim"
 )
@@ -44,11 +43,7 @@ func runFleet(args []string) error {
 	apiURL := fs.String("url", fleetDefaultURL(), "HTTP API base URL for --provision")
 	token := fs.String("api-token", os.Getenv("FOTA_API_TOKEN"), "HTTP API bearer token for --provision")
 	timeout := fs.Duration("timeout", 0, "give up when not all devices registered after this long (0: never)")
-	flashImage := fs.String("flash-image", "", "give each device an in-memory NOR flash running this image and the Firmware Update object (/5), so a campaign can update the fleet")
-	fwVersion := fs.String("firmware-version", "1.0.0", "with --flash-image: its version")
-	deviceType := fs.String("device-type", "", "with --flash-image: its device type")
-	trust := fs.String("trust", "", "with --flash-image: the server's firmware signing key (ed25519 public key, hex)")
-	seq := fs.Uint("seq", 0, "with --flash-image: its sequence number (rollback protection)")
+	flash := addFleetFlashFlags(fs)
 	exitAfter := fs.Bool("exit", false, "stop (de-registering every device) once all registered, instead of running until interrupted")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
@@ -74,17 +69,15 @@ func runFleet(args []string) error {
 		Devices: *devices, First: *first, ServerURI: *serverURI, PSKPrefix: *prefix,
 		Rate: *rate, Profile: prof, Seed: *seed, Lifetime: *lifetime, Logger: log,
 	}
-	var ff *fleetFlash
-	if *flashImage != "" {
-		if ff, err = newFleetFlash(*flashImage, *fwVersion, *deviceType, *trust, uint32(*seq), prof, log); err != nil {
-			return err
-		}
+	ff, err := flash.open(prof, log)
+	if err != nil {
+		return err
+	}
+	if ff != nil {
 		defer ff.close()
 		fwCtx, fwCancel := context.WithCancel(context.Background())
 		defer fwCancel()
-		fcfg.SetupVia = ff.setup(fwCtx)
-		fcfg.Device = client.DeviceInfo{Manufacturer: "fotastack", Model: "fleet-sim", FirmwareVersion: *fwVersion,
-			DeviceType: *deviceType, HardwareVersion: "1", SoftwareVersion: "fleet"}
+		ff.configure(fwCtx, &fcfg)
 	}
 	f, err := fleet.Start(context.Background(), fcfg)
 	if err != nil {

@@ -5,8 +5,10 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -36,6 +38,41 @@ type fleetFlash struct {
 	mu      sync.Mutex
 	objects []*firmware.Object
 	flashes []*inplace.Flash
+}
+
+// fleetFlashFlags are the `fota fleet` flags of fleetFlash.
+type fleetFlashFlags struct {
+	image, version, deviceType, trust *string
+	seq                               *uint
+}
+
+func addFleetFlashFlags(fs *flag.FlagSet) fleetFlashFlags {
+	return fleetFlashFlags{
+		image:      fs.String("flash-image", "", "give each device an in-memory NOR flash running this image and the Firmware Update object (/5), so a campaign can update the fleet"),
+		version:    fs.String("firmware-version", "1.0.0", "with --flash-image: its version"),
+		deviceType: fs.String("device-type", "", "with --flash-image: its device type"),
+		trust:      fs.String("trust", "", "with --flash-image: the server's firmware signing key (ed25519 public key, hex)"),
+		seq:        fs.Uint("seq", 0, "with --flash-image: its sequence number (rollback protection)"),
+	}
+}
+
+// open makes the fleetFlash the flags ask for; nil without --flash-image.
+func (fl fleetFlashFlags) open(prof linksim.Profile, log *slog.Logger) (*fleetFlash, error) {
+	if *fl.image == "" {
+		return nil, nil
+	}
+	if *fl.seq > math.MaxUint32 {
+		return nil, &exitError{2, fmt.Errorf("--seq %d: too large", *fl.seq)}
+	}
+	return newFleetFlash(*fl.image, *fl.version, *fl.deviceType, *fl.trust, uint32(*fl.seq), prof, log)
+}
+
+// configure makes every device of cfg boot from its own flash and report
+// the image's version and device type; ctx bounds the objects' work.
+func (ff *fleetFlash) configure(ctx context.Context, cfg *fleet.Config) {
+	cfg.SetupVia = ff.setup(ctx)
+	cfg.Device = client.DeviceInfo{Manufacturer: "fotastack", Model: "fleet-sim", FirmwareVersion: ff.version,
+		DeviceType: ff.deviceType, HardwareVersion: "1", SoftwareVersion: "fleet"}
 }
 
 // newFleetFlash reads the image and the trusted key (hex ed25519).
