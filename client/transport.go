@@ -78,10 +78,17 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 	// ours ends with the session, so Stop leaves no goroutine behind.
 	closed := make(chan struct{})
 	var closeOnce sync.Once
+	// go-coap retransmits a confirmable request from this runner too: it
+	// must run often enough for ACK_TIMEOUT to hold (a 1 s tick would
+	// turn a 200 ms ACK_TIMEOUT into 1 s).
+	period := time.Second
+	if ack := c.cfg.AckTimeout; ack > 0 && ack/2 < period {
+		period = max(ack/2, 10*time.Millisecond)
+	}
 	opts := []udp.Option{
 		options.WithPeriodicRunner(func(f func(time.Time) bool) {
 			go func() {
-				t := time.NewTicker(time.Second)
+				t := time.NewTicker(period)
 				defer t.Stop()
 				for {
 					select {

@@ -155,3 +155,21 @@ func waitAsleep(t *testing.T, srv *server.Server, n int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The nb-iot profile (RTT 2 s, jitter 1 s) gets a flight interval of 1.5
+// times the longest round trip and an ACK_TIMEOUT above it; lan keeps
+// the defaults.
+func TestTransmissionFollowsProfile(t *testing.T) {
+	nb, _ := linksim.Lookup("nb-iot")
+	tr := Transmission(nb)
+	if tr.FlightInterval != 4500*time.Millisecond {
+		t.Errorf("nb-iot flight interval %v, want 4.5 s", tr.FlightInterval)
+	}
+	if tr.AckTimeout <= nb.RTT()+nb.Jitter || tr.AckTimeout > 2*(nb.RTT()+nb.Jitter) {
+		t.Errorf("nb-iot ACK_TIMEOUT %v, want above the longest round trip %v", tr.AckTimeout, nb.RTT()+nb.Jitter)
+	}
+	lan, _ := linksim.Lookup("lan")
+	if tr := Transmission(lan); tr.FlightInterval != 0 || tr.AckTimeout != 0 {
+		t.Errorf("lan: %+v, want the defaults", tr)
+	}
+}
