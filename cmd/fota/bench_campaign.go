@@ -91,6 +91,19 @@ type benchCampaignResult struct {
 	PackageSize                int
 	PackageKind                string
 	Ideal                      time.Duration
+	// Phases are the medians over the devices of the time spent in each
+	// step, seen by the watcher once a second (benchPhases names them).
+	Phases []time.Duration
+}
+
+// benchPhases names the steps of one device's update, as the campaign's
+// device states show them.
+var benchPhases = []string{
+	"campaign start → downloading (package offered)",
+	"downloading → first block fetched",
+	"first block → downloaded",
+	"downloaded → updating (Update executed)",
+	"updating → succeeded (installed, rebooted, re-registered, checked)",
 }
 
 // run creates the campaign for eps and follows it to its end.
@@ -107,6 +120,24 @@ func (b *benchCampaign) run(ctx context.Context, eps []string, out io.Writer) (b
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastPrint := time.Time{}
+	// seen[ep][k] is when the watcher first saw ep past step k.
+	seen := map[string][]time.Time{}
+	stepOf := func(d server.CampaignDevice) int {
+		switch d.State {
+		case server.DeviceDownloading:
+			if d.Progress > 0 {
+				return 2
+			}
+			return 1
+		case server.DeviceDownloaded:
+			return 3
+		case server.DeviceUpdating:
+			return 4
+		case server.DeviceSucceeded:
+			return 5
+		}
+		return 0
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -120,7 +151,19 @@ func (b *benchCampaign) run(ctx context.Context, eps []string, out io.Writer) (b
 		states := map[string]int{}
 		progress := 0
 		res.Succeeded, res.Failed = 0, 0
+		now := time.Now()
 		for _, d := range devs {
+			ts := seen[d.Endpoint]
+			if ts == nil {
+				ts = make([]time.Time, len(benchPhases)+1)
+				ts[0] = start
+				seen[d.Endpoint] = ts
+			}
+			for k := 1; k <= stepOf(d); k++ {
+				if ts[k].IsZero() {
+					ts[k] = now
+				}
+			}
 			states[d.State]++
 			progress += d.Progress
 			switch d.State {
@@ -161,6 +204,20 @@ func (b *benchCampaign) run(ctx context.Context, eps []string, out io.Writer) (b
 		}
 	}
 	res.Ideal = linkIdeal(res.PackageSize, b.profile)
+	for k := 1; k <= len(benchPhases); k++ {
+		var ds []time.Duration
+		for _, ts := range seen {
+			if !ts[k].IsZero() {
+				ds = append(ds, ts[k].Sub(ts[k-1]))
+			}
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		var m time.Duration
+		if len(ds) > 0 {
+			m = ds[len(ds)/2]
+		}
+		res.Phases = append(res.Phases, m)
+	}
 	return res, nil
 }
 
@@ -185,6 +242,9 @@ func (r benchCampaignResult) print(w io.Writer, p linksim.Profile) {
 	fmt.Fprintf(w, "campaign: link-limited ideal = (package + blocks × %d B overhead) × 8 / downlink + blocks × RTT = (%d + %d × %d) × 8 / %d bit/s + %d × %.1f s = %.1f s (profile %s: RTT %v + jitter up to %v, down %d bit/s, up %d bit/s, loss %.1f%%)\n",
 		benchBlockOverhead, r.PackageSize, blocks, benchBlockOverhead, p.DownRate, blocks, p.RTT().Seconds(), r.Ideal.Seconds(),
 		p.Name, p.RTT(), p.Jitter, p.DownRate, p.UpRate, 100*p.Loss)
+	for k, d := range r.Phases {
+		fmt.Fprintf(w, "campaign: median %5.1f s  %s\n", d.Seconds(), benchPhases[k])
+	}
 	if r.To99 > 0 && r.Ideal > 0 {
 		fmt.Fprintf(w, "campaign: time to 99%% updated %.1f s; ratio to ideal %.2f (target <= 1.3)\n", r.To99.Seconds(), r.To99.Seconds()/r.Ideal.Seconds())
 	} else if r.To99 > 0 {

@@ -43,7 +43,7 @@ func TestBenchCampaignUpdatesFleetOverSimulatedLink(t *testing.T) {
 	}
 	prof, _ := linksim.Lookup("lte-m")
 	prof.Latency, prof.Jitter, prof.ReorderDelay = 10*time.Millisecond, 5*time.Millisecond, 5*time.Millisecond
-	prof.UpRate, prof.DownRate, prof.Burst = 4_000_000, 4_000_000, 32 << 10
+	prof.UpRate, prof.DownRate, prof.Burst = 4_000_000, 4_000_000, 32<<10
 
 	var out bytes.Buffer
 	bc, args, err := prepareBenchCampaign(srv, dir, prof, &out)
