@@ -528,6 +528,11 @@ func jsonNumber(v Value) (*jsonNum, error) {
 			return nil, fmt.Errorf("lwm2m: json: %v cannot be written in JSON", v.f)
 		}
 		s = strconv.FormatFloat(v.f, 'g', -1, 64)
+		// A float with an integral value keeps a fraction so that a
+		// decoder without the model (numberOf) reads it back as a float.
+		if !strings.ContainsAny(s, ".eE") {
+			s += ".0"
+		}
 	}
 	n := jsonNum(s)
 	return &n, nil
