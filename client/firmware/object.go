@@ -96,6 +96,10 @@ type Config struct {
 	// Via, when set, maps the host:port of a Package URI to the address
 	// the pull dials instead (a proxy, or a simulated link in between).
 	Via func(hostport string) string
+	// FlightInterval is the DTLS handshake's retransmission timer of a
+	// coaps pull (0: pion's 1 s); raise it above the round trip on slow
+	// links (client.TransmissionOptions says why).
+	FlightInterval time.Duration
 	// HandshakeTimeout bounds the DTLS handshake of a coaps pull (10 s).
 	HandshakeTimeout time.Duration
 	// Install tunes the in-place installer.

@@ -388,13 +388,17 @@ func (o *Object) dial(ctx context.Context, u *url.URL) (*udpclient.Conn, error) 
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", u.Host, err)
 	}
-	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(raw), raw.RemoteAddr(),
+	dopts := []piondtls.ClientOption{
 		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
 		piondtls.WithPSKIdentityHint([]byte(id)),
 		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256, piondtls.TLS_PSK_WITH_AES_128_CCM),
 		piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
 		piondtls.WithMTU(1400),
-	)
+	}
+	if o.cfg.FlightInterval > 0 {
+		dopts = append(dopts, piondtls.WithFlightInterval(o.cfg.FlightInterval))
+	}
+	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(raw), raw.RemoteAddr(), dopts...)
 	if err != nil {
 		_ = raw.Close()
 		return nil, fmt.Errorf("dtls client %s: %w", u.Host, err)

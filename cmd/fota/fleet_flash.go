@@ -113,7 +113,9 @@ func (ff *fleetFlash) setup(ctx context.Context) func(int, *client.Client, func(
 			return fmt.Errorf("device %d: provision flash: %w", i, err)
 		}
 		cfg := firmware.Config{Flash: f, StateDir: filepath.Join(ff.dir, fmt.Sprint(i)), Via: via, Logger: ff.log}
-		if tr := fleet.Transmission(ff.profile); tr.AckTimeout > 0 {
+		tr := fleet.Transmission(ff.profile)
+		cfg.FlightInterval = tr.FlightInterval
+		if tr.AckTimeout > 0 {
 			// Each block is one confirmable GET: its ACK_TIMEOUT must
 			// exceed the round trip plus the block's time on the link.
 			cfg.AckTimeout = tr.AckTimeout
