@@ -3,12 +3,10 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/fotastack/fota/lwm2m"
-	"github.com/fxamacker/cbor/v2"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
@@ -22,83 +20,18 @@ const maxCompositePaths = 256
 // (LwM2M Core 5.4.2.2 and 7.4.4: base name "bn" plus name "n", each record
 // one path). Values in the records are ignored.
 func DecodePathList(cf lwm2m.ContentFormat, data []byte) ([]lwm2m.Path, error) {
-	type rec struct {
-		bn, n       string
-		hasBN, hasN bool
+	paths, err := lwm2m.DecodePaths(cf, data)
+	if err != nil {
+		if errors.Is(err, lwm2m.ErrUnsupportedFormat) {
+			return nil, fmt.Errorf("path list: %v: %w", err, ErrUnsupportedFormat)
+		}
+		return nil, fmt.Errorf("path list: %v: %w", err, ErrBadRequest)
 	}
-	var recs []rec
-	switch cf {
-	case lwm2m.FormatSenMLJSON:
-		var raw []map[string]json.RawMessage
-		if err := json.Unmarshal(data, &raw); err != nil {
-			return nil, fmt.Errorf("path list: senml+json: %v: %w", err, ErrBadRequest)
-		}
-		for i, m := range raw {
-			var r rec
-			for k, v := range m {
-				var s string
-				if k != "bn" && k != "n" {
-					continue
-				}
-				if err := json.Unmarshal(v, &s); err != nil {
-					return nil, fmt.Errorf("path list: senml+json: record %d: %q is not a string: %w", i, k, ErrBadRequest)
-				}
-				if k == "bn" {
-					r.bn, r.hasBN = s, true
-				} else {
-					r.n, r.hasN = s, true
-				}
-			}
-			recs = append(recs, r)
-		}
-	case lwm2m.FormatSenMLCBOR:
-		var raw []map[int]any
-		dm, _ := cbor.DecOptions{MaxArrayElements: 4 * maxCompositePaths, MaxMapPairs: 64, MaxNestedLevels: 4}.DecMode()
-		if err := dm.Unmarshal(data, &raw); err != nil {
-			return nil, fmt.Errorf("path list: senml+cbor: %v: %w", err, ErrBadRequest)
-		}
-		for i, m := range raw {
-			var r rec
-			// RFC 8428 6: label -2 is the base name, 0 the name.
-			for k, v := range m {
-				if k != -2 && k != 0 {
-					continue
-				}
-				s, ok := v.(string)
-				if !ok {
-					return nil, fmt.Errorf("path list: senml+cbor: record %d: label %d is not a text string: %w", i, k, ErrBadRequest)
-				}
-				if k == -2 {
-					r.bn, r.hasBN = s, true
-				} else {
-					r.n, r.hasN = s, true
-				}
-			}
-			recs = append(recs, r)
-		}
-	default:
-		return nil, fmt.Errorf("path list in %v: %w", cf, ErrUnsupportedFormat)
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("path list: no paths: %w", ErrBadRequest)
 	}
-	if len(recs) == 0 {
-		return nil, fmt.Errorf("path list is empty: %w", ErrBadRequest)
-	}
-	if len(recs) > maxCompositePaths {
-		return nil, fmt.Errorf("path list has %d paths, above %d: %w", len(recs), maxCompositePaths, ErrBadRequest)
-	}
-	paths := make([]lwm2m.Path, 0, len(recs))
-	bn := ""
-	for i, r := range recs {
-		if r.hasBN {
-			bn = r.bn
-		}
-		if !r.hasBN && !r.hasN {
-			return nil, fmt.Errorf("path list: record %d has no name: %w", i, ErrBadRequest)
-		}
-		p, err := lwm2m.ParsePath(bn + r.n)
-		if err != nil {
-			return nil, fmt.Errorf("path list: record %d: %v: %w", i, err, ErrBadRequest)
-		}
-		paths = append(paths, p)
+	if len(paths) > maxCompositePaths {
+		return nil, fmt.Errorf("path list: %d paths, at most %d: %w", len(paths), maxCompositePaths, ErrBadRequest)
 	}
 	return paths, nil
 }
