@@ -35,6 +35,7 @@ func Block1(r *mux.Message) (v uint32, ok bool) {
 func (c *Client) rawBlock1Option() udpclientOption {
 	return options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpclient.Conn](
 		func(req *pool.Message, cc *udpclient.Conn, h config.HandlerFunc[*udpclient.Conn]) {
+			hideRawBlock2(req) // serverconn.go: answers to a caller's own Block2 loop
 			if v, err := req.GetOptionUint32(message.Block1); err == nil && (req.Code() == codes.PUT || req.Code() == codes.POST) {
 				if ps, err := req.Options().Path(); err == nil {
 					if p, err := lwm2m.ParsePath(ps); err == nil && c.rawHandler(p, req.Code()) != nil {

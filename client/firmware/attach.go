@@ -26,6 +26,9 @@ func Attach(ctx context.Context, c *client.Client, o *Object) {
 	if o.cfg.PSKIdentity == "" && o.cfg.Credentials == nil {
 		o.cfg.Credentials = c.PSK
 	}
+	if o.cfg.Session == nil {
+		o.cfg.Session = c.ServerSession
+	}
 	prev := o.cfg.OnReboot
 	o.cfg.OnReboot = func(boot inplace.BootResult, err error) {
 		if prev != nil {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/fotastack/fota/client"
 	piondtls "github.com/pion/dtls/v3"
 	dtlsnet "github.com/pion/dtls/v3/pkg/net"
 	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
@@ -134,17 +135,17 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 	}
 	o.mu.Unlock()
 	var conn *udpclient.Conn
-	defer func() {
-		if conn != nil {
+	shared := false // conn is the client's session with its server: not ours to close
+	drop := func() {
+		if conn != nil && !shared {
 			_ = conn.Close()
 		}
-	}()
+		conn, shared = nil, false
+	}
+	defer drop()
 	fails, answered := 0, false
 	retry := func(why error) bool {
-		if conn != nil {
-			_ = conn.Close()
-			conn = nil
-		}
+		drop()
 		fails++
 		o.log.Debug("firmware pull: retry", "uri", u.Redacted(), "attempt", fails, "err", why)
 		if fails > o.cfg.Retries {
@@ -166,6 +167,9 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 	}
 	for ctx.Err() == nil {
 		if conn == nil {
+			conn, shared = o.serverSession(u)
+		}
+		if conn == nil {
 			var err error
 			if conn, err = o.dial(ctx, u); err != nil {
 				if errors.Is(err, errNoCredentials) {
@@ -179,7 +183,7 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 			}
 		}
 		szx, _ := szxOf(bs)
-		b, err := o.get(ctx, conn, u, szx, done/int64(bs))
+		b, err := o.get(ctx, conn, shared, u, szx, done/int64(bs))
 		if err != nil {
 			if ctx.Err() != nil || !retry(err) {
 				return
@@ -291,7 +295,9 @@ func (o *Object) pullFailed(gen uint64, res Result) {
 }
 
 // get asks for block num of u's resource.
-func (o *Object) get(ctx context.Context, conn *udpclient.Conn, u *url.URL, szx blockwise.SZX, num int64) (block, error) {
+// shared says conn is the client's session with its server, whose
+// blockwise layer must be kept out of this loop (client.RawBlock2).
+func (o *Object) get(ctx context.Context, conn *udpclient.Conn, shared bool, u *url.URL, szx blockwise.SZX, num int64) (block, error) {
 	rctx, cancel := context.WithTimeout(ctx, o.cfg.RequestTimeout)
 	defer cancel()
 	path := u.EscapedPath()
@@ -315,11 +321,22 @@ func (o *Object) get(ctx context.Context, conn *udpclient.Conn, u *url.URL, szx 
 		return block{}, fmt.Errorf("block %d: %w", num, err)
 	}
 	req.SetOptionUint32(message.Block2, v)
+	if shared {
+		client.RawBlock2(req)
+	}
 	resp, err := conn.Do(req)
+	var b2 uint32
+	var hasB2 bool
+	if shared {
+		b2, hasB2 = client.TakeBlock2(req)
+	}
 	if err != nil {
 		return block{}, fmt.Errorf("GET %s block %d: %w", u.Redacted(), num, err)
 	}
 	defer conn.ReleaseMessage(resp)
+	if hasB2 {
+		resp.SetOptionUint32(message.Block2, b2)
+	}
 	b := block{code: resp.Code(), szx: szx, num: num, size2: -1}
 	if b.code != codes.Content {
 		return b, nil
@@ -348,6 +365,25 @@ func (o *Object) get(ctx context.Context, conn *udpclient.Conn, u *url.URL, szx 
 		b.payload = w.Bytes()
 	}
 	return b, nil
+}
+
+// serverSession returns the device's own session with its LwM2M server
+// when u names that server (same scheme and host:port): the package is
+// then pulled over it, without a handshake of its own (LwM2M Core E.6
+// leaves the pull's transport to the device). nil otherwise.
+func (o *Object) serverSession(u *url.URL) (*udpclient.Conn, bool) {
+	o.mu.Lock()
+	session := o.cfg.Session
+	o.mu.Unlock()
+	if session == nil {
+		return nil, false
+	}
+	conn, scheme, hostport := session()
+	if conn == nil || scheme != u.Scheme || hostport != u.Host {
+		return nil, false
+	}
+	o.log.Debug("firmware pull: over the server session", "uri", u.Redacted())
+	return conn, true
 }
 
 var errNoCredentials = errors.New("coaps Package URI but the device has no PSK")
