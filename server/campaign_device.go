@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fotastack/fota/lwm2m"
@@ -195,13 +196,21 @@ func (m *Campaigns) readInt(ctx context.Context, ep, path string) (int, error) {
 	return n, nil
 }
 
-// fwState reads /5/0/3 and /5/0/5.
+// fwState reads /5/0/3 and /5/0/5, both at once: on a link with
+// seconds of round trip, two requests in flight cost one round trip.
 func (m *Campaigns) fwState(ctx context.Context, ep string) (state, result int, err error) {
-	if state, err = m.readInt(ctx, ep, "/5/0/3"); err != nil {
+	var rerr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		result, rerr = m.readInt(ctx, ep, "/5/0/5")
+	}()
+	state, err = m.readInt(ctx, ep, "/5/0/3")
+	<-done
+	if err != nil {
 		return 0, 0, err
 	}
-	result, err = m.readInt(ctx, ep, "/5/0/5")
-	return state, result, err
+	return state, result, rerr
 }
 
 func failedResult(r int) bool { return r >= 2 && r <= 10 }
@@ -224,8 +233,10 @@ func (m *Campaigns) advance(ctx context.Context, c Campaign, d *CampaignDevice) 
 		d.Result = res
 		switch {
 		case st == fwDownloaded:
+			// Execute at once: the state was just read, reading it again
+			// in DeviceDownloaded would cost two more round trips.
 			d.State, d.Progress = DeviceDownloaded, 100
-			return false, nil
+			return m.executeUpdate(ctx, c, d, dev)
 		case st == fwUpdating:
 			d.State, d.Progress, d.RegID = DeviceUpdating, 100, dev.ID()
 			return true, nil
@@ -262,23 +273,7 @@ func (m *Campaigns) advance(ctx context.Context, c Campaign, d *CampaignDevice) 
 			d.State, d.RegID = DeviceUpdating, dev.ID()
 			return true, nil
 		case fwDownloaded:
-			// The registration Update runs under is noted first: a device
-			// may reboot before its answer to Execute reaches us, and then
-			// its new registration running the target is the answer.
-			d.RegID = dev.ID()
-			m.commit(c.ID, *d)
-			rctx, cancel := m.reqCtx(ctx, d.Endpoint)
-			resp, err := m.srv.Execute(rctx, d.Endpoint, "/5/0/2", "")
-			cancel()
-			if err != nil {
-				return true, fmt.Errorf("execute update: %w", err)
-			}
-			if !resp.Success() {
-				d.State, d.Error = DeviceFailed, fmt.Sprintf("execute /5/0/2: %v", resp.Code)
-				return false, nil
-			}
-			d.State = DeviceUpdating
-			return true, nil
+			return m.executeUpdate(ctx, c, d, dev)
 		default: // Idle: the package is gone (device rebooted, cancelled)
 			if failedResult(res) {
 				d.State, d.Error = DeviceFailed, fmt.Sprintf("update result %d", res)
@@ -308,6 +303,27 @@ func (m *Campaigns) advance(ctx context.Context, c Campaign, d *CampaignDevice) 
 	return true, nil
 }
 
+// executeUpdate executes /5/0/2 on a device in state Downloaded.
+func (m *Campaigns) executeUpdate(ctx context.Context, c Campaign, d *CampaignDevice, dev *Device) (bool, error) {
+	// The registration Update runs under is noted first: a device may
+	// reboot before its answer to Execute reaches us, and then its new
+	// registration running the target is the answer.
+	d.RegID = dev.ID()
+	m.commit(c.ID, *d)
+	rctx, cancel := m.reqCtx(ctx, d.Endpoint)
+	resp, err := m.srv.Execute(rctx, d.Endpoint, "/5/0/2", "")
+	cancel()
+	if err != nil {
+		return true, fmt.Errorf("execute update: %w", err)
+	}
+	if !resp.Success() {
+		d.State, d.Error = DeviceFailed, fmt.Sprintf("execute /5/0/2: %v", resp.Code)
+		return false, nil
+	}
+	d.State = DeviceUpdating
+	return true, nil
+}
+
 // checkDone reports success once the device has registered anew (its
 // registration is not the one Update was executed under) and runs the
 // target version.
@@ -315,20 +331,26 @@ func (m *Campaigns) checkDone(ctx context.Context, c Campaign, d *CampaignDevice
 	if d.RegID == "" || dev.ID() == d.RegID {
 		return false, nil
 	}
+	// /3/0/3 and /5/0/5 at once: one round trip instead of two.
+	var res int
+	var rerr error
+	resDone := make(chan struct{})
+	go func() {
+		defer close(resDone)
+		res, rerr = m.readInt(ctx, d.Endpoint, "/5/0/5")
+	}()
 	v, err := m.readText(ctx, d.Endpoint, "/3/0/3")
+	<-resDone
 	if err != nil {
 		return false, err
 	}
+	if rerr == nil {
+		d.Result = res
+	}
 	if v != c.Version {
 		// Re-registered on the old image: the device rolled back.
-		if res, err := m.readInt(ctx, d.Endpoint, "/5/0/5"); err == nil {
-			d.Result = res
-		}
 		d.State, d.Error = DeviceFailed, fmt.Sprintf("device re-registered running %q, not %q (update result %d)", v, c.Version, d.Result)
 		return true, nil
-	}
-	if res, err := m.readInt(ctx, d.Endpoint, "/5/0/5"); err == nil {
-		d.Result = res
 	}
 	d.State, d.Progress, d.Error = DeviceSucceeded, 100, ""
 	return true, nil
@@ -336,11 +358,19 @@ func (m *Campaigns) checkDone(ctx context.Context, c Campaign, d *CampaignDevice
 
 // start checks a queued device's type and version and picks its package.
 func (m *Campaigns) start(ctx context.Context, c Campaign, d *CampaignDevice) (bool, error) {
+	// Both reads at once: one round trip instead of two.
+	var devType string
+	var terr error
+	typeDone := make(chan struct{})
+	go func() {
+		defer close(typeDone)
+		devType, terr = m.readText(ctx, d.Endpoint, "/3/0/17")
+	}()
 	version, err := m.readText(ctx, d.Endpoint, "/3/0/3")
+	<-typeDone
 	if err != nil {
 		return true, err
 	}
-	devType, terr := m.readText(ctx, d.Endpoint, "/3/0/17")
 	if terr != nil || devType == "" {
 		devType = c.DeviceType // the device does not tell: trust the targeting
 	}
@@ -381,13 +411,20 @@ func (m *Campaigns) start(ctx context.Context, c Campaign, d *CampaignDevice) (b
 	d.State, d.Progress, d.Started = DeviceDownloading, 0, time.Now().UTC()
 	// Notifications of /5/0/3 and /5/0/5 wake the driver at once; reads
 	// every Poll cover a device that does not notify.
+	// Both observations at once (one round trip).
+	var wg sync.WaitGroup
 	for _, path := range []string{"/5/0/3", "/5/0/5"} {
-		rctx, cancel := m.reqCtx(ctx, d.Endpoint)
-		if _, err := m.srv.Observe(rctx, d.Endpoint, path, fmtPtr(lwm2m.FormatText)); err != nil {
-			m.srv.log.Debug("campaign: observe", "endpoint", d.Endpoint, "path", path, "err", err)
-		}
-		cancel()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rctx, cancel := m.reqCtx(ctx, d.Endpoint)
+			defer cancel()
+			if _, err := m.srv.Observe(rctx, d.Endpoint, path, fmtPtr(lwm2m.FormatText)); err != nil {
+				m.srv.log.Debug("campaign: observe", "endpoint", d.Endpoint, "path", path, "err", err)
+			}
+		}()
 	}
+	wg.Wait()
 	return false, nil
 }
 

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 	"log/slog"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -70,7 +72,11 @@ func (fl fleetFlashFlags) open(prof linksim.Profile, log *slog.Logger) (*fleetFl
 // configure makes every device of cfg boot from its own flash and report
 // the image's version and device type; ctx bounds the objects' work.
 func (ff *fleetFlash) configure(ctx context.Context, cfg *fleet.Config) {
-	cfg.SetupVia = ff.setup(ctx)
+	server := ""
+	if u, err := url.Parse(cfg.ServerURI); err == nil {
+		server = u.Host
+	}
+	cfg.SetupVia = ff.setup(ctx, server)
 	cfg.Device = client.DeviceInfo{Manufacturer: "fotastack", Model: "fleet-sim", FirmwareVersion: ff.version,
 		DeviceType: ff.deviceType, HardwareVersion: "1", SoftwareVersion: "fleet"}
 }
@@ -102,7 +108,11 @@ func newFleetFlash(imagePath, version, deviceType, trustHex string, seq uint32, 
 
 // setup is fleet.Config.SetupVia: device i's flash and Firmware Update
 // object; its pulls go over the device's simulated link (via).
-func (ff *fleetFlash) setup(ctx context.Context) func(int, *client.Client, func(string) string) error {
+// server is the LwM2M server's host:port as the fleet was given it: a
+// device reaches it through its relay, so its own Server URI names the
+// relay; a Package URI naming server is still the device's own server and
+// is pulled over the registration's session (firmware.Config.Session).
+func (ff *fleetFlash) setup(ctx context.Context, server string) func(int, *client.Client, func(string) string) error {
 	return func(i int, c *client.Client, via func(string) string) error {
 		f, err := inplace.NewFlash(demoFlashGeometry(len(ff.image), ff.maxImage), uint64(i)+1)
 		if err != nil {
@@ -122,6 +132,12 @@ func (ff *fleetFlash) setup(ctx context.Context) func(int, *client.Client, func(
 			cfg.RequestTimeout = 6 * tr.AckTimeout
 			cfg.HandshakeTimeout = 60 * time.Second
 			cfg.Retries = 8
+		}
+		if server != "" {
+			cfg.Session = func() (*udpclient.Conn, string, string) {
+				conn, scheme, _ := c.ServerSession()
+				return conn, scheme, server
+			}
 		}
 		obj, err := firmware.Open(cfg)
 		if err != nil {
