@@ -55,7 +55,7 @@ func runFleet(args []string) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
-	raiseFileLimit()
+	raiseFileLimit(uint64(*devices)*3 + 1024)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -125,13 +125,24 @@ func runFleet(args []string) error {
 	}
 }
 
-// raiseFileLimit lifts the soft limit on open files to the hard one: each
-// device holds a socket (three with a simulated link).
-func raiseFileLimit() {
+// raiseFileLimit makes room for need open files: each device holds a
+// socket (three with a simulated link). It lifts the soft limit to the hard
+// one, and the hard one too where the process may (root), since a machine's
+// default hard limit (often 20,000 or less) is below a large fleet's need.
+func raiseFileLimit(need uint64) {
 	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur >= need {
+		return
+	}
+	if l.Max < need {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: need, Max: need}); err == nil {
+			return
+		}
+	}
+	l.Cur = l.Max
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	if l.Cur < need {
+		fmt.Fprintf(os.Stderr, "fleet: open-file limit %d is below the %d this fleet needs; some devices will fail to open sockets\n", l.Cur, need)
 	}
 }
 
