@@ -120,7 +120,7 @@ func benchFleet(args []string) error {
 	if err != nil {
 		return fmt.Errorf("bench: own executable: %w", err)
 	}
-	raiseFileLimit(uint64(*devices)*3 + 1024)
+	raiseFileLimit(fleetFiles(*devices, *profile))
 
 	// A temporary bbolt file, on tmpfs where there is one: the benchmark
 	// measures the protocol stack, not the disk's fsync.

@@ -55,7 +55,7 @@ func runFleet(args []string) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
-	raiseFileLimit(uint64(*devices)*3 + 1024)
+	raiseFileLimit(fleetFiles(*devices, *profile))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -123,6 +123,17 @@ func runFleet(args []string) error {
 			fmt.Printf("fleet: %d/%d started, %d registered, %d failed attempts\n", s.Started, *devices, s.Registered, s.Failures)
 		}
 	}
+}
+
+// fleetFiles is the number of open files a fleet of n devices needs: one
+// socket per device on the plain loopback, three through a simulated link
+// (device socket and the relay's two), plus room for the process itself.
+func fleetFiles(n int, profile string) uint64 {
+	per := uint64(3)
+	if profile == "lan" {
+		per = 1
+	}
+	return uint64(n)*per + 1024
 }
 
 // raiseFileLimit makes room for need open files: each device holds a
