@@ -119,34 +119,7 @@ func TestCheckBase(t *testing.T) {
 // first block is erased: no in-place cut may come back on the old image.
 func TestFullImagePowerCutSweep(t *testing.T) {
 	old, new := smallPair()
-	patch := fullPatch(t, new, nil)
-	base := provisioned(t, smallGeo, old)
-	stage := func(f *Flash) error { _, err := Stage(f, patch, Options{}); return err }
-	resume := func(f *Flash) error { _, err := Resume(f, Options{}); return err }
-	staged := base.Clone()
-	if err := stage(staged); err != nil {
-		t.Fatal(err)
-	}
-	var rs, ri sweepResult
-	nStage, nResume := opsOf(t, base, stage), opsOf(t, staged, resume)
-	for k := 1; k <= nStage; k += sweepStride() {
-		for _, torn := range []bool{false, true} {
-			rs.add(runCut(t, base, stage, patch, old, new, k, torn, 0))
-		}
-	}
-	for k := 1; k <= nResume; k += sweepStride() {
-		for _, torn := range []bool{false, true} {
-			ri.add(runCut(t, staged, resume, patch, old, new, k, torn, 0))
-		}
-	}
-	t.Logf("full image, staging: %d operations, %d cut runs, %d bricked, %d booted old and re-installed", nStage, rs.tried, rs.bricked, rs.oldThenRetried)
-	t.Logf("full image, in place: %d operations, %d cut runs, %d bricked, %d booted old", nResume, ri.tried, ri.bricked, ri.oldThenRetried)
-	if rs.tried == 0 || ri.tried == 0 {
-		t.Fatal("sweep ran no cuts")
-	}
-	if rs.bricked+ri.bricked != 0 || ri.oldThenRetried != 0 {
-		t.Fatalf("bricked: %d in staging, %d in place; %d in-place cuts came back on the old image", rs.bricked, ri.bricked, ri.oldThenRetried)
-	}
+	sweepEveryOperation(t, "full image, ", fullPatch(t, new, nil), old, new)
 }
 
 // Double faults: a cut in the install and another in the boot that

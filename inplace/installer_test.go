@@ -210,7 +210,16 @@ func opsOf(t testing.TB, base *Flash, do func(*Flash) error) int {
 // image.
 func TestPowerCutSweepEveryOperation(t *testing.T) {
 	old, new := smallPair()
-	patch := makePatch(t, old, new, 4096, nil)
+	sweepEveryOperation(t, "", makePatch(t, old, new, 4096, nil), old, new)
+}
+
+// sweepEveryOperation stages patch over a flash holding old, then cuts the
+// power after every staging operation and after every in-place operation
+// (sampled by sweepStride), clean and torn, boots, and checks the result;
+// label names the sweep in the log. No run may brick, and no in-place cut
+// may come back on the old image.
+func sweepEveryOperation(t *testing.T, label string, patch, old, new []byte) {
+	t.Helper()
 	base := provisioned(t, smallGeo, old)
 	stage := func(f *Flash) error { _, err := Stage(f, patch, Options{}); return err }
 	resume := func(f *Flash) error { _, err := Resume(f, Options{}); return err }
@@ -230,8 +239,11 @@ func TestPowerCutSweepEveryOperation(t *testing.T) {
 			ri.add(runCut(t, staged, resume, patch, old, new, k, torn, 0))
 		}
 	}
-	t.Logf("staging: %d operations, %d cut runs, %d bricked, %d booted old and re-installed", nStage, rs.tried, rs.bricked, rs.oldThenRetried)
-	t.Logf("in place: %d operations, %d cut runs, %d bricked, %d booted old", nResume, ri.tried, ri.bricked, ri.oldThenRetried)
+	t.Logf("%sstaging: %d operations, %d cut runs, %d bricked, %d booted old and re-installed", label, nStage, rs.tried, rs.bricked, rs.oldThenRetried)
+	t.Logf("%sin place: %d operations, %d cut runs, %d bricked, %d booted old", label, nResume, ri.tried, ri.bricked, ri.oldThenRetried)
+	if rs.tried == 0 || ri.tried == 0 {
+		t.Fatal("sweep ran no cuts")
+	}
 	if rs.bricked+ri.bricked != 0 || ri.oldThenRetried != 0 {
 		t.Fatalf("bricked: %d in staging, %d in place; %d in-place cuts came back on the old image", rs.bricked, ri.bricked, ri.oldThenRetried)
 	}
