@@ -185,8 +185,15 @@ func TestCampaignRealClientsRestart(t *testing.T) {
 	if c.State != server.CampaignCompleted {
 		t.Fatalf("campaign %s: %s\n%+v", c.State, c.Reason, states)
 	}
-	for _, s := range states {
-		if s.State != server.DeviceSucceeded || s.Offers != 1 {
+	for i, s := range states {
+		// The device done before the restart is not offered again. One
+		// whose offer was stored but cut by the stop before it reached the
+		// device stays idle and is offered once more after the restart.
+		maxOffers := 2
+		if i == 0 {
+			maxOffers = 1
+		}
+		if s.State != server.DeviceSucceeded || s.Offers < 1 || s.Offers > maxOffers {
 			t.Fatalf("device %+v", s)
 		}
 	}

@@ -258,6 +258,10 @@ func (d *DTLS) route(b []byte, from netip.AddrPort) {
 				// start a new handshake, drop the old association.
 				d.log.Info("dtls: new ClientHello from established peer, replacing session", "from", from)
 				d.unlink(a)
+				// Out of the session table now, not when the goroutine
+				// runs: the new handshake may finish first, and then two
+				// sessions would name the same peer.
+				d.sessions.remove(a)
 				go a.shutdown()
 				a = nil
 			}
