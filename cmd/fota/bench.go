@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -97,6 +94,8 @@ func benchFleet(args []string) error {
 	campaign := fs.Bool("campaign", false, "then run a delta campaign (pull over coaps) to the whole fleet; with it, --profile defaults to nb-iot and --devices to 20")
 	campaignTimeout := fs.Duration("campaign-timeout", time.Hour, "give up the campaign after this long")
 	timeout := fs.Duration("timeout", 200*time.Second, "give up when the fleet has not registered after this long")
+	procs := fs.Int("processes", 0, "fleet processes (0: as many as the open-file limit needs, one socket per device)")
+	lifetime := fs.Duration("lifetime", 0, "registration lifetime of the devices (0: 300 s, or twice the ramp-up when that is longer, so the idle figures are not taken during a burst of registration updates)")
 	cpuProfile := fs.String("cpuprofile", "", "write the server's CPU profile of the registration phase to `file`")
 	memProfile := fs.String("memprofile", "", "write the server's heap profile, taken when the fleet is idle, to `file`")
 	if err := fs.Parse(args); err != nil {
@@ -116,11 +115,19 @@ func benchFleet(args []string) error {
 	if _, err := linksim.Lookup(*profile); err != nil {
 		return &exitError{2, err}
 	}
+	if *lifetime == 0 {
+		*lifetime = 300 * time.Second
+		if *rate > 0 {
+			*lifetime = max(*lifetime, 2*time.Duration(float64(*devices) / *rate * float64(time.Second)).Round(time.Second))
+		}
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("bench: own executable: %w", err)
 	}
-	raiseFileLimit(fleetFiles(*devices, *profile))
+	// Where this process may raise its open-file limit (its children
+	// inherit it), one fleet process holds the whole fleet.
+	limit := raiseFileLimit(fleetFiles(*devices, *profile))
 
 	// A temporary bbolt file, on tmpfs where there is one: the benchmark
 	// measures the protocol stack, not the disk's fsync.
@@ -177,8 +184,8 @@ func benchFleet(args []string) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	childArgs := []string{"fleet", "--devices", strconv.Itoa(*devices), "--server", "coaps://" + srv.CoAPSAddr().String(),
-		"--psk-prefix", prefix, "--rate", strconv.FormatFloat(*rate, 'f', -1, 64), "--profile", *profile}
+	childArgs := []string{"--server", "coaps://" + srv.CoAPSAddr().String(),
+		"--psk-prefix", prefix, "--profile", *profile, "--lifetime", lifetime.String()}
 	var bc *benchCampaign
 	if *campaign {
 		var args []string
@@ -188,58 +195,36 @@ func benchFleet(args []string) error {
 		defer bc.cm.Close()
 		childArgs = append(childArgs, args...)
 	}
-	child := exec.Command(self, childArgs...)
-	child.Stderr = os.Stderr
-	out, err := child.StdoutPipe()
+	perDev := fleetFiles(1, *profile) - 1024
+	nprocs := *procs
+	if nprocs <= 0 {
+		nprocs = fleetProcesses(*devices, perDev, limit)
+	}
+	if nprocs > 1 {
+		fmt.Printf("bench fleet: %d fleet processes (open-file limit %d, %d per device)\n", nprocs, limit, perDev)
+	}
+	fp, err := startFleetProcs(self, nprocs, *devices, *rate, childArgs)
 	if err != nil {
 		return err
 	}
-	if err := child.Start(); err != nil {
-		return fmt.Errorf("bench: start fleet: %w", err)
-	}
-	childDone := make(chan error, 1)
-	registered := make(chan string, 1)
-	var lines sync.WaitGroup
-	lines.Add(1)
-	go func() {
-		defer lines.Done()
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			l := sc.Text()
-			if strings.HasPrefix(l, fleetAllRegistered) {
-				select {
-				case registered <- l:
-				default:
-				}
-			} else if strings.HasPrefix(l, "fleet: stopped") {
-				fmt.Println(l)
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	go func() { lines.Wait(); childDone <- child.Wait() }()
-	stopChild := func() {
-		_ = child.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-childDone:
-		case <-time.After(30 * time.Second):
-			_ = child.Process.Kill()
-			<-childDone
-		}
-	}
+	stopChild := fp.stop
 
 	// Registration phase: handshakes and registrations per second, CPU.
 	start := time.Now()
 	var firstHS, lastHS time.Time
-	var line string
+	var done []fleetDone
 	tick := time.NewTicker(20 * time.Millisecond)
 wait:
 	for {
 		select {
-		case line = <-registered:
-			break wait
-		case err := <-childDone:
+		case d := <-fp.registered:
+			if done = append(done, d); len(done) == len(fp.procs) {
+				break wait
+			}
+		case err := <-fp.exited:
+			fp.gone++
 			tick.Stop()
+			stopChild()
 			return fmt.Errorf("bench: fleet exited before all devices registered: %v", err)
 		case <-ctx.Done():
 			tick.Stop()
@@ -289,7 +274,7 @@ wait:
 	idleKiB := (perDevice(idle.heap, base0.heap, *devices) + perDevice(idle.stack, base0.stack, *devices)) / 1024
 	fmt.Printf("server memory: %.1f KiB per idle device (heap %.0f B + stacks %.0f B per device; %d of %d sessions hibernated; target <= 16)\n",
 		idleKiB, perDevice(idle.heap, base0.heap, *devices), perDevice(idle.stack, base0.stack, *devices), after.Asleep, *devices)
-	fmt.Println(line)
+	fmt.Println(summary(done))
 	fmt.Printf("server live heap objects when idle: %.0f B per device (the rest of the heap in use is fragmentation left by the live sessions)\n", perDevice(idle.live, base0.live, *devices))
 	fmt.Printf("handshakes: %d in %.2f s, %.0f per s (server clock; ramp rate %.0f devices/s)\n",
 		stats.Handshakes-hs0, window, float64(stats.Handshakes-hs0)/window, *rate)

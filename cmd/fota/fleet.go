@@ -55,7 +55,9 @@ func runFleet(args []string) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
-	raiseFileLimit(fleetFiles(*devices, *profile))
+	if need := fleetFiles(*devices, *profile); raiseFileLimit(need) < need {
+		fmt.Fprintf(os.Stderr, "fleet: the open-file limit is below the %d this fleet needs; some devices will fail to open sockets (run several fleet processes with --first)\n", need)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -110,9 +112,7 @@ func runFleet(args []string) error {
 		s := f.Stats()
 		if !all && s.Registered >= *devices {
 			all = true
-			took := s.LastRegister.Sub(s.FirstStart).Seconds()
-			fmt.Printf("%s: %d devices in %.2f s (%.0f per s), mean %.0f ms from start to registered, %d failed attempts\n",
-				fleetAllRegistered, s.Registered, took, float64(s.Registered)/took, float64(s.MeanRegister.Microseconds())/1000, s.Failures)
+			fmt.Println(fleetDoneLine(s))
 			if *exitAfter {
 				return nil
 			}
@@ -123,6 +123,14 @@ func runFleet(args []string) error {
 			fmt.Printf("fleet: %d/%d started, %d registered, %d failed attempts\n", s.Started, *devices, s.Registered, s.Failures)
 		}
 	}
+}
+
+// fleetDoneLine is the fleetAllRegistered line; `fota bench fleet` parses
+// it (parseFleetDone).
+func fleetDoneLine(s fleet.Stats) string {
+	took := s.LastRegister.Sub(s.FirstStart).Seconds()
+	return fmt.Sprintf("%s: %d devices in %.2f s (%.0f per s), mean %.0f ms from start to registered, %d failed attempts",
+		fleetAllRegistered, s.Registered, took, float64(s.Registered)/took, float64(s.MeanRegister.Microseconds())/1000, s.Failures)
 }
 
 // fleetFiles is the number of open files a fleet of n devices needs: one
@@ -140,21 +148,25 @@ func fleetFiles(n int, profile string) uint64 {
 // socket (three with a simulated link). It lifts the soft limit to the hard
 // one, and the hard one too where the process may (root), since a machine's
 // default hard limit (often 20,000 or less) is below a large fleet's need.
-func raiseFileLimit(need uint64) {
+// It returns the soft limit now in force.
+func raiseFileLimit(need uint64) uint64 {
 	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur >= need {
-		return
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	if l.Cur >= need {
+		return l.Cur
 	}
 	if l.Max < need {
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: need, Max: need}); err == nil {
-			return
+			return need
 		}
 	}
 	l.Cur = l.Max
-	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	if l.Cur < need {
-		fmt.Fprintf(os.Stderr, "fleet: open-file limit %d is below the %d this fleet needs; some devices will fail to open sockets\n", l.Cur, need)
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
+		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
+	return l.Cur
 }
 
 // provisionFleet PUTs each device's PSK credential through the HTTP API
