@@ -213,6 +213,7 @@ func benchFleet(args []string) error {
 	start := time.Now()
 	var firstHS, lastHS time.Time
 	var done []fleetDone
+	lastReport := start
 	tick := time.NewTicker(20 * time.Millisecond)
 wait:
 	for {
@@ -231,7 +232,13 @@ wait:
 			stopChild()
 			return fmt.Errorf("bench: fleet not registered within %v (server: %+v)", *timeout, srv.DTLSStats())
 		case <-tick.C:
-			hs := srv.DTLSStats().Handshakes
+			st := srv.DTLSStats()
+			hs := st.Handshakes
+			if time.Since(lastReport) >= 10*time.Second {
+				lastReport = time.Now()
+				fmt.Printf("registering: %d/%d handshakes done, %d refused, %d sessions (%d hibernated), %.0f s\n",
+					hs-hs0, *devices, st.Refused, st.Associations, st.Asleep, time.Since(start).Seconds())
+			}
 			if firstHS.IsZero() && hs > hs0 {
 				firstHS = time.Now()
 			}
