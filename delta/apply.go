@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"io"
 )
 
 // Apply verifies patch with pub and applies it to old on the host, in any
@@ -84,7 +85,14 @@ func ApplyInPlace(region []byte, patch []byte, pub ed25519.PublicKey) error {
 	}
 	arena := make([]byte, ArenaSize(h))
 	block := make([]byte, h.EraseBlock)
-	src := bytes.NewReader(region)
+	// The stash: the stashed old blocks, copied aside before the first
+	// step, as the installer copies them into its staging area.
+	bs := int(h.EraseBlock)
+	stash := make([]byte, len(h.Stash)*bs)
+	for i, b := range h.Stash {
+		copy(stash[i*bs:(i+1)*bs], region[int(b)*bs:min((int(b)+1)*bs, int(h.OldSize))])
+	}
+	src := &sourceReader{region: region[:h.Region()], stash: stash}
 	var p *InPlacePlayer
 	every := resumeEvery(h.Steps)
 	for k := 0; k < h.Steps; k++ {
@@ -109,6 +117,24 @@ func ApplyInPlace(region []byte, patch []byte, pub ed25519.PublicKey) error {
 		return ErrNewImage
 	}
 	return nil
+}
+
+// sourceReader is the source of an in-place step on the host: the image
+// region followed by the stash slots.
+type sourceReader struct{ region, stash []byte }
+
+func (r *sourceReader) ReadAt(p []byte, off int64) (int, error) {
+	rl := int64(len(r.region))
+	if off < 0 || off+int64(len(p)) > rl+int64(len(r.stash)) {
+		return 0, io.EOF
+	}
+	if off >= rl {
+		return copy(p, r.stash[off-rl:]), nil
+	}
+	if off+int64(len(p)) > rl {
+		return 0, io.EOF // a read crosses from the region into the stash
+	}
+	return copy(p, r.region[off:]), nil
 }
 
 // Inspect decodes the whole instruction stream of a package (structure

@@ -116,15 +116,15 @@ func TestAbsurdHeadersAreRefused(t *testing.T) {
 	}{
 		{"bad magic", append([]byte("XXXX\x01\x00\x00"), make([]byte, 100)...), "magic"},
 		{"future version", append([]byte("FOTD\x09\x00\x00"), make([]byte, 100)...), "format version"},
-		{"unknown flag", append([]byte("FOTD\x01\x80\x00"), make([]byte, 100)...), "flags"},
-		{"huge model", append([]byte("FOTD\x01\x00\x09"), make([]byte, 100)...), "literal context"},
+		{"unknown flag", append([]byte("FOTD\x02\x80\x00"), make([]byte, 100)...), "flags"},
+		{"huge model", append([]byte("FOTD\x02\x00\x09"), make([]byte, 100)...), "literal context"},
 		{"old size 1 TiB", func() []byte {
-			b := []byte("FOTD\x01\x00\x00")
+			b := []byte("FOTD\x02\x00\x00")
 			b = binary.AppendUvarint(b, 1<<40)
 			return append(b, make([]byte, 200)...)
 		}(), "old size"},
 		{"new size over the limit", func() []byte {
-			b := []byte("FOTD\x01\x00\x00\x10")
+			b := []byte("FOTD\x02\x00\x00\x10")
 			b = binary.AppendUvarint(b, MaxImageSize+1)
 			return append(b, make([]byte, 200)...)
 		}(), "new size"},
@@ -138,6 +138,38 @@ func TestAbsurdHeadersAreRefused(t *testing.T) {
 			h.EraseBlock = 1 << 30
 			return append(craftHeader(&h), make([]byte, 64)...)
 		}(), "erase block"},
+		{"schedule runs overlap", func() []byte {
+			h := Header{OldSize: 4 * 4096, NewSize: 4 * 4096, EraseBlock: 4096, InPlace: true, Steps: 4,
+				Order: []BlockRun{{0, 2}, {2, 3}}}
+			return append(craftHeader(&h), make([]byte, 64)...)
+		}(), "overlap"},
+		{"schedule misses a block", func() []byte {
+			h := Header{OldSize: 4 * 4096, NewSize: 4 * 4096, EraseBlock: 4096, InPlace: true, Steps: 4,
+				Order: []BlockRun{{3, 1}}}
+			return append(craftHeader(&h), make([]byte, 64)...)
+		}(), "writes 3 blocks"},
+		{"schedule run past the image", func() []byte {
+			h := Header{OldSize: 4 * 4096, NewSize: 4 * 4096, EraseBlock: 4096, InPlace: true, Steps: 4,
+				Order: []BlockRun{{0, 4}}}
+			return append(craftHeader(&h), make([]byte, 64)...)
+		}(), "run last block"},
+		{"too many runs", func() []byte {
+			h := Header{OldSize: 64 * 4096, NewSize: 64 * 4096, EraseBlock: 4096, InPlace: true, Steps: 64}
+			for b := uint32(0); b < 64; b++ {
+				h.Order = append(h.Order, BlockRun{b, b})
+			}
+			return append(craftHeader(&h), make([]byte, 64)...)
+		}(), "schedule runs"},
+		{"stashed block past the old image", func() []byte {
+			h := Header{OldSize: 2 * 4096, NewSize: 4 * 4096, EraseBlock: 4096, InPlace: true, Steps: 4,
+				Order: []BlockRun{{3, 0}}, Stash: []uint32{2}}
+			return append(craftHeader(&h), make([]byte, 64)...)
+		}(), "stashed block"},
+		{"schedule with the descending flag", func() []byte {
+			h := Header{OldSize: 4 * 4096, NewSize: 4 * 4096, EraseBlock: 4096, InPlace: true, Steps: 4,
+				Order: []BlockRun{{3, 0}}, Descending: true}
+			return append(craftHeader(&h), make([]byte, 64)...)
+		}(), "descending"},
 		{"device type longer than its bytes", func() []byte {
 			b := craftHeader(&Header{OldSize: 1, NewSize: 1})
 			return append(b[:7+2+64], 60, 'x')
@@ -251,4 +283,29 @@ func TestArenaTooSmall(t *testing.T) {
 	if _, err := Make(old, new, Options{InPlace: true, RAM: 1000, Key: testKey}); err == nil {
 		t.Fatal("Make accepted a RAM budget below the smallest decoder")
 	}
+}
+
+// TestLargestHeader: the largest header the format allows (longest
+// strings, largest sizes, a full schedule with far-apart blocks) stays
+// under the 480 bytes the installer's 512-byte header prefix promises.
+func TestLargestHeader(t *testing.T) {
+	h := Header{InPlace: true, OldSize: MaxImageSize, NewSize: MaxImageSize, EraseBlock: MinEraseBlock,
+		DeviceType: strings.Repeat("d", maxStringLen), Version: strings.Repeat("v", maxStringLen), SeqNo: 1<<32 - 1}
+	h.Steps = MaxImageSize / MinEraseBlock
+	per := uint32(h.Steps / MaxRuns)
+	for i := uint32(0); i < MaxRuns; i++ {
+		h.Order = append(h.Order, BlockRun{(i+1)*per - 1, i * per})
+	}
+	for i := uint32(0); i < MaxStash; i++ {
+		h.Stash = append(h.Stash, i*uint32(h.Steps/MaxStash))
+	}
+	b := append(marshalHeader(&h), make([]byte, sigSize)...)
+	got, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.HeaderSize > 480 || len(got.Order) != MaxRuns || len(got.Stash) != MaxStash {
+		t.Fatalf("largest header is %d bytes (%d runs, %d stashed), want <= 480", got.HeaderSize, len(got.Order), len(got.Stash))
+	}
+	t.Logf("largest header: %d bytes", got.HeaderSize)
 }

@@ -21,9 +21,16 @@
 //
 // An in-place package writes the new image over the old one in the same
 // flash region, one erase block per step, in ascending or descending block
-// order (whichever gives the smaller package). While step k is decoded the
-// generator only lets it read old bytes of blocks not yet written and new
-// bytes of blocks already written; the player checks that too. The device
+// order or in a schedule (whichever gives the smaller package). While step
+// k is decoded the generator only lets it read old bytes of blocks not yet
+// written and new bytes of blocks already written; the player checks that
+// too. A schedule (schedule.go) is a block order of up to MaxRuns runs,
+// chosen by local search over the copy-read/write-interference graph of
+// the unconstrained plan so that few copies lose their source, and a stash
+// of up to MaxStash old blocks (Options.Stash, 32 KiB by default) that the
+// installer copies into its staging area before the first step: blocks
+// that read each other in a cycle, which no order can satisfy, read the
+// stash copy instead (format.go). The device
 // decodes each step with an InPlacePlayer whose memory is an arena of
 // ArenaSize(hdr) bytes (Header.RAMBudget) plus the installer's erase-block
 // buffer. After a power cut the installer, which journals finished steps,
@@ -33,10 +40,11 @@
 //
 //	hdr, err := delta.Verify(pkg, pub)
 //	p, err := delta.NewInPlacePlayer(bytes.NewReader(pkg), hdr, arena)
+//	// (before the first step: copy hdr.Stash's old blocks into the stash slots)
 //	p.SkipTo(journal.DoneSteps())
 //	for p.Step() < hdr.Steps {
 //		off, n := p.Target(p.Step())
-//		p.Next(flash, block)                // decode block p.Step() into block[:n]
+//		p.Next(source, block)   // region + stash slots; decode block p.Step() into block[:n]
 //		// journal the block, erase and program it at off, journal "done"
 //	}
 //

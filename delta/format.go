@@ -8,14 +8,15 @@ import (
 	"math/bits"
 )
 
-// Package format, version 1. All integers are little-endian; "uv" is an
+// Package format, version 2. All integers are little-endian; "uv" is an
 // unsigned LEB128 varint (encoding/binary.Uvarint). The header is kept
 // compact because patch bytes are what the radio pays for.
 //
 //	off  size  field
 //	0    4     magic "FOTD"
-//	4    1     format version (1)
-//	5    1     flags: bit0 in-place, bit1 descending step order, bit2 word differences
+//	4    1     format version (2)
+//	5    1     flags: bit0 in-place, bit1 descending step order, bit2 word
+//	           differences, bit3 schedule (in-place only, not with bit1)
 //	6    1     model: bits 0-3 literal context bits (<= 6); bits 4-7 w, the
 //	           literal history is 2^(w+8) bytes (w = 0: none, w+8 <= 15)
 //	7    uv    old image size
@@ -26,13 +27,32 @@ import (
 //	..   1+n   firmware version of the new image (length byte, then UTF-8, n <= 64)
 //	..   uv    sequence number (anti-rollback; the device refuses one not above its own)
 //	..   uv    erase block size (in-place only; absent in a sequential package)
+//	..         schedule (flag bit3 only):
+//	     uv    R, the number of runs of the block order (<= 32)
+//	     R*2uv first and last block of each run: its steps write blocks first,
+//	           first±1, .. last, ascending if first <= last, descending
+//	           otherwise; the runs in turn write every block once
+//	     uv    S, the number of stashed old blocks (<= 16)
+//	     S*uv  the stashed old block indexes, ascending, each coded as its
+//	           gap to the previous one less one (the first as itself)
 //	..         compressed instruction stream, to the signature
 //	end-64 64  Ed25519 signature over every byte before it
 //
 // Derived, not stored: the number of steps (ceil(new size / erase block) for
-// in-place, 1 for sequential), the step order (ascending or descending
-// block index, per flag bit1), the image region (max(old, new) rounded up to
-// the erase block) and the decoder's RAM (ArenaSize).
+// in-place, 1 for sequential), the step order without a schedule
+// (ascending or descending block index, per flag bit1), the image region
+// (max(old, new) rounded up to the erase block) and the decoder's RAM
+// (ArenaSize).
+//
+// Stash: before the first step the installer copies each stashed block of
+// the old image (its bytes below the old size) aside, into S erase blocks
+// of its staging area (the stash slots, in the listed order). Copies may
+// read old image offset x of a stashed block at any step, at source offset
+// region + x; the decoder reads it from slot i at region + i*erase block +
+// x mod erase block, so that the source it is given covers the region
+// followed by the S slots (Header.SourceSize). A stash costs the device
+// flash, not package bytes: it breaks the cycles of blocks that read each
+// other, which no write order can satisfy.
 //
 // The instruction stream is one adaptive range-coded stream (rangecoder.go,
 // model.go) that interleaves three kinds of field, each with its own
@@ -45,7 +65,8 @@ import (
 //
 //	copyLen  number; then, if copyLen > 0:
 //	dispDelta  zigzag number: displacement = previous displacement + dispDelta;
-//	           the copy reads copyLen bytes at image offset out + displacement
+//	           the copy reads copyLen bytes at source offset out + displacement
+//	           (image region offsets, then the stash: see above)
 //	copyLen difference bytes: out = source + difference (mod 256); with
 //	         flag bit2, a group of 4 at a word-aligned output offset inside
 //	         the copy is one little-endian 32-bit difference (mod 2^32)
@@ -65,13 +86,14 @@ import (
 
 const (
 	magic         = "FOTD"
-	formatVersion = 1
+	formatVersion = 2
 	sigSize       = ed25519.SignatureSize
 
 	flagInPlace    = 1 << 0
 	flagDescending = 1 << 1
 	flagWordDiffs  = 1 << 2
-	knownFlags     = flagInPlace | flagDescending | flagWordDiffs
+	flagSchedule   = 1 << 3
+	knownFlags     = flagInPlace | flagDescending | flagWordDiffs | flagSchedule
 
 	// MaxImageSize bounds old and new sizes read from a header: larger
 	// claims are refused before anything is allocated.
@@ -80,6 +102,10 @@ const (
 	MinEraseBlock = 256
 	MaxEraseBlock = 1 << 20
 	maxStringLen  = 64
+	// MaxRuns and MaxStash bound a schedule: runs of the block order and
+	// stashed blocks (they keep the header under 512 bytes).
+	MaxRuns  = 32
+	MaxStash = 16
 )
 
 // Errors callers may branch on.
@@ -103,8 +129,17 @@ type Header struct {
 	RAMBudget        uint32 // bytes the device needs to apply (arena size, ArenaSize)
 	Steps            int    // number of in-place steps (blocks written); 1 for sequential
 	// Descending is the step order: blocks are written from the last to the
-	// first when true, from the first to the last otherwise.
+	// first when true, from the first to the last otherwise. A package
+	// with a schedule (Order) has neither.
 	Descending bool
+	// Order is the block write order of an in-place package with a
+	// schedule (flag bit3): runs of consecutive blocks that together write
+	// every block once. Nil without a schedule.
+	Order []BlockRun
+	// Stash is the old image's blocks (ascending) the installer copies
+	// into its staging area before the first step; any step may read them
+	// (source offset Region()+old offset). Only with a schedule.
+	Stash []uint32
 	// WordDiffs: the differences of each word-aligned group of four copied
 	// bytes are the little-endian bytes of one 32-bit difference, so that a
 	// pointer moved by a constant has the same difference bytes whatever
@@ -118,6 +153,34 @@ type Header struct {
 	// HeaderSize is the byte offset of the instruction stream in the
 	// package; StreamSize its length (the signature follows it).
 	HeaderSize, StreamSize int
+
+	// Generator-side caches of the schedule (never read by the player,
+	// which walks Order and Stash): the step of each block, and whether
+	// each old block is stashed.
+	rank     []int32
+	stashSet []bool
+}
+
+// BlockRun is one run of a schedule's block order: blocks First to Last,
+// one per step, ascending when First <= Last, descending otherwise.
+type BlockRun struct{ First, Last uint32 }
+
+// Len is the number of blocks (steps) of the run.
+func (r BlockRun) Len() int {
+	if r.First <= r.Last {
+		return int(r.Last-r.First) + 1
+	}
+	return int(r.First-r.Last) + 1
+}
+
+// SourceSize is the extent of the source a step's copies read: the image
+// region followed by the stash slots (in-place); the old image
+// (sequential).
+func (h *Header) SourceSize() int64 {
+	if !h.InPlace {
+		return int64(h.OldSize)
+	}
+	return int64(h.Region()) + int64(len(h.Stash))*int64(h.EraseBlock)
 }
 
 // Region is the size of the flash region an in-place package is applied in:
@@ -228,13 +291,74 @@ func Parse(patch []byte) (*Header, error) {
 		}
 		h.EraseBlock = uint32(v)
 		h.Steps = int((uint64(h.NewSize) + v - 1) / v)
-	} else if h.Descending {
+		if flags&flagSchedule != 0 {
+			if err := parseSchedule(h, uv); err != nil {
+				return nil, err
+			}
+		}
+	} else if h.Descending || flags&flagSchedule != 0 {
 		return nil, fmt.Errorf("%w: step order flag on a sequential package", ErrFormat)
 	}
 	h.HeaderSize = off
 	h.StreamSize = len(body) - off
 	h.RAMBudget = uint32(ArenaSize(h))
 	return h, nil
+}
+
+// parseSchedule reads and checks the block order and the stash: the runs
+// must write every block exactly once, the stashed blocks must be old
+// image blocks, ascending.
+func parseSchedule(h *Header, uv func(string, uint64) (uint64, error)) error {
+	if h.Descending {
+		return fmt.Errorf("%w: descending order flag with a schedule", ErrFormat)
+	}
+	r, err := uv("schedule runs", MaxRuns)
+	if err != nil {
+		return err
+	}
+	last := uint64(max(h.Steps-1, 0))
+	total := 0
+	h.Order = make([]BlockRun, r)
+	for i := range h.Order {
+		a, err := uv("run first block", last)
+		if err != nil {
+			return err
+		}
+		b, err := uv("run last block", last)
+		if err != nil {
+			return err
+		}
+		run := BlockRun{uint32(a), uint32(b)}
+		lo, hi := min(run.First, run.Last), max(run.First, run.Last)
+		for _, o := range h.Order[:i] {
+			if lo <= max(o.First, o.Last) && min(o.First, o.Last) <= hi {
+				return fmt.Errorf("%w: schedule runs %d-%d and %d-%d overlap", ErrFormat, o.First, o.Last, run.First, run.Last)
+			}
+		}
+		h.Order[i] = run
+		total += run.Len()
+	}
+	if total != h.Steps {
+		return fmt.Errorf("%w: schedule writes %d blocks, the image has %d", ErrFormat, total, h.Steps)
+	}
+	s, err := uv("stashed blocks", MaxStash)
+	if err != nil {
+		return err
+	}
+	oldBlocks := (uint64(h.OldSize) + uint64(h.EraseBlock) - 1) / uint64(h.EraseBlock)
+	next := uint64(0)
+	for i := uint64(0); i < s; i++ {
+		if next >= oldBlocks {
+			return fmt.Errorf("%w: stashed block %d of an old image of %d blocks", ErrFormat, next, oldBlocks)
+		}
+		g, err := uv("stashed block", oldBlocks-1-next)
+		if err != nil {
+			return err
+		}
+		h.Stash = append(h.Stash, uint32(next+g))
+		next += g + 1
+	}
+	return nil
 }
 
 // Verify parses the package and checks its Ed25519 signature with pub.
@@ -268,6 +392,9 @@ func marshalHeader(h *Header) []byte {
 	if h.WordDiffs {
 		flags |= flagWordDiffs
 	}
+	if h.Order != nil {
+		flags |= flagSchedule
+	}
 	model := byte(h.LitCtxBits)
 	if h.LitWindow > 0 {
 		model |= byte(bits.Len(uint(h.LitWindow))-1-8) << 4
@@ -284,6 +411,19 @@ func marshalHeader(h *Header) []byte {
 	b = binary.AppendUvarint(b, uint64(h.SeqNo))
 	if h.InPlace {
 		b = binary.AppendUvarint(b, uint64(h.EraseBlock))
+	}
+	if h.Order != nil {
+		b = binary.AppendUvarint(b, uint64(len(h.Order)))
+		for _, r := range h.Order {
+			b = binary.AppendUvarint(b, uint64(r.First))
+			b = binary.AppendUvarint(b, uint64(r.Last))
+		}
+		b = binary.AppendUvarint(b, uint64(len(h.Stash)))
+		next := uint32(0)
+		for _, x := range h.Stash {
+			b = binary.AppendUvarint(b, uint64(x-next))
+			next = x + 1
+		}
 	}
 	return b
 }

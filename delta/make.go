@@ -25,6 +25,12 @@ type Options struct {
 	RAM int
 	// Key signs the package.
 	Key ed25519.PrivateKey
+	// Stash is the most flash, in bytes, an in-place package may ask the
+	// device to set aside in its staging area (besides the package) for
+	// copies of old blocks that the write order cannot keep readable
+	// (Header.Stash); whole erase blocks, at most MaxStash of them. 0
+	// means DefaultStash; negative, none.
+	Stash int
 	// DeviceType and Version (of the new image) go into the header, at
 	// most 64 bytes each; SeqNo is the anti-rollback counter.
 	DeviceType, Version string
@@ -39,21 +45,25 @@ type Options struct {
 const (
 	DefaultEraseBlock = 4096
 	DefaultRAM        = 16384 - 832
+	DefaultStash      = 32 << 10
 )
 
-// view is the image region as the device sees it while decoding step k:
-// old bytes in blocks not yet written, new bytes in written ones.
+// view is the source as the device sees it while decoding step k: old
+// bytes in region blocks not yet written, new bytes in written ones, and
+// past the region (at region + old offset) the old bytes of stashed blocks.
 type view struct {
 	h        *Header
 	k        int
 	old, new []byte
 	bs       int64 // erase block (in-place), or larger than any image
+	region   int64 // start of the stash space (in-place), or larger than any offset
 }
 
 func newView(h *Header, k int, old, new []byte) *view {
-	v := &view{h: h, k: k, old: old, new: new, bs: 1 << 62}
+	v := &view{h: h, k: k, old: old, new: new, bs: 1 << 62, region: 1 << 62}
 	if h.InPlace {
 		v.bs = int64(h.EraseBlock)
+		v.region = int64(h.Region())
 	}
 	return v
 }
@@ -61,17 +71,14 @@ func newView(h *Header, k int, old, new []byte) *view {
 func (v *view) isWritten(b int64) bool { return v.h.InPlace && writtenBefore(v.h, int(b), v.k) }
 
 // validEnd is the end of the readable bytes of the block holding x.
-func (v *view) validEnd(x int64) int64 {
-	b := x / v.bs
-	if v.isWritten(b) {
-		return min((b+1)*v.bs, int64(len(v.new)))
-	}
-	return min((b+1)*v.bs, int64(len(v.old)))
-}
+func (v *view) validEnd(x int64) int64 { return validEnd(v.h, x, v.k) }
 
 func (v *view) valid(x int64) bool { return x >= 0 && x < v.validEnd(x) }
 
 func (v *view) at(x int64) byte {
+	if x >= v.region {
+		return v.old[x-v.region]
+	}
 	if v.isWritten(x / v.bs) {
 		return v.new[x]
 	}
@@ -79,6 +86,10 @@ func (v *view) at(x int64) byte {
 }
 
 func (v *view) eq(x int64, b byte) bool { return v.valid(x) && v.at(x) == b }
+
+// sameSide: x and y are both in the region or both in the stash space (a
+// copy may not cross from one to the other).
+func (v *view) sameSide(x, y int64) bool { return (x >= v.region) == (y >= v.region) }
 
 // op is one instruction: copyLen bytes at out read from src plus
 // differences, then litLen literal bytes.
@@ -171,6 +182,19 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 		hh := *h
 		hh.Descending = desc
 		orders = append(orders, trial{h: hh, c: c0, gain: matchGains[0]})
+	}
+	// and a schedule: an order of runs chosen against the copies of the
+	// unconstrained plan, with a stash for what no order keeps readable.
+	if opts.InPlace && len(old) > 0 {
+		if opts.Stash == 0 {
+			opts.Stash = DefaultStash
+		}
+		maxStash := min(MaxStash, max(opts.Stash, 0)/opts.EraseBlock)
+		if order, stash := scheduleFor(m, h, matchGains[0], maxStash); order != nil {
+			hh := *h
+			setSchedule(&hh, order, stash)
+			orders = append(orders, trial{h: hh, c: c0, gain: matchGains[0]})
+		}
 	}
 	best = runTrials(m, old, new, orders)
 	// 2. The other match gains with that order.
@@ -344,6 +368,9 @@ func (m *matcher) search(v *view, q []byte, out int, pref int64) (int64, int) {
 		if s < oldN {
 			x = int64(s)
 			limit = min(limit, oldN-s)
+			if b := x / v.bs; v.isWritten(b) && v.h.stashSlot(b) >= 0 {
+				x += v.region // the stash copy of a written block
+			}
 		} else {
 			x, fromNew = int64(s-oldN), true
 		}
@@ -372,6 +399,9 @@ func (m *matcher) clip(v *view, x int64, n int, fromNew bool) int {
 			return 0
 		}
 		return n
+	}
+	if x >= v.region {
+		return v.validRun(x, n)
 	}
 	bs := int64(h.EraseBlock)
 	end, lim := x, x+int64(n)
@@ -411,14 +441,18 @@ func jumpCost(delta int64) int {
 
 var jumpFree, jumpDiv = 4, 4
 
-// validRun is how many bytes from region offset x on (at most n) step k
-// may read.
+// validRun is how many bytes from source offset x on (at most n) step k
+// may read, without crossing from the region into the stash space.
 func (v *view) validRun(x int64, n int) int {
 	if x < 0 {
 		return 0
 	}
+	lim := x + int64(n)
+	if x < v.region {
+		lim = min(lim, v.region)
+	}
 	e := x
-	for e < x+int64(n) {
+	for e < lim {
 		ve := v.validEnd(e)
 		if e >= ve {
 			break
@@ -482,7 +516,7 @@ func (m *matcher) plan(h *Header, matchGain int) *plan {
 			}
 			if ln != oldscore || scan == be {
 				s, sf, lenf := 0, 0, 0
-				for i := 0; lastscan+i < scan && v.valid(lastpos+int64(i)); {
+				for i := 0; lastscan+i < scan && v.valid(lastpos+int64(i)) && v.sameSide(lastpos, lastpos+int64(i)); {
 					if v.at(lastpos+int64(i)) == newb[lastscan+i] {
 						s++
 					}
@@ -494,7 +528,7 @@ func (m *matcher) plan(h *Header, matchGain int) *plan {
 				lenb := 0
 				if scan < be {
 					s, sb := 0, 0
-					for i := 1; scan >= lastscan+i && v.valid(pos-int64(i)); i++ {
+					for i := 1; scan >= lastscan+i && v.valid(pos-int64(i)) && v.sameSide(pos, pos-int64(i)); i++ {
 						if v.at(pos-int64(i)) == newb[scan-i] {
 							s++
 						}

@@ -138,6 +138,19 @@ func target(h *Header, k int) (uint32, int) {
 
 // blockAt is the region block step k writes.
 func (h *Header) blockAt(k int) int {
+	if h.Order != nil {
+		for _, r := range h.Order {
+			n := r.Len()
+			if k < n {
+				if r.First <= r.Last {
+					return int(r.First) + k
+				}
+				return int(r.First) - k
+			}
+			k -= n
+		}
+		return -1
+	}
 	if h.Descending {
 		return h.Steps - 1 - k
 	}
@@ -147,6 +160,23 @@ func (h *Header) blockAt(k int) int {
 // stepOf is the step that writes region block b, or -1 if none does.
 func (h *Header) stepOf(b int) int {
 	if !h.InPlace || b < 0 || b >= h.Steps {
+		return -1
+	}
+	if h.rank != nil {
+		return int(h.rank[b])
+	}
+	if h.Order != nil {
+		base := 0
+		for _, r := range h.Order {
+			lo, hi := min(r.First, r.Last), max(r.First, r.Last)
+			if uint32(b) >= lo && uint32(b) <= hi {
+				if r.First <= r.Last {
+					return base + b - int(r.First)
+				}
+				return base + int(r.First) - b
+			}
+			base += r.Len()
+		}
 		return -1
 	}
 	if h.Descending {
@@ -162,14 +192,38 @@ func writtenBefore(h *Header, b, k int) bool {
 	return s >= 0 && s < k
 }
 
-// validEnd is the end of the readable bytes of the region block holding
-// offset x while step k is decoded: old bytes below OldSize in blocks not
-// yet written, new bytes below NewSize in written ones.
+// stashSlot is the stash slot holding old block b, or -1.
+func (h *Header) stashSlot(b int64) int {
+	if h.stashSet != nil {
+		if b < 0 || b >= int64(len(h.stashSet)) || !h.stashSet[b] {
+			return -1
+		}
+	}
+	for i, x := range h.Stash {
+		if int64(x) == b {
+			return i
+		}
+	}
+	return -1
+}
+
+// validEnd is the end of the readable bytes of the block holding source
+// offset x while step k is decoded: in the image region, old bytes below
+// OldSize in blocks not yet written, new bytes below NewSize in written
+// ones; past the region (region + old offset), old bytes of stashed
+// blocks. A result <= x means x is not readable.
 func validEnd(h *Header, x int64, k int) int64 {
 	if !h.InPlace {
 		return int64(h.OldSize)
 	}
 	bs := int64(h.EraseBlock)
+	if r := int64(h.Region()); x >= r {
+		b := (x - r) / bs
+		if h.stashSlot(b) < 0 {
+			return x
+		}
+		return r + min((b+1)*bs, int64(h.OldSize))
+	}
 	b := x / bs
 	lim := int64(h.OldSize)
 	if writtenBefore(h, int(b), k) {
@@ -179,7 +233,8 @@ func validEnd(h *Header, x int64, k int) int64 {
 }
 
 // Next decodes step Step() into out[:n] (n from Target), reading copy
-// sources from src, the whole image region as it is now, and advances.
+// sources from src, the whole image region as it is now followed by the
+// stash slots (Header.SourceSize bytes), and advances.
 func (p *InPlacePlayer) Next(src io.ReaderAt, out []byte) error {
 	if p.step >= p.hdr.Steps {
 		return fmt.Errorf("delta: no step %d, the package has %d", p.step, p.hdr.Steps)
@@ -222,6 +277,12 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 	off, n := p.Target(p.step)
 	d := &p.dec
 	region := int64(h.Region())
+	// Copy sources lie in the region or, past it, in the stash space
+	// (region + old offset).
+	srcEnd := region
+	if len(h.Stash) > 0 {
+		srcEnd += int64(h.OldSize)
+	}
 	o := 0
 	for o < n {
 		cl := d.number(numCopyLen)
@@ -230,13 +291,13 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 		}
 		if cl > 0 {
 			dd := unzigzag(d.number(numDisp))
-			if lim := region + int64(h.NewSize); dd > lim || dd < -lim {
+			if lim := srcEnd + int64(h.NewSize); dd > lim || dd < -lim {
 				return p.streamErr(fmt.Errorf("%w: displacement change %d out of range", ErrFormat, dd))
 			}
 			disp := d.h.disp + dd
 			s := int64(off) + int64(o) + disp
-			if s < 0 || s+int64(cl) > region {
-				return p.streamErr(fmt.Errorf("%w: copy source %d+%d outside the %d-byte region", ErrFormat, s, cl, region))
+			if s < 0 || s+int64(cl) > srcEnd || s < region && s+int64(cl) > region {
+				return p.streamErr(fmt.Errorf("%w: copy source %d+%d outside the %d-byte region and the stash", ErrFormat, s, cl, region))
 			}
 			// The source must hold what the generator planned: old data
 			// in blocks not yet written, new data in written ones.
@@ -251,8 +312,8 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 			var dst []byte
 			if out != nil {
 				dst = out[o : o+int(cl)]
-				if _, err := src.ReadAt(dst, s); err != nil {
-					return fmt.Errorf("read source at %d+%d: %w", s, cl, err)
+				if err := p.readSource(src, dst, s, region); err != nil {
+					return err
 				}
 			}
 			for i := 0; i < int(cl); {
@@ -304,6 +365,29 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 		if err := p.streamErr(nil); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// readSource reads a copy's source bytes at source offset s: the region
+// in one read, stashed blocks from their slots (region + slot * erase
+// block), one read per block.
+func (p *InPlacePlayer) readSource(src io.ReaderAt, dst []byte, s, region int64) error {
+	if s < region {
+		if _, err := src.ReadAt(dst, s); err != nil {
+			return fmt.Errorf("read source at %d+%d: %w", s, len(dst), err)
+		}
+		return nil
+	}
+	bs := int64(p.hdr.EraseBlock)
+	for x := s - region; len(dst) > 0; {
+		b := x / bs
+		n := min(int64(len(dst)), (b+1)*bs-x)
+		at := region + int64(p.hdr.stashSlot(b))*bs + x%bs
+		if _, err := src.ReadAt(dst[:n], at); err != nil {
+			return fmt.Errorf("read stash at %d+%d: %w", at, n, err)
+		}
+		dst, x = dst[n:], x+n
 	}
 	return nil
 }

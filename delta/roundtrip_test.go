@@ -178,11 +178,16 @@ func TestInPlaceNeverReadsOverwritten(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		region := make([]byte, h.Region())
+		region := make([]byte, h.SourceSize())
 		for i := range region {
 			region[i] = 0xA5 // not erased: garbage past the old image
 		}
 		copy(region, c.old)
+		// the stash slots after the region, as the installer fills them
+		bs := int(h.EraseBlock)
+		for i, b := range h.Stash {
+			copy(region[int(h.Region())+i*bs:], c.old[int(b)*bs:min(int(b+1)*bs, len(c.old))])
+		}
 		arena := make([]byte, ArenaSize(h))
 		block := make([]byte, h.EraseBlock)
 		for k := 0; k < h.Steps; k++ {

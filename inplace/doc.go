@@ -30,7 +30,12 @@
 // it is an in-place package for this device type, erase block and old
 // image (hashed afresh), fits the region, the staging area and the RAM
 // budget, and its whole instruction stream decodes; then it copies the
-// package into the staging area and journals it as staged. Resume applies
+// package into the staging area, copies the old blocks the package stashes
+// (delta.Header.Stash: blocks that read each other in a cycle no write
+// order satisfies) into the slots after it, reads both back, and journals
+// the package as staged. Steps read the stash slots as a continuation of
+// the image region (sourceReader); they are never erased until the next
+// install, and the scratch rotation starts after them. Resume applies
 // it one erase block per step: decode into the block buffer, write it to a
 // scratch block, journal, erase and program the target, journal. After a
 // cut, Boot resumes: a step whose scratch copy was journaled is finished

@@ -43,7 +43,7 @@ const DefaultRAMBudget = 16 << 10
 
 // Fixed working buffers besides the decoder's arena and the block buffer.
 const (
-	headerPrefix = 512 // package header read back from staging (the header is < 240 bytes)
+	headerPrefix = 512 // package header read back from staging (the header is < 480 bytes, schedule included)
 	ioBufSize    = 256 // hashing and verifying flash contents
 )
 
@@ -111,7 +111,8 @@ func Install(f *Flash, patch []byte, opts Options) (Report, error) {
 // the image region's first OldSize bytes; a full-image package, OldSize 0,
 // names none: fullimage.go); and the structure of the whole
 // instruction stream (decoded once without output). A refused package
-// leaves the flash untouched. A power cut during the copy leaves the
+// leaves the flash untouched. Then the package and its stash (stashOld)
+// are copied and read back. A power cut during the copies leaves the
 // journal as it was: the device boots the old image.
 func Stage(f *Flash, patch []byte, opts Options) (*delta.Header, error) {
 	l, err := LayoutFor(f.Geometry())
@@ -186,10 +187,51 @@ func Stage(f *Flash, patch []byte, opts Options) (*delta.Header, error) {
 	if staged != want {
 		return nil, fmt.Errorf("stage: staging area reads back differently: %w", ErrStaging)
 	}
+	if err := stashOld(f, l, hdr, uint32(len(patch)), iobuf); err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
 	if err := j.Append(Record{State: StateStaged, PatchLen: uint32(len(patch)), PatchHash: want, Steps: uint32(hdr.Steps)}); err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
 	return hdr, nil
+}
+
+// stashOld copies the old blocks the package stashes (hdr.Stash) into
+// their slots after the staged package, through buf, and reads them back.
+// It runs before the journal says staged: a cut leaves the journal as it
+// was and the old image untouched.
+func stashOld(f *Flash, l Layout, hdr *delta.Header, patchLen uint32, buf []byte) error {
+	eb := int64(l.EraseBlock)
+	for i, b := range hdr.Stash {
+		slot := l.stashBlock(i, patchLen)
+		if err := f.Erase(slot); err != nil {
+			return fmt.Errorf("erase stash slot %d: %w", i, err)
+		}
+		from, n := l.ImageStart+int64(b)*eb, min(eb, int64(hdr.OldSize)-int64(b)*eb)
+		to := int64(slot) * eb
+		src, dst := sha256.New(), sha256.New()
+		for o := int64(0); o < n; o += int64(len(buf)) {
+			c := buf[:min(int64(len(buf)), n-o)]
+			if _, err := f.ReadAt(c, from+o); err != nil {
+				return fmt.Errorf("read old block %d: %w", b, err)
+			}
+			src.Write(c)
+			if err := programSkippingErased(f, to+o, c); err != nil {
+				return fmt.Errorf("stash old block %d: %w", b, err)
+			}
+		}
+		for o := int64(0); o < n; o += int64(len(buf)) {
+			c := buf[:min(int64(len(buf)), n-o)]
+			if _, err := f.ReadAt(c, to+o); err != nil {
+				return fmt.Errorf("read back stash slot %d: %w", i, err)
+			}
+			dst.Write(c)
+		}
+		if !bytes.Equal(src.Sum(nil), dst.Sum(nil)) {
+			return fmt.Errorf("stash slot %d reads back differently: %w", i, ErrStaging)
+		}
+	}
+	return nil
 }
 
 // checkHeader holds the package's claims against the device.
@@ -209,6 +251,8 @@ func checkHeader(hdr *delta.Header, rec *BootRecord, l Layout, patchLen int) err
 		return fmt.Errorf("package needs a %d-byte image region, flash has %d: %w", hdr.Region(), l.ImageSize, ErrDoesNotFit)
 	case patchLen > l.StagingSize:
 		return fmt.Errorf("package of %d bytes, staging area %d: %w", patchLen, l.StagingSize, ErrDoesNotFit)
+	case (patchLen+l.EraseBlock-1)/l.EraseBlock+len(hdr.Stash) > l.StagingSize/l.EraseBlock:
+		return fmt.Errorf("package of %d bytes and %d stashed blocks, staging area %d: %w", patchLen, len(hdr.Stash), l.StagingSize, ErrDoesNotFit)
 	}
 	return CheckBase(hdr, rec)
 }
@@ -287,7 +331,8 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 	if err != nil {
 		return rep, fmt.Errorf("resume: %w", err)
 	}
-	src := io.NewSectionReader(f, l.ImageStart, int64(l.ImageSize))
+	src := &sourceReader{f: f, image: l.ImageStart, region: int64(hdr.Region()),
+		stash: int64(l.stashBlock(0, last.PatchLen)) * int64(l.EraseBlock), stashSize: int64(len(hdr.Stash)) * int64(l.EraseBlock)}
 
 	k := 0
 	switch last.State {
@@ -300,7 +345,7 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 		if k >= hdr.Steps || n != want {
 			return rep, fmt.Errorf("resume: scratch record for step %d (%d bytes) does not fit the package: %w", k, n, ErrStaging)
 		}
-		if _, err := f.ReadAt(block[:n], int64(l.scratchFor(k, last.PatchLen)*l.EraseBlock)); err != nil {
+		if _, err := f.ReadAt(block[:n], int64(l.scratchFor(k, last.PatchLen, len(hdr.Stash))*l.EraseBlock)); err != nil {
 			return rep, fmt.Errorf("resume: read scratch: %w", err)
 		}
 		if crc32.ChecksumIEEE(block[:n]) != last.ScratchCRC {
@@ -329,7 +374,7 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 		if watch.hit {
 			// The step read its own target: once the target is erased it
 			// cannot be decoded again, so it goes through scratch first.
-			if err := writeBlock(f, l.scratchFor(k, last.PatchLen), block[:n]); err != nil {
+			if err := writeBlock(f, l.scratchFor(k, last.PatchLen, len(hdr.Stash)), block[:n]); err != nil {
 				return rep, fmt.Errorf("resume: step %d to scratch: %w", k, err)
 			}
 			r.State, r.ScratchLen, r.ScratchCRC = StateScratch, uint32(n), crc32.ChecksumIEEE(block[:n])
@@ -351,6 +396,25 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 		}
 	}
 	return rep, commit(f, l, j, hdr, last, iobuf)
+}
+
+// sourceReader is what a step's copies read (delta.Header.SourceSize): the
+// image region, then the stash slots after the staged package.
+type sourceReader struct {
+	f                *Flash
+	image, region    int64 // image region address and size
+	stash, stashSize int64 // stash slots address and size
+}
+
+func (s *sourceReader) ReadAt(p []byte, off int64) (int, error) {
+	end := off + int64(len(p))
+	switch {
+	case off >= 0 && end <= s.region:
+		return s.f.ReadAt(p, s.image+off)
+	case off >= s.region && end <= s.region+s.stashSize:
+		return s.f.ReadAt(p, s.stash+off-s.region)
+	}
+	return 0, fmt.Errorf("source read %d+%d outside the %d-byte region and %d-byte stash: %w", off, len(p), s.region, s.stashSize, ErrOutOfRange)
 }
 
 // targetWatch passes reads through to the image region and notes whether

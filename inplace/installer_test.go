@@ -530,3 +530,42 @@ func TestRAMBudgetIsTheDevicesAcrossReboots(t *testing.T) {
 		t.Fatal("commit lost the device's RAM budget")
 	}
 }
+
+// stashPair is an image whose new version swaps two blocks' worth of code
+// and moves a third back and forth: blocks that read each other, which no
+// write order satisfies, so that its package stashes old blocks.
+func stashPair() (old, new []byte) {
+	r := rand.New(rand.NewPCG(3, 4))
+	old = make([]byte, 48<<10)
+	for i := range old {
+		if i%16 < 6 {
+			old[i] = byte(r.IntN(256))
+		} else {
+			old[i] = byte(i / 32)
+		}
+	}
+	new = bytes.Clone(old)
+	const b = 4096
+	copy(new[3*b:4*b], old[8*b:9*b]) // 3 <- 8 and 8 <- 3: a cycle
+	copy(new[8*b:9*b], old[3*b:4*b])
+	copy(new[5*b+100:6*b], old[10*b:11*b-100]) // 5 <- 10 <- 6 <- 5
+	copy(new[10*b:11*b], old[6*b:7*b])
+	copy(new[6*b:7*b], old[5*b:6*b])
+	for i := 1000; i < len(new); i += 2999 {
+		new[i] ^= 0x33
+	}
+	return old, new
+}
+
+// TestPowerCutSweepWithStash: a package that stashes old blocks in the
+// staging area survives a cut at every operation, the stash copy included.
+func TestPowerCutSweepWithStash(t *testing.T) {
+	old, new := stashPair()
+	patch := makePatch(t, old, new, 4096, nil)
+	hdr, _ := delta.Parse(patch)
+	t.Logf("package %d bytes, order %v, stash %v", len(patch), hdr.Order, hdr.Stash)
+	if len(hdr.Stash) == 0 {
+		t.Fatal("the package stashes nothing; the test wants a stash")
+	}
+	sweepEveryOperation(t, "stash: ", patch, old, new)
+}

@@ -14,14 +14,17 @@ import (
 //	                 records; the next block is erased only when one fills
 //	block 4 ..      image region: the image the device runs, patched in place
 //	..              staging area: the signed package, copied in before the
-//	                 first image byte changes, so that boot can resume
+//	                 first image byte changes, so that boot can resume; after
+//	                 it, the stash slots: the old blocks the package asks to
+//	                 keep (delta.Header.Stash), copied with it
 //	last block      scratch: one decoded block waits here before its target
 //	                 is erased (installer.go)
 //
 // Every step erases a scratch block once, so a single scratch block would
 // take Steps erases per update while image blocks take one. The installer
-// therefore rotates its scratch over the staging blocks the package leaves
-// free and the last block (scratchFor), which are contiguous.
+// therefore rotates its scratch over the staging blocks the package and
+// its stash leave free and the last block (scratchFor), which are
+// contiguous.
 //
 // The blocks between the fixed areas are split three to one between image
 // and staging: a delta package is a small fraction of an image (5-25% on
@@ -73,12 +76,18 @@ func (l Layout) ImageBlock(off int64) int {
 	return int((l.ImageStart + off) / int64(l.EraseBlock))
 }
 
+// stashBlock is the erase block of stash slot i while a package of
+// patchLen bytes is staged: the slots follow the package.
+func (l Layout) stashBlock(i int, patchLen uint32) int {
+	return int(l.StagingStart)/l.EraseBlock + (int(patchLen)+l.EraseBlock-1)/l.EraseBlock + i
+}
+
 // scratchFor is the erase block that holds step k's scratch copy while a
-// package of patchLen bytes is staged: step k uses free block k mod free,
-// counting from the first staging block after the package to the last
-// block of the flash.
-func (l Layout) scratchFor(k int, patchLen uint32) int {
-	first := int(l.StagingStart)/l.EraseBlock + (int(patchLen)+l.EraseBlock-1)/l.EraseBlock
+// package of patchLen bytes with stash slots is staged: step k uses free
+// block k mod free, counting from the first staging block after the
+// package and its stash to the last block of the flash.
+func (l Layout) scratchFor(k int, patchLen uint32, stash int) int {
+	first := l.stashBlock(stash, patchLen)
 	free := l.ScratchBlock - first + 1
 	return first + k%free
 }

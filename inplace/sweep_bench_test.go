@@ -100,7 +100,7 @@ func sweepPair(b *testing.B, old, new []byte) {
 	fmt.Printf("  installer RAM: %d bytes (decoder %d + erase block %d + fixed %d); detools in-place ~8 MiB (LZMA) or ~1 KiB (heatshrink); bsdiff old+new %d bytes\n",
 		rep.ArenaPeak, delta.ArenaSize(hdr), eb, rep.ArenaPeak-delta.ArenaSize(hdr)-eb, len(old)+len(new))
 	fmt.Printf("  erases per block: max %d, mean %.2f over %d blocks erased (plain full-image write: max 1, mean 1 over %d blocks); scratch rotates over %d blocks\n",
-		wearMax, float64(wearSum)/float64(touched), touched, imageBlocks, l.ScratchBlock-l.scratchFor(0, uint32(len(patch)))+1)
+		wearMax, float64(wearSum)/float64(touched), touched, imageBlocks, l.ScratchBlock-l.scratchFor(0, uint32(len(patch)), len(hdr.Stash))+1)
 	fmt.Printf("  simulated update time %v (staging + in place + verify), plain full-image write %v\n",
 		(end.SimTime - start.SimTime).Round(time.Millisecond), plainTime.Round(time.Millisecond))
 	b.ReportMetric(float64(r.tried), "cuts")
