@@ -356,20 +356,38 @@ func (m *Campaigns) checkDone(ctx context.Context, c Campaign, d *CampaignDevice
 	return true, nil
 }
 
-// start checks a queued device's type and version and picks its package.
+// start checks a queued device's type and version, picks its package and
+// offers it. Over NB-IoT every round trip costs seconds, so the two reads
+// (/3/0/3, /3/0/17) and the two observations (/5/0/3, /5/0/5; their first
+// answers are the current values) go out at once: one round trip, after
+// which a device in state Idle is offered the package straight away.
 func (m *Campaigns) start(ctx context.Context, c Campaign, d *CampaignDevice) (bool, error) {
-	// Both reads at once: one round trip instead of two.
-	var devType string
-	var terr error
-	typeDone := make(chan struct{})
-	go func() {
-		defer close(typeDone)
-		devType, terr = m.readText(ctx, d.Endpoint, "/3/0/17")
-	}()
-	version, err := m.readText(ctx, d.Endpoint, "/3/0/3")
-	<-typeDone
-	if err != nil {
-		return true, err
+	var (
+		version, devType string
+		verr, terr       error
+		fw               [2]*Response // answers to the observations of /5/0/3, /5/0/5
+		wg               sync.WaitGroup
+	)
+	wg.Add(3)
+	go func() { defer wg.Done(); devType, terr = m.readText(ctx, d.Endpoint, "/3/0/17") }()
+	for k, path := range []string{"/5/0/3", "/5/0/5"} {
+		go func() {
+			defer wg.Done()
+			rctx, cancel := m.reqCtx(ctx, d.Endpoint)
+			defer cancel()
+			resp, err := m.srv.Observe(rctx, d.Endpoint, path, fmtPtr(lwm2m.FormatText))
+			if err != nil {
+				m.srv.log.Debug("campaign: observe", "endpoint", d.Endpoint, "path", path, "err", err)
+				return
+			}
+			fw[k] = resp
+		}()
+	}
+	version, verr = m.readText(ctx, d.Endpoint, "/3/0/3")
+	wg.Wait()
+	if verr != nil {
+		m.stopObserving(ctx, d.Endpoint)
+		return true, verr
 	}
 	if terr != nil || devType == "" {
 		devType = c.DeviceType // the device does not tell: trust the targeting
@@ -381,6 +399,7 @@ func (m *Campaigns) start(ctx context.Context, c Campaign, d *CampaignDevice) (b
 	}
 	if devType != want {
 		d.State, d.Error = DeviceSkipped, fmt.Sprintf("device type %q, campaign is for %q", devType, want)
+		m.stopObserving(ctx, d.Endpoint)
 		return false, nil
 	}
 	if len(c.Targets.Versions) > 0 {
@@ -390,11 +409,13 @@ func (m *Campaigns) start(ctx context.Context, c Campaign, d *CampaignDevice) (b
 		}
 		if !ok {
 			d.State, d.Error = DeviceSkipped, fmt.Sprintf("runs version %q, not one targeted", version)
+			m.stopObserving(ctx, d.Endpoint)
 			return false, nil
 		}
 	}
 	if version == c.Version {
 		d.State, d.Progress, d.Error = DeviceSucceeded, 100, "already running the target version"
+		m.stopObserving(ctx, d.Endpoint)
 		return false, nil
 	}
 	img, err := m.fw.Image(c.Image)
@@ -409,23 +430,37 @@ func (m *Campaigns) start(ctx context.Context, c Campaign, d *CampaignDevice) (b
 	}
 	d.Package, d.PackageKind, d.PackageSize, d.ImageSize = p.ID, p.Kind, p.Size, img.Size
 	d.State, d.Progress, d.Started = DeviceDownloading, 0, time.Now().UTC()
-	// Notifications of /5/0/3 and /5/0/5 wake the driver at once; reads
-	// every Poll cover a device that does not notify.
-	// Both observations at once (one round trip).
-	var wg sync.WaitGroup
-	for _, path := range []string{"/5/0/3", "/5/0/5"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rctx, cancel := m.reqCtx(ctx, d.Endpoint)
-			defer cancel()
-			if _, err := m.srv.Observe(rctx, d.Endpoint, path, fmtPtr(lwm2m.FormatText)); err != nil {
-				m.srv.log.Debug("campaign: observe", "endpoint", d.Endpoint, "path", path, "err", err)
-			}
-		}()
+	if st, ok := fwValue(fw[0]); ok && st == fwIdle {
+		if res, ok := fwValue(fw[1]); ok {
+			d.Result = res
+		}
+		return m.offer(ctx, c, d)
 	}
-	wg.Wait()
+	// Busy with another package, or the state is unknown: the next step
+	// reads it (DeviceDownloading) before offering.
 	return false, nil
+}
+
+// fwValue is the integer an observation of a /5 resource answered with.
+func fwValue(r *Response) (int, bool) {
+	if r == nil || !r.Success() {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(r.Payload)))
+	return n, err == nil
+}
+
+// stopObserving cancels the observations start made on a device the
+// campaign does not update.
+func (m *Campaigns) stopObserving(ctx context.Context, ep string) {
+	for _, path := range []string{"/5/0/3", "/5/0/5"} {
+		rctx, cancel := m.reqCtx(ctx, ep)
+		_, err := m.srv.CancelObservation(rctx, ep, []string{path}, false)
+		cancel()
+		if err != nil && !errors.Is(err, ErrNotObserved) {
+			m.srv.log.Debug("campaign: cancel observation", "endpoint", ep, "path", path, "err", err)
+		}
+	}
 }
 
 // offer sends the package: a Block1 write to /5/0/0 (push) or the Package
