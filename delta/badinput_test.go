@@ -204,6 +204,9 @@ func TestOutOfRangeInstructionsAreRefused(t *testing.T) {
 		}
 		return h
 	}
+	// noEnd codes the flag that starts every instruction: not a copy to
+	// the end of the step (first: the step's first instruction).
+	noEnd := func(e *encoder, first bool) { e.rc.shift = rateNumber; e.rc.bit(&e.m.end[endContext(first)], 0) }
 	cases := []struct {
 		name    string
 		inPlace bool
@@ -211,25 +214,31 @@ func TestOutOfRangeInstructionsAreRefused(t *testing.T) {
 		want    string
 	}{
 		{"copy past the region", false, func(e *encoder) {
+			noEnd(e, true)
 			e.number(numCopyLen, 100)
 			e.number(numDisp, zigzag(8150))
 		}, "outside"},
 		{"copy before the region", false, func(e *encoder) {
+			noEnd(e, true)
 			e.number(numCopyLen, 100)
 			e.number(numDisp, zigzag(-1))
 		}, "outside"},
 		{"copy longer than the output", false, func(e *encoder) {
+			noEnd(e, true)
 			e.number(numCopyLen, 9000)
 		}, "overflows"},
 		{"literals longer than the output", false, func(e *encoder) {
+			noEnd(e, true)
 			e.number(numCopyLen, 0)
 			e.number(numExtraLen, 1<<40)
 		}, "overflow"},
 		{"empty instruction", false, func(e *encoder) {
+			noEnd(e, true)
 			e.number(numCopyLen, 0)
 			e.number(numExtraLen, 0)
 		}, "empty instruction"},
 		{"stream ends early", false, func(e *encoder) {
+			noEnd(e, true)
 			e.number(numCopyLen, 0)
 			e.number(numExtraLen, 8192)
 			e.literal(0, 1)
@@ -237,11 +246,13 @@ func TestOutOfRangeInstructionsAreRefused(t *testing.T) {
 		{"in-place copy of bytes the region does not hold", true, func(e *encoder) {
 			// The old image is 5000 bytes: step 1 (block 1) may read
 			// new block 0 and old bytes up to 5000, not 5100.
+			noEnd(e, true)
 			e.number(numCopyLen, 0)
 			e.number(numExtraLen, 4096)
 			for i := 0; i < 4096; i++ {
 				e.literal(uint32(i), 9)
 			}
+			noEnd(e, true)
 			e.number(numCopyLen, 16)
 			e.number(numDisp, zigzag(5100-4096))
 			for i := 0; i < 64; i++ {

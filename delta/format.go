@@ -63,14 +63,18 @@ import (
 // or for the whole image (sequential) the stream holds instructions until
 // the step's output is full:
 //
-//	copyLen  number; then, if copyLen > 0:
+//	toEnd    one bit (context: first instruction of the step or not): 1 is
+//	         a copy of the rest of the step, copyLen = what the step still
+//	         needs, no litLen and no literals; then dispDelta and the
+//	         differences as below
+//	copyLen  number (only when toEnd is 0); then, if copyLen > 0:
 //	dispDelta  zigzag number: displacement = previous displacement + dispDelta;
 //	           the copy reads copyLen bytes at source offset out + displacement
 //	           (image region offsets, then the stash: see above)
 //	copyLen difference bytes: out = source + difference (mod 256); with
 //	         flag bit2, a group of 4 at a word-aligned output offset inside
 //	         the copy is one little-endian 32-bit difference (mod 2^32)
-//	litLen   number, then litLen literal bytes; with a literal history,
+//	litLen   number (only when toEnd is 0), then litLen literal bytes; with a literal history,
 //	         each item of the run is a flag bit then either a byte or a
 //	         match: a bit "same distance as the last match", else the
 //	         distance-1 as a number, then length-4 as a number, repeating
@@ -78,6 +82,11 @@ import (
 //
 // An instruction with copyLen = litLen = 0 is invalid (it would let a corrupt
 // stream spin without producing output).
+//
+// The displacement a step's first dispDelta is relative to is the last
+// copy's, except when the previous step wrote the block just above this
+// one (a descending run): then it is the previous step's first copy's,
+// where this block's end most likely continues from.
 //
 // Resuming: the decoder state at a step boundary is a function of the
 // stream alone, so the installer needs to journal only the index of the

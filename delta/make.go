@@ -284,12 +284,24 @@ func encodePlan(p *plan, old, new []byte) []byte {
 func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
 	for k, ops := range p.steps {
 		v := newView(p.h, k, old, new)
-		for _, o := range ops {
-			e.number(numCopyLen, uint64(o.copyLen))
+		if k > 0 {
+			e.h.startStep(p.h.blockAt(k-1) == p.h.blockAt(k)+1)
+		}
+		_, n := target(p.h, k)
+		for i, o := range ops {
+			toEnd := o.copyLen > 0 && o.litLen == 0 && i == len(ops)-1
+			e.rc.kind, e.rc.shift = numCopyLen, rateNumber
+			if toEnd {
+				e.rc.bit(&e.m.end[endContext(i == 0)], 1)
+			} else {
+				e.rc.bit(&e.m.end[endContext(i == 0)], 0)
+				e.number(numCopyLen, uint64(o.copyLen))
+			}
+			_ = n
 			if o.copyLen > 0 {
 				disp := o.src - int64(o.out)
 				e.number(numDisp, zigzag(disp-e.h.disp))
-				e.h.disp = disp
+				e.h.setDisp(disp)
 				for i := 0; i < o.copyLen; {
 					pos := o.out + i
 					if p.h.WordDiffs && pos&3 == 0 && i+4 <= o.copyLen {
@@ -307,6 +319,9 @@ func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
 					e.diff(uint32(pos), new[pos]-v.at(o.src+int64(i)))
 					i++
 				}
+			}
+			if toEnd {
+				continue
 			}
 			e.number(numExtraLen, uint64(o.litLen))
 			e.literals(uint32(o.out+o.copyLen), new[o.out+o.copyLen:o.out+o.copyLen+o.litLen])
@@ -482,7 +497,15 @@ func (m *matcher) plan(h *Header, matchGain int) *plan {
 	p := &plan{h: h, steps: make([][]op, h.Steps)}
 	newb := m.new
 	lastDisp := int64(0)
+	var stepDisp int64
+	haveStepDisp := false
 	for k := 0; k < h.Steps; k++ {
+		// the displacement the step starts from, as the coder has it
+		// (history.startStep)
+		if k > 0 && haveStepDisp && h.blockAt(k-1) == h.blockAt(k)+1 {
+			lastDisp = stepDisp
+		}
+		haveStepDisp = false
 		off, n := target(h, k)
 		bs, be := int(off), int(off)+n
 		v := newView(h, k, m.old, newb)
@@ -559,6 +582,9 @@ func (m *matcher) plan(h *Header, matchGain int) *plan {
 					ops = append(ops, op{out: lastscan, src: lastpos, copyLen: lenf, litLen: lit})
 					if lenf > 0 {
 						lastDisp = lastpos - int64(lastscan)
+						if !haveStepDisp {
+							stepDisp, haveStepDisp = lastDisp, true
+						}
 					}
 				}
 				lastscan = scan - lenb

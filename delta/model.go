@@ -27,6 +27,7 @@ const (
 	sameCtx      = 16
 	litMatchCtx  = 8
 	repCtx       = 2
+	endCtx       = 2
 
 	// minLitMatch is the shortest repeat the literal stream codes as a
 	// match into its history: at about 17 bits a match of 4 literals
@@ -54,13 +55,14 @@ type model struct {
 	same []uint16 // sameCtx
 	lm   []uint16 // litMatchCtx
 	rep  []uint16 // repCtx
+	end  []uint16 // endCtx: "copy to the end of the step", first instruction of a step or not
 	num  [numFields]numModel
 }
 
 // modelProbs is the number of probabilities a model with lc literal context
 // bits holds.
 func modelProbs(lc int) int {
-	return (4<<lc)*256 + diffTrees*256 + zeroCtx + sameCtx + litMatchCtx + repCtx +
+	return (4<<lc)*256 + diffTrees*256 + zeroCtx + sameCtx + litMatchCtx + repCtx + endCtx +
 		numFields*((1<<numWidthBits)+((numMaxWidth+1)<<numTopBits))
 }
 
@@ -82,6 +84,7 @@ func newModel(probs []uint16, lc int) model {
 	m.same = take(sameCtx)
 	m.lm = take(litMatchCtx)
 	m.rep = take(repCtx)
+	m.end = take(endCtx)
 	for i := range m.num {
 		m.num[i].width = take(1 << numWidthBits)
 		m.num[i].top = take((numMaxWidth + 1) << numTopBits)
@@ -100,7 +103,38 @@ type history struct {
 	// repDist is the distance of the last literal-stream match.
 	repDist uint64
 	disp    int64 // last copy displacement: source offset minus output offset
-	lc      int
+	// stepDisp is the displacement of the current step's first copy
+	// (haveStepDisp: it had one), kept for the next step (startStep).
+	stepDisp     int64
+	haveStepDisp bool
+	lc           int
+}
+
+// setDisp records the displacement of a copy.
+func (h *history) setDisp(d int64) {
+	h.disp = d
+	if !h.haveStepDisp {
+		h.stepDisp, h.haveStepDisp = d, true
+	}
+}
+
+// startStep begins a step. follows: the previous step wrote the block just
+// above this one (a descending run), so this block's last bytes most
+// likely continue the copy the previous block began with: the previous
+// step's first displacement, rather than its last, is the reference.
+func (h *history) startStep(follows bool) {
+	if follows && h.haveStepDisp {
+		h.disp = h.stepDisp
+	}
+	h.haveStepDisp = false
+}
+
+// endContext is the context of the "copy to the end of the step" flag.
+func endContext(first bool) int {
+	if first {
+		return 1
+	}
+	return 0
 }
 
 // Difference bytes are coded in three parts: is it zero; if not, is it

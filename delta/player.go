@@ -283,9 +283,19 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 	if len(h.Stash) > 0 {
 		srcEnd += int64(h.OldSize)
 	}
+	if p.step > 0 {
+		d.h.startStep(h.blockAt(p.step-1) == h.blockAt(p.step)+1)
+	}
 	o := 0
 	for o < n {
-		cl := d.number(numCopyLen)
+		d.rc.shift = rateNumber
+		toEnd := d.rc.bit(&d.m.end[endContext(o == 0)]) == 1
+		var cl uint64
+		if toEnd {
+			cl = uint64(n - o) // a copy to the end of the step, no literals
+		} else {
+			cl = d.number(numCopyLen)
+		}
 		if cl > uint64(n-o) {
 			return p.streamErr(fmt.Errorf("%w: copy of %d bytes at output byte %d overflows the %d-byte step", ErrFormat, cl, o, n))
 		}
@@ -308,7 +318,7 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 				}
 				x = ve
 			}
-			d.h.disp = disp
+			d.h.setDisp(disp)
 			var dst []byte
 			if out != nil {
 				dst = out[o : o+int(cl)]
@@ -348,7 +358,10 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 			p.Stats.CopyBytes += int64(cl)
 			o += int(cl)
 		}
-		ll := d.number(numExtraLen)
+		var ll uint64
+		if !toEnd {
+			ll = d.number(numExtraLen)
+		}
 		if ll > uint64(n-o) {
 			return p.streamErr(fmt.Errorf("%w: %d literal bytes at output byte %d overflow the %d-byte step", ErrFormat, ll, o, n))
 		}
