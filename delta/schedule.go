@@ -22,11 +22,11 @@ import (
 // minMoveGain is the loss in bytes a move in the block order must save:
 // every move may add two runs to the header, and small gains are
 // within the noise of the loss estimate.
-var minMoveGain = int64(64)
+const minMoveGain = 64
 
 // minStashGain is the loss in bytes a stashed block must save: a stash costs
 // the device an erase block of flash and a copy before the first step.
-var minStashGain = int64(512)
+const minStashGain = 256
 
 // maxScheduleBlocks bounds the images scheduleFor works on (the local
 // search is quadratic in the worst case); larger ones keep a plain order.
