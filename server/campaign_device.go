@@ -7,10 +7,11 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
+
 	"time"
 
 	"github.com/fotastack/fota/lwm2m"
+	"github.com/fotastack/fota/objects"
 )
 
 // The state machine of one device in a campaign. Each state names what the
@@ -171,46 +172,94 @@ func (m *Campaigns) reqCtx(ctx context.Context, ep string) (context.Context, con
 	return context.WithTimeout(ctx, t)
 }
 
-func (m *Campaigns) readText(ctx context.Context, ep, path string) (string, error) {
-	rctx, cancel := m.reqCtx(ctx, ep)
-	defer cancel()
-	resp, err := m.srv.Read(rctx, ep, path, fmtPtr(lwm2m.FormatText))
+// fwState reads /5/0/3 and /5/0/5.
+func (m *Campaigns) fwState(ctx context.Context, ep string) (state, result int, err error) {
+	v, err := m.readValues(ctx, ep, "/5/0/3", "/5/0/5")
 	if err != nil {
-		return "", err
+		return 0, 0, err
 	}
-	if !resp.Success() {
-		return "", fmt.Errorf("read %s: %v", path, resp.Code)
+	if state, err = intValue(v, "/5/0/3"); err != nil {
+		return 0, 0, err
 	}
-	return strings.TrimSpace(string(resp.Payload)), nil
+	result, err = intValue(v, "/5/0/5")
+	return state, result, err
 }
 
-func (m *Campaigns) readInt(ctx context.Context, ep, path string) (int, error) {
-	s, err := m.readText(ctx, ep, path)
-	if err != nil {
-		return 0, err
+// readValues reads paths of ep as text. Every request to the device costs a
+// round trip of its own (CoAP's NSTART=1 lets only one out at a time, and
+// over NB-IoT one is seconds), so a device of LwM2M 1.1 or later gets one
+// Read-Composite; a 1.0 device, or one that refuses the composite read,
+// one Read per path. A path the device did not answer is missing from the
+// map.
+func (m *Campaigns) readValues(ctx context.Context, ep string, paths ...string) (map[string]string, error) {
+	if dev := m.srv.Device(ep); dev != nil && takesComposite(dev) {
+		rctx, cancel := m.reqCtx(ctx, ep)
+		resp, err := m.srv.ReadComposite(rctx, ep, paths, compositeFormat(dev))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("read-composite %v: %w", paths, err)
+		}
+		if resp.Success() {
+			if v, err := compositeValues(resp); err == nil {
+				return v, nil
+			}
+		}
+		// Refused or undecodable: the plain reads below still work.
 	}
-	n, err := strconv.Atoi(s)
+	v := make(map[string]string, len(paths))
+	for _, p := range paths {
+		rctx, cancel := m.reqCtx(ctx, ep)
+		resp, err := m.srv.Read(rctx, ep, p, fmtPtr(lwm2m.FormatText))
+		cancel()
+		if err != nil {
+			return nil, err // the device did not answer
+		}
+		if resp.Success() {
+			v[p] = strings.TrimSpace(string(resp.Payload))
+		}
+	}
+	return v, nil
+}
+
+// takesComposite reports whether dev's LwM2M version has the composite
+// operations (Core 1.1, 6.3.8 and 6.4.3).
+func takesComposite(dev *Device) bool {
+	v := dev.Registration().Version
+	return v != "" && v != "1.0"
+}
+
+// compositeFormat is the SenML format to ask a device's composite answers
+// in: CBOR where it announced it (fewer bytes over the radio).
+func compositeFormat(dev *Device) lwm2m.ContentFormat {
+	if dev.BestFormat() == lwm2m.FormatSenMLCBOR {
+		return lwm2m.FormatSenMLCBOR
+	}
+	return lwm2m.FormatSenMLJSON
+}
+
+// compositeValues decodes a composite answer into text values by path.
+func compositeValues(resp *Response) (map[string]string, error) {
+	entries, err := lwm2m.Decode(resp.Format, lwm2m.Root, resp.Payload, objects.Default())
+	if err != nil {
+		return nil, err
+	}
+	v := make(map[string]string, len(entries))
+	for _, e := range entries {
+		v[e.Path.String()] = e.Value.Text()
+	}
+	return v, nil
+}
+
+func intValue(v map[string]string, path string) (int, error) {
+	s, ok := v[path]
+	if !ok {
+		return 0, fmt.Errorf("read %s: no value", path)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %q is not an integer", path, s)
 	}
 	return n, nil
-}
-
-// fwState reads /5/0/3 and /5/0/5, both at once: on a link with
-// seconds of round trip, two requests in flight cost one round trip.
-func (m *Campaigns) fwState(ctx context.Context, ep string) (state, result int, err error) {
-	var rerr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		result, rerr = m.readInt(ctx, ep, "/5/0/5")
-	}()
-	state, err = m.readInt(ctx, ep, "/5/0/3")
-	<-done
-	if err != nil {
-		return 0, 0, err
-	}
-	return state, result, rerr
 }
 
 func failedResult(r int) bool { return r >= 2 && r <= 10 }
@@ -331,20 +380,15 @@ func (m *Campaigns) checkDone(ctx context.Context, c Campaign, d *CampaignDevice
 	if d.RegID == "" || dev.ID() == d.RegID {
 		return false, nil
 	}
-	// /3/0/3 and /5/0/5 at once: one round trip instead of two.
-	var res int
-	var rerr error
-	resDone := make(chan struct{})
-	go func() {
-		defer close(resDone)
-		res, rerr = m.readInt(ctx, d.Endpoint, "/5/0/5")
-	}()
-	v, err := m.readText(ctx, d.Endpoint, "/3/0/3")
-	<-resDone
+	vals, err := m.readValues(ctx, d.Endpoint, "/3/0/3", "/5/0/5")
 	if err != nil {
 		return false, err
 	}
-	if rerr == nil {
+	v, ok := vals["/3/0/3"]
+	if !ok {
+		return false, errors.New("read /3/0/3: no value")
+	}
+	if res, err := intValue(vals, "/5/0/5"); err == nil {
 		d.Result = res
 	}
 	if v != c.Version {
@@ -357,39 +401,25 @@ func (m *Campaigns) checkDone(ctx context.Context, c Campaign, d *CampaignDevice
 }
 
 // start checks a queued device's type and version, picks its package and
-// offers it. Over NB-IoT every round trip costs seconds, so the two reads
-// (/3/0/3, /3/0/17) and the two observations (/5/0/3, /5/0/5; their first
-// answers are the current values) go out at once: one round trip, after
-// which a device in state Idle is offered the package straight away.
+// offers it. Over NB-IoT every round trip costs seconds, and NSTART=1 lets
+// one request out at a time, so a device of LwM2M 1.1 or later gets a
+// single Observe-Composite of /3/0/3, /3/0/17, /5/0/3 and /5/0/5: its
+// answer gives the version, the type and the /5 state, and its
+// notifications tell the driver of every /5 change. A device the answer
+// shows Idle is offered the package straight away: two round trips from
+// queued to offered.
 func (m *Campaigns) start(ctx context.Context, c Campaign, d *CampaignDevice) (bool, error) {
-	var (
-		version, devType string
-		verr, terr       error
-		fw               [2]*Response // answers to the observations of /5/0/3, /5/0/5
-		wg               sync.WaitGroup
-	)
-	wg.Add(3)
-	go func() { defer wg.Done(); devType, terr = m.readText(ctx, d.Endpoint, "/3/0/17") }()
-	for k, path := range []string{"/5/0/3", "/5/0/5"} {
-		go func() {
-			defer wg.Done()
-			rctx, cancel := m.reqCtx(ctx, d.Endpoint)
-			defer cancel()
-			resp, err := m.srv.Observe(rctx, d.Endpoint, path, fmtPtr(lwm2m.FormatText))
-			if err != nil {
-				m.srv.log.Debug("campaign: observe", "endpoint", d.Endpoint, "path", path, "err", err)
-				return
-			}
-			fw[k] = resp
-		}()
+	vals, err := m.observeStart(ctx, d.Endpoint)
+	if err != nil {
+		return true, err
 	}
-	version, verr = m.readText(ctx, d.Endpoint, "/3/0/3")
-	wg.Wait()
-	if verr != nil {
+	version, ok := vals["/3/0/3"]
+	if !ok {
 		m.stopObserving(ctx, d.Endpoint)
-		return true, verr
+		return true, errors.New("read /3/0/3: no value")
 	}
-	if terr != nil || devType == "" {
+	devType := vals["/3/0/17"]
+	if devType == "" {
 		devType = c.DeviceType // the device does not tell: trust the targeting
 	}
 	d.DeviceType, d.FromVersion = devType, version
@@ -430,8 +460,8 @@ func (m *Campaigns) start(ctx context.Context, c Campaign, d *CampaignDevice) (b
 	}
 	d.Package, d.PackageKind, d.PackageSize, d.ImageSize = p.ID, p.Kind, p.Size, img.Size
 	d.State, d.Progress, d.Started = DeviceDownloading, 0, time.Now().UTC()
-	if st, ok := fwValue(fw[0]); ok && st == fwIdle {
-		if res, ok := fwValue(fw[1]); ok {
+	if st, err := intValue(vals, "/5/0/3"); err == nil && st == fwIdle {
+		if res, err := intValue(vals, "/5/0/5"); err == nil {
 			d.Result = res
 		}
 		return m.offer(ctx, c, d)
@@ -441,24 +471,62 @@ func (m *Campaigns) start(ctx context.Context, c Campaign, d *CampaignDevice) (b
 	return false, nil
 }
 
-// fwValue is the integer an observation of a /5 resource answered with.
-func fwValue(r *Response) (int, bool) {
-	if r == nil || !r.Success() {
-		return 0, false
+// startPaths are what start observes.
+var startPaths = []string{"/3/0/3", "/3/0/17", "/5/0/3", "/5/0/5"}
+
+// observeStart observes startPaths and returns their current values: one
+// Observe-Composite on a 1.1 device, else a Read of /3/0/3 and /3/0/17 and
+// an Observe each of /5/0/3 and /5/0/5.
+func (m *Campaigns) observeStart(ctx context.Context, ep string) (map[string]string, error) {
+	dev := m.srv.Device(ep)
+	if dev == nil {
+		return nil, ErrUnknownDevice
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(r.Payload)))
-	return n, err == nil
+	if takesComposite(dev) {
+		rctx, cancel := m.reqCtx(ctx, ep)
+		resp, err := m.srv.ObserveComposite(rctx, ep, startPaths, compositeFormat(dev))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("observe-composite %v: %w", startPaths, err)
+		}
+		if resp.Success() {
+			if v, err := compositeValues(resp); err == nil {
+				return v, nil
+			}
+		}
+		m.stopObserving(ctx, ep) // refused or undecodable: one path at a time
+	}
+	v, err := m.readValues(ctx, ep, "/3/0/3", "/3/0/17")
+	if err != nil {
+		return nil, err
+	}
+	for _, path := range []string{"/5/0/3", "/5/0/5"} {
+		rctx, cancel := m.reqCtx(ctx, ep)
+		resp, err := m.srv.Observe(rctx, ep, path, fmtPtr(lwm2m.FormatText))
+		cancel()
+		if err != nil {
+			m.srv.log.Debug("campaign: observe", "endpoint", ep, "path", path, "err", err)
+			continue
+		}
+		if resp.Success() {
+			v[path] = strings.TrimSpace(string(resp.Payload))
+		}
+	}
+	return v, nil
 }
 
 // stopObserving cancels the observations start made on a device the
 // campaign does not update.
 func (m *Campaigns) stopObserving(ctx context.Context, ep string) {
-	for _, path := range []string{"/5/0/3", "/5/0/5"} {
+	for _, o := range []struct {
+		paths     []string
+		composite bool
+	}{{startPaths, true}, {[]string{"/5/0/3"}, false}, {[]string{"/5/0/5"}, false}} {
 		rctx, cancel := m.reqCtx(ctx, ep)
-		_, err := m.srv.CancelObservation(rctx, ep, []string{path}, false)
+		_, err := m.srv.CancelObservation(rctx, ep, o.paths, o.composite)
 		cancel()
 		if err != nil && !errors.Is(err, ErrNotObserved) {
-			m.srv.log.Debug("campaign: cancel observation", "endpoint", ep, "path", path, "err", err)
+			m.srv.log.Debug("campaign: cancel observation", "endpoint", ep, "paths", o.paths, "err", err)
 		}
 	}
 }
