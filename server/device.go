@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fotastack/fota/lwm2m"
 	"github.com/fotastack/fota/server/store"
 	"github.com/fotastack/fota/server/transport"
 )
@@ -18,6 +19,15 @@ type Device struct {
 	lastSeen time.Time
 	queue    []*queued
 	closed   bool
+	format   formatCache // BestFormat of reg.Links and reg.Version
+}
+
+// formatCache keeps BestFormat's answer for the links and version it was
+// computed from (parsing the links on every request is not free).
+type formatCache struct {
+	links, version string
+	f              lwm2m.ContentFormat
+	ok             bool
 }
 
 func newDevice(r store.Registration) *Device { return &Device{reg: r} }

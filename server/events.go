@@ -54,6 +54,14 @@ func (b *Broker) Subscribe(buffer int) (<-chan Event, func()) {
 	}
 }
 
+// Active reports whether anyone is subscribed: publishers whose event data
+// costs something to build skip it when nobody listens.
+func (b *Broker) Active() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.subs) > 0
+}
+
 // Publish sends e to every subscriber that has room.
 func (b *Broker) Publish(e Event) {
 	if e.Time.IsZero() {

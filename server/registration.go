@@ -47,36 +47,51 @@ type RegisterParams struct {
 // versions add parameters); a missing ep, a bad lt or lwm2m, or a payload
 // that is not a link list are errors wrapping ErrBadRegistration.
 func ParseRegistration(queries []string, payload []byte) (RegisterParams, error) {
+	p, _, err := parseRegistration(queries, payload)
+	return p, err
+}
+
+// parseRegistration is ParseRegistration that also returns the content
+// formats the links announce (ct).
+func parseRegistration(queries []string, payload []byte) (RegisterParams, []lwm2m.ContentFormat, error) {
 	p := RegisterParams{Lifetime: defaultLife, Version: "1.0", Binding: "U"}
 	if err := parseQueries(&p, queries, true); err != nil {
-		return p, err
+		return p, nil, err
 	}
 	if p.Endpoint == "" {
-		return p, fmt.Errorf("%w: missing endpoint name (ep)", ErrBadRegistration)
+		return p, nil, fmt.Errorf("%w: missing endpoint name (ep)", ErrBadRegistration)
 	}
-	links, err := checkLinks(payload)
+	links, formats, err := checkLinks(payload)
 	if err != nil {
-		return p, err
+		return p, nil, err
 	}
 	p.Links = links
-	return p, nil
+	return p, formats, nil
 }
 
 // ParseUpdate parses the Uri-Query options of an Update request; zero
 // fields are unchanged.
 func ParseUpdate(queries []string, payload []byte) (RegisterParams, error) {
+	p, _, err := parseUpdate(queries, payload)
+	return p, err
+}
+
+// parseUpdate is ParseUpdate that also returns the content formats new
+// links announce.
+func parseUpdate(queries []string, payload []byte) (RegisterParams, []lwm2m.ContentFormat, error) {
 	var p RegisterParams
 	if err := parseQueries(&p, queries, false); err != nil {
-		return p, err
+		return p, nil, err
 	}
+	var formats []lwm2m.ContentFormat
 	if len(payload) > 0 {
-		links, err := checkLinks(payload)
+		links, f, err := checkLinks(payload)
 		if err != nil {
-			return p, err
+			return p, nil, err
 		}
-		p.Links = links
+		p.Links, formats = links, f
 	}
-	return p, nil
+	return p, formats, nil
 }
 
 func parseQueries(p *RegisterParams, queries []string, register bool) error {
@@ -132,26 +147,28 @@ func printable(s string) bool {
 }
 
 // checkLinks accepts a CoRE link list (RFC 6690) of object links:
-// every link is <...> followed by optional ;attributes.
-func checkLinks(b []byte) (string, error) {
+// every link is <...> followed by optional ;attributes. It returns the
+// list and the content formats it announces.
+func checkLinks(b []byte) (string, []lwm2m.ContentFormat, error) {
 	if len(b) > maxLinksLen {
-		return "", fmt.Errorf("%w: object links of %d bytes", ErrBadRegistration, len(b))
+		return "", nil, fmt.Errorf("%w: object links of %d bytes", ErrBadRegistration, len(b))
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {
-		return "", nil
+		return "", nil, nil
 	}
 	for _, l := range splitLinks(s) {
 		l = strings.TrimSpace(l)
 		if !strings.HasPrefix(l, "<") || !strings.Contains(l, ">") {
-			return "", fmt.Errorf("%w: object link %q", ErrBadRegistration, l)
+			return "", nil, fmt.Errorf("%w: object link %q", ErrBadRegistration, l)
 		}
 	}
 	// The full RFC 6690 / LwM2M Core 6.2.1 reading (objects, versions, ct).
-	if _, err := lwm2m.ParseRegistrationPayload([]byte(s)); err != nil {
-		return "", fmt.Errorf("%w: object links: %v", ErrBadRegistration, err)
+	pl, err := lwm2m.ParseRegistrationPayload([]byte(s))
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: object links: %v", ErrBadRegistration, err)
 	}
-	return s, nil
+	return s, pl.Formats, nil
 }
 
 // splitLinks splits a link list at commas outside quotes.
@@ -208,7 +225,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message, _ []string
 		return
 	}
 	queries, _ := r.Options().Queries()
-	p, err := ParseRegistration(queries, payload)
+	p, formats, err := parseRegistration(queries, payload)
 	if err != nil {
 		s.log.Warn("register refused", "from", sess.RemoteAddr(), "err", err)
 		_ = w.SetResponse(codes.BadRequest, message.TextPlain, bytes.NewReader([]byte(err.Error())))
@@ -234,6 +251,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message, _ []string
 	}
 	d := newDevice(reg)
 	d.bind(sess, now)
+	d.knowFormats(formats)
 	s.mu.Lock()
 	old := s.byEP[p.Endpoint]
 	if old != nil {
@@ -253,7 +271,9 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message, _ []string
 	w.Message().AddOptionString(message.LocationPath, reg.ID)
 	s.log.Info("registered", "endpoint", reg.Endpoint, "id", reg.ID, "lt", reg.Lifetime, "lwm2m", reg.Version,
 		"binding", reg.Binding, "queue", reg.Queue, "transport", reg.Transport, "security", reg.Security)
-	s.events.Publish(Event{Type: EventRegistration, Endpoint: reg.Endpoint, Data: clientJSON(d)})
+	if s.events.Active() { // clientJSON costs a map and a parse of the links
+		s.events.Publish(Event{Type: EventRegistration, Endpoint: reg.Endpoint, Data: clientJSON(d)})
+	}
 }
 
 func (s *Server) deviceByID(id string) *Device {
@@ -281,7 +301,7 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, args []strin
 		return
 	}
 	queries, _ := r.Options().Queries()
-	p, err := ParseUpdate(queries, payload)
+	p, formats, err := parseUpdate(queries, payload)
 	if err != nil {
 		s.log.Warn("update refused", "endpoint", d.Endpoint(), "err", err)
 		_ = w.SetResponse(codes.BadRequest, message.TextPlain, nil)
@@ -289,6 +309,9 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, args []strin
 	}
 	now := time.Now()
 	reg := d.update(p, sess, now)
+	if p.Links != "" {
+		d.knowFormats(formats)
+	}
 	if err := s.store.PutRegistration(reg); err != nil {
 		s.log.Error("update: store", "endpoint", reg.Endpoint, "err", err)
 		_ = w.SetResponse(codes.InternalServerError, message.TextPlain, nil)
@@ -297,7 +320,9 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, args []strin
 	sess.KeepUntil(reg.Expires().Add(time.Minute))
 	_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
 	s.log.Debug("updated", "endpoint", reg.Endpoint, "id", reg.ID)
-	s.events.Publish(Event{Type: EventUpdated, Endpoint: reg.Endpoint, Data: clientJSON(d)})
+	if s.events.Active() {
+		s.events.Publish(Event{Type: EventUpdated, Endpoint: reg.Endpoint, Data: clientJSON(d)})
+	}
 	// LwM2M Core 6.5: a queue-mode client is reachable after it sent an
 	// Update; send what waited for it once this answer is out.
 	s.wg.Add(1)

@@ -270,10 +270,28 @@ func (d *Device) rootPath() string {
 // the most compact its version defines; else what its version mandates
 // (lwm2m.BestFormat).
 func (d *Device) BestFormat() lwm2m.ContentFormat {
-	reg := d.Registration()
+	d.mu.Lock()
+	links, version := d.reg.Links, d.reg.Version
+	if c := d.format; c.ok && c.links == links && c.version == version {
+		d.mu.Unlock()
+		return c.f
+	}
+	d.mu.Unlock()
 	var announced []lwm2m.ContentFormat
-	if p, err := lwm2m.ParseRegistrationPayload([]byte(reg.Links)); err == nil {
+	if p, err := lwm2m.ParseRegistrationPayload([]byte(links)); err == nil {
 		announced = p.Formats
 	}
-	return lwm2m.BestFormat(announced, reg.Version)
+	f := lwm2m.BestFormat(announced, version)
+	d.mu.Lock()
+	d.format = formatCache{links: links, version: version, f: f, ok: true}
+	d.mu.Unlock()
+	return f
+}
+
+// knowFormats fills BestFormat's cache from the formats the current links
+// announce, as read when the registration was checked.
+func (d *Device) knowFormats(announced []lwm2m.ContentFormat) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.format = formatCache{links: d.reg.Links, version: d.reg.Version, f: lwm2m.BestFormat(announced, d.reg.Version), ok: true}
 }

@@ -84,6 +84,11 @@ type DTLS struct {
 	// flight.
 	opts       []dtls.Option
 	serverOpts []dtls.ServerOption
+	// hsOpts are opts and serverOpts as one list, built once: every
+	// handshake copies it and adds its own two.
+	hsOpts []dtls.ServerOption
+	// periodic runs the go-coap connections' expiration checks (runtime.go).
+	periodic *periodicRunner
 
 	mu     sync.Mutex
 	byAddr map[netip.AddrPort]*association
@@ -149,6 +154,7 @@ func ListenDTLS(addr string, cfg DTLSConfig) (*DTLS, error) {
 		dtls.WithCipherSuites(suites...),
 		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
 		dtls.WithMTU(1400),
+		dtls.WithLoggerFactory(newSharedLoggerFactory()),
 	}
 	if len(cfg.Certificates) > 0 {
 		d.opts = append(d.opts, dtls.WithCertificates(cfg.Certificates...))
@@ -166,6 +172,12 @@ func ListenDTLS(addr string, cfg DTLSConfig) (*DTLS, error) {
 			d.serverOpts = append(d.serverOpts, dtls.WithClientAuth(dtls.RequestClientCert))
 		}
 	}
+	d.hsOpts = make([]dtls.ServerOption, 0, len(d.opts)+len(d.serverOpts))
+	for _, o := range d.opts {
+		d.hsOpts = append(d.hsOpts, o)
+	}
+	d.hsOpts = append(d.hsOpts, d.serverOpts...)
+	d.periodic = newPeriodicRunner()
 	d.wg.Add(2)
 	go d.readLoop()
 	go d.sweepLoop()
@@ -211,6 +223,7 @@ func (d *DTLS) Close() error {
 		a.shutdown()
 	}
 	d.wg.Wait()
+	d.periodic.close()
 	return err
 }
 
@@ -397,6 +410,12 @@ type incarnation struct {
 	retired atomic.Bool // closed on purpose by hibernation
 	conn    *dtls.Conn
 	cc      *udpClient.Conn
+
+	// from and fromAddr are the source of the last datagram read, as
+	// netip and as the net.Addr handed to pion (one allocation per peer
+	// address, not per datagram); only pion's reader uses them.
+	from     netip.AddrPort
+	fromAddr *net.UDPAddr
 }
 
 func newIncarnation(a *association) *incarnation {
@@ -447,11 +466,8 @@ func (a *association) deliver(p packet) {
 func (a *association) handshake(inc *incarnation) {
 	defer a.d.wg.Done()
 	d := a.d
-	opts := make([]dtls.ServerOption, 0, len(d.opts)+len(d.serverOpts)+2)
-	for _, o := range d.opts {
-		opts = append(opts, o)
-	}
-	opts = append(opts, d.serverOpts...)
+	opts := make([]dtls.ServerOption, len(d.hsOpts), len(d.hsOpts)+2)
+	copy(opts, d.hsOpts)
 	// The CID generator is per association: the CIDs it hands out route
 	// to this association.
 	opts = append(opts, dtls.WithConnectionIDGenerator(func() []byte {
@@ -560,6 +576,7 @@ func (a *association) attachLocked(inc *incarnation, conn *dtls.Conn) {
 		options.WithMaxMessageSize(MaxMessageSize),
 		options.WithBlockwise(true, blockwise.SZX1024, blockwiseTimeout),
 		options.WithErrors(func(err error) { d.log.Debug("coaps", "peer", a.addr, "err", err) }),
+		options.WithPeriodicRunner(d.periodic.add),
 	}
 	if t := d.cfg.Transmission; t != nil {
 		if p, ok := t(s.Identity); ok {
@@ -656,7 +673,10 @@ func (inc *incarnation) release() {
 func (inc *incarnation) ReadFrom(p []byte) (int, net.Addr, error) {
 	select {
 	case pk := <-inc.inbox:
-		return copy(p, pk.data), net.UDPAddrFromAddrPort(pk.from), nil
+		if inc.fromAddr == nil || pk.from != inc.from {
+			inc.from, inc.fromAddr = pk.from, net.UDPAddrFromAddrPort(pk.from)
+		}
+		return copy(p, pk.data), inc.fromAddr, nil
 	case <-inc.done:
 		return 0, nil, net.ErrClosed
 	case <-inc.rd.Done():
