@@ -121,10 +121,17 @@ func modeName(h *delta.Header) string {
 		return "sequential"
 	}
 	order := "ascending"
-	if h.Descending {
+	switch {
+	case h.Order != nil:
+		order = fmt.Sprintf("scheduled order in %d runs", len(h.Order))
+	case h.Descending:
 		order = "descending"
 	}
-	return fmt.Sprintf("in-place, %d steps of %d bytes, %s", h.Steps, h.EraseBlock, order)
+	s := fmt.Sprintf("in-place, %d steps of %d bytes, %s", h.Steps, h.EraseBlock, order)
+	if len(h.Stash) > 0 {
+		s += fmt.Sprintf(", %d old blocks stashed", len(h.Stash))
+	}
+	return s
 }
 
 // publicKey reads --pubkey, or the default signing key's public half.
