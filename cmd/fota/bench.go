@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -182,7 +183,11 @@ func benchFleet(args []string) error {
 	cpu0 := cpuTime()
 	hs0 := srv.DTLSStats().Handshakes
 
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	// Interrupted, the bench still stops its fleet processes (they
+	// de-register) and removes its temporary store.
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	ctx, cancel := context.WithTimeout(sigCtx, *timeout)
 	defer cancel()
 	childArgs := []string{"--server", "coaps://" + srv.CoAPSAddr().String(),
 		"--psk-prefix", prefix, "--profile", *profile, "--lifetime", lifetime.String()}
@@ -230,6 +235,9 @@ wait:
 		case <-ctx.Done():
 			tick.Stop()
 			stopChild()
+			if sigCtx.Err() != nil {
+				return errors.New("bench: interrupted")
+			}
 			return fmt.Errorf("bench: fleet not registered within %v (server: %+v)", *timeout, srv.DTLSStats())
 		case <-tick.C:
 			st := srv.DTLSStats()
@@ -298,7 +306,7 @@ wait:
 		for i := range eps {
 			eps[i], _, _ = fleet.Credentials(prefix, i)
 		}
-		cctx, ccancel := context.WithTimeout(context.Background(), *campaignTimeout)
+		cctx, ccancel := context.WithTimeout(sigCtx, *campaignTimeout)
 		res, err := bc.run(cctx, eps, os.Stdout)
 		ccancel()
 		if err != nil {
