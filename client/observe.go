@@ -15,9 +15,8 @@ import (
 
 // observation is one Observe or Observe-Composite the server holds on the
 // device (LwM2M Core 5.5, RFC 7641). It has a goroutine, owned by the
-// client, that decides when to notify: on change no sooner than pmin after
-// the last notification and only when gt/lt/st say so, and in any case
-// every pmax.
+// client, that decides when to evaluate the observed value and when to
+// notify (runObservation).
 type observation struct {
 	token     []byte
 	paths     []lwm2m.Path
@@ -30,9 +29,24 @@ type observation struct {
 
 	mu      sync.Mutex
 	seq     uint32
-	pending bool // a notification waits for the device to wake up
-	reset   bool // the server answered a notification with Reset
+	pending bool      // notifications wait for the device to wake up
+	history []reading // hqmax: notifications kept while they could not be sent
+	reset   bool      // the server answered a notification with Reset
 }
+
+// reading is one read of the observed paths, encoded in the
+// observation's format, and when it was taken.
+type reading struct {
+	at      time.Time
+	entries []lwm2m.Entry
+	base    lwm2m.Path
+	body    []byte
+}
+
+// conRefresh is how long notifications may go non-confirmable (con=0):
+// RFC 7641 4.5 wants a confirmable one at least every 24 hours, so that a
+// server that went away is noticed. A variable for tests.
+var conRefresh = 24 * time.Hour
 
 // noteReset handles a Reset from the server. Its message ID cannot be
 // matched to a notification: go-coap's blockwise layer re-numbers every
@@ -154,8 +168,7 @@ func (c *Client) serveObserve(req *request, paths []lwm2m.Path, composite bool) 
 	}
 	c.respond(req, codes.Content, message.MediaType(cf), body)
 	req.w.Message().SetObserve(o.nextSeq())
-	last, _ := numericValue(entries)
-	go c.runObservation(o, body, last)
+	go c.runObservation(o, reading{at: time.Now(), entries: entries, base: base, body: body})
 }
 
 // readPaths reads one path, or several for a composite operation.
@@ -203,6 +216,15 @@ func numericValue(entries []lwm2m.Entry) (float64, bool) {
 	return entries[0].Value.Float(), true
 }
 
+// boolValue returns the value of a single boolean entry, the only kind
+// edge applies to.
+func boolValue(entries []lwm2m.Entry) (bool, bool) {
+	if len(entries) != 1 || entries[0].Value.Type() != lwm2m.TypeBoolean {
+		return false, false
+	}
+	return entries[0].Value.Bool(), true
+}
+
 // crossed reports whether the move from last to v satisfies gt, lt or st
 // (LwM2M Core 5.1.2); with none of them set, any change does.
 func crossed(a Attributes, last, v float64) bool {
@@ -218,35 +240,115 @@ func crossed(a Attributes, last, v float64) bool {
 	return a.St != nil && math.Abs(v-last) >= *a.St
 }
 
-// runObservation is the goroutine of one observation.
-func (c *Client) runObservation(o *observation, lastBody []byte, lastVal float64) {
+// obsState is what runObservation remembers between evaluations.
+type obsState struct {
+	lastSent time.Time // last notification (or the Observe answer)
+	lastEval time.Time // last evaluation of the notification conditions
+	lastCon  time.Time // last confirmable exchange (RFC 7641 4.5)
+	lastBody []byte    // last notified representation
+	lastVal  float64   // last notified value of a numeric resource
+	lastBool bool      // last evaluated value of a boolean resource (edge)
+}
+
+// notified records r as what the server has (or will get from the queue).
+func (st *obsState) notified(r reading) {
+	st.lastBody = r.body
+	if v, ok := numericValue(r.entries); ok {
+		st.lastVal = v
+	}
+}
+
+// conditionsMet evaluates the change conditions of LwM2M Core 5.1.2 on r:
+// gt/lt/st against the last notified number; edge against the previous
+// evaluated boolean (a transition is between two evaluations); otherwise
+// any change of the representation.
+func (st *obsState) conditionsMet(a Attributes, r reading) bool {
+	if v, ok := numericValue(r.entries); ok {
+		return crossed(a, st.lastVal, v)
+	}
+	if b, ok := boolValue(r.entries); ok {
+		prev := st.lastBool
+		st.lastBool = b
+		if a.Edge != nil {
+			return prev != b && b == (*a.Edge == 1)
+		}
+	}
+	return !bytes.Equal(r.body, st.lastBody)
+}
+
+// observationAttributes returns the attributes that rule o. A composite
+// observation takes the periods from the Server object's defaults only;
+// it is confirmable unless every observed path has con=0 (LwM2M Core
+// 5.1.2: confirmable if at least one component has con=1, and
+// confirmable is our default).
+func (c *Client) observationAttributes(o *observation) (pmin, pmax time.Duration, a Attributes) {
+	if !o.composite {
+		return c.effectiveAttributes(o.paths[0])
+	}
+	pmin, pmax, a = c.effectiveAttributes(lwm2m.Root)
+	for _, p := range o.paths {
+		if _, _, pa := c.effectiveAttributes(p); pa.Con == nil || *pa.Con != 0 {
+			return pmin, pmax, a
+		}
+	}
+	non := int64(0)
+	a.Con = &non
+	return pmin, pmax, a
+}
+
+// runObservation is the goroutine of one observation. The server's
+// attributes drive two clocks (LwM2M Core 5.1.2):
+//
+//   - evaluation: a change the objects report (Changed) is evaluated (the
+//     observed paths read and the change conditions checked) no sooner
+//     than epmin after the previous evaluation, so it is deferred, never
+//     lost; and at the latest epmax after the previous evaluation, change
+//     reported or not, which catches values that change without telling.
+//   - notification: one is owed once an evaluation meets the conditions;
+//     it goes out no sooner than pmin after the previous one, with the
+//     value current then; and one goes out every pmax regardless.
+//
+// Notifications are confirmable unless con=0. While the device cannot
+// send (asleep in queue mode, or offline) a notification is kept: the
+// latest one, or with hqmax=N the N latest with their times.
+func (c *Client) runObservation(o *observation, first reading) {
 	defer c.obsWG.Done()
 	defer close(o.done)
-	lastSent := time.Now()
-	changed := false
+	st := obsState{lastSent: first.at, lastEval: first.at, lastCon: first.at}
+	st.notified(first)
+	st.lastBool, _ = boolValue(first.entries)
+	changed, owed := false, false
 	for {
-		attrPath := o.paths[0]
-		if o.composite {
-			attrPath = lwm2m.Root // only the Server object's defaults apply
-		}
-		pmin, pmax, attrs := c.effectiveAttributes(attrPath)
+		pmin, pmax, attrs := c.observationAttributes(o)
 		if pmax > 0 && pmax < pmin {
 			pmax = 0 // LwM2M Core 5.1.2: pmax below pmin is ignored
 		}
-		now := time.Now()
-		wait := time.Duration(-1)
+		epmin, epmax := seconds(attrs.Epmin), seconds(attrs.Epmax)
+		if epmax > 0 && epmax <= epmin {
+			epmax = 0 // the rule epmin < epmax, for inherited values
+		}
+		var due time.Time
+		consider := func(t time.Time) {
+			if due.IsZero() || t.Before(due) {
+				due = t
+			}
+		}
 		if changed {
-			wait = max(0, lastSent.Add(pmin).Sub(now))
+			consider(st.lastEval.Add(epmin))
+		}
+		if owed {
+			consider(st.lastSent.Add(pmin))
 		}
 		if pmax > 0 {
-			if d := max(0, lastSent.Add(pmax).Sub(now)); wait < 0 || d < wait {
-				wait = d
-			}
+			consider(st.lastSent.Add(pmax))
+		}
+		if epmax > 0 {
+			consider(st.lastEval.Add(epmax))
 		}
 		var timerC <-chan time.Time
 		var timer *time.Timer
-		if wait >= 0 {
-			timer = time.NewTimer(wait)
+		if !due.IsZero() {
+			timer = time.NewTimer(max(0, time.Until(due)))
 			timerC = timer.C
 		}
 		select {
@@ -263,59 +365,64 @@ func (c *Client) runObservation(o *observation, lastBody []byte, lastVal float64
 			continue
 		case <-timerC:
 		}
-		now = time.Now()
-		periodic := pmax > 0 && !now.Before(lastSent.Add(pmax))
-		if !periodic && !(changed && !now.Before(lastSent.Add(pmin))) {
-			continue
-		}
-		entries, base, err := c.readPaths(o.paths, o.composite)
-		if err != nil {
-			if errors.Is(err, ErrNotFound) {
-				// The observed node is gone: tell the server and end
-				// (RFC 7641 4.2: an error notification ends the observation).
-				c.sendNotification(o, codes.NotFound, message.TextPlain, nil)
-				c.mu.Lock()
-				delete(c.observers, string(o.token))
-				c.mu.Unlock()
+		now := time.Now()
+		periodic := pmax > 0 && !now.Before(st.lastSent.Add(pmax))
+		evaluate := (changed && !now.Before(st.lastEval.Add(epmin))) ||
+			(epmax > 0 && !now.Before(st.lastEval.Add(epmax)))
+		var cur *reading
+		if evaluate {
+			r, ok, end := c.readObservation(o, now)
+			if end {
 				return
 			}
-			c.log.Warn("lwm2m notify: read", "path", o.paths[0], "err", err)
-			changed = false
+			st.lastEval, changed = now, false
+			if ok {
+				o.mu.Lock()
+				pending := o.pending
+				o.mu.Unlock()
+				if st.conditionsMet(attrs, r) || pending {
+					owed = true
+				}
+				cur = &r
+			}
+		}
+		if !periodic && !(owed && !now.Before(st.lastSent.Add(pmin))) {
 			continue
 		}
-		body, err := lwm2m.Encode(o.format, base, entries)
-		if err != nil {
-			c.log.Warn("lwm2m notify: encode", "path", o.paths[0], "err", err)
-			changed = false
-			continue
+		if cur == nil {
+			r, ok, end := c.readObservation(o, now)
+			if end {
+				return
+			}
+			if !ok {
+				owed = false
+				continue
+			}
+			cur = &r
 		}
+		// LwM2M Core 5.1.2 con, RFC 7641 4.5: non-confirmable when con=0,
+		// but confirmable at least every conRefresh.
+		con := attrs.Con == nil || *attrs.Con != 0 || now.Sub(st.lastCon) >= conRefresh
 		o.mu.Lock()
-		pending := o.pending
+		history := o.history
 		o.mu.Unlock()
-		if !periodic && !pending {
-			v, isNum := numericValue(entries)
-			if isNum && !crossed(attrs, lastVal, v) {
-				changed = false
+		if len(history) > 0 {
+			// Notifications kept while asleep go first; the current value
+			// is evaluated against them right after.
+			if !c.sendHistory(o, history, con) {
+				c.keep(o, attrs, *cur)
+				st.notified(*cur)
+				st.lastSent, owed = now, false
 				continue
 			}
-			if !isNum && bytes.Equal(body, lastBody) {
-				changed = false
-				continue
-			}
-		}
-		if !c.sendNotification(o, codes.Content, message.MediaType(o.format), body) {
-			// Asleep (queue mode) or disconnected: keep it for the next
-			// wake-up, and ask for one (LwM2M Core 6.5: the device wakes to
-			// report).
-			o.mu.Lock()
-			o.pending = true
-			o.mu.Unlock()
-			if c.cfg.Queue {
-				c.TriggerUpdate()
-			}
-			changed = false
-			lastSent = now
+			changed = true
+		} else if !c.sendNotification(o, codes.Content, message.MediaType(o.format), cur.body, con) {
+			c.keep(o, attrs, *cur)
+			st.notified(*cur)
+			st.lastSent, owed = now, false
 			continue
+		} else {
+			st.notified(*cur)
 		}
 		o.mu.Lock()
 		o.pending = false
@@ -329,18 +436,123 @@ func (c *Client) runObservation(o *observation, lastBody []byte, lastVal float64
 			c.mu.Unlock()
 			return
 		}
-		lastSent, lastBody, changed = now, body, false
-		if v, ok := numericValue(entries); ok {
-			lastVal = v
+		st.lastSent, owed = now, false
+		if con {
+			st.lastCon = now
 		}
 	}
 }
 
+// readObservation reads and encodes the observed paths. ok is false when
+// that failed for now; end is true when the observed node is gone: the
+// server got a 4.04 notification, which ends the observation (RFC 7641
+// 4.2), and the goroutine must return.
+func (c *Client) readObservation(o *observation, now time.Time) (r reading, ok, end bool) {
+	entries, base, err := c.readPaths(o.paths, o.composite)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			c.sendNotification(o, codes.NotFound, message.TextPlain, nil, true)
+			c.mu.Lock()
+			delete(c.observers, string(o.token))
+			c.mu.Unlock()
+			return r, false, true
+		}
+		c.log.Warn("lwm2m notify: read", "path", o.paths[0], "err", err)
+		return r, false, false
+	}
+	body, err := lwm2m.Encode(o.format, base, entries)
+	if err != nil {
+		c.log.Warn("lwm2m notify: encode", "path", o.paths[0], "err", err)
+		return r, false, false
+	}
+	return reading{at: now, entries: entries, base: base, body: body}, true, false
+}
+
+// keep holds a notification the device could not send (asleep in queue
+// mode, or offline) for the next wake-up (LwM2M Core 6.5: the device
+// wakes to report). Without hqmax it keeps one, the latest, and asks for a
+// wake-up at once. With hqmax=N (LwM2M 1.2, 5.1.2) it keeps the N latest
+// readings with their times, dropping the oldest beyond N, and asks for a
+// wake-up when the queue is full, so that none is dropped; hqmax=0 keeps
+// none ("only the data ... with hqmax>0 will be included in notifications
+// which were stored while disabled or offline"). hqmax takes effect only
+// while the Server object's "Notification Storing When Disabled or
+// Offline" is true.
+func (c *Client) keep(o *observation, a Attributes, r reading) {
+	wake := true
+	o.mu.Lock()
+	switch {
+	case a.Hqmax != nil && *a.Hqmax == 0:
+		wake = false
+	case a.Hqmax != nil && c.notificationStoring():
+		n := int(*a.Hqmax)
+		o.history = append(o.history, r)
+		if len(o.history) > n {
+			o.history = append([]reading(nil), o.history[len(o.history)-n:]...)
+		}
+		o.pending = true
+		wake = len(o.history) >= n
+	default:
+		o.pending = true
+	}
+	o.mu.Unlock()
+	if wake && c.cfg.Queue {
+		c.TriggerUpdate()
+	}
+}
+
+// sendHistory sends the notifications kept under hqmax, oldest first,
+// and empties the queue (LwM2M Core 5.1.2: "The LwM2M Client SHOULD empty
+// the queue as soon it becomes aware that connectivity has been
+// restored"). The Core TS says historical notifications "MAY be sent in a
+// format as described in Section SenML JSON": one notification whose SenML
+// pack holds every kept reading, each record with its time (7.4.4.2, the
+// "multiple historical representations" example). So an observation in
+// SenML JSON or SenML CBOR gets one such pack; the other formats carry no
+// time, and get the kept notifications one by one, in order, each with
+// its own Observe sequence number. false when the device could not send
+// (the unsent ones stay queued).
+func (c *Client) sendHistory(o *observation, history []reading, con bool) bool {
+	drop := func(n int) {
+		o.mu.Lock()
+		o.history = append([]reading(nil), o.history[n:]...)
+		o.mu.Unlock()
+	}
+	if o.format == lwm2m.FormatSenMLJSON || o.format == lwm2m.FormatSenMLCBOR {
+		var timed []lwm2m.TimedEntry
+		for _, h := range history {
+			t := float64(h.at.UnixMilli()) / 1000
+			for _, e := range h.entries {
+				timed = append(timed, lwm2m.TimedEntry{Entry: e, Time: t})
+			}
+		}
+		body, err := lwm2m.EncodeTimed(o.format, history[0].base, timed)
+		if err != nil {
+			c.log.Warn("lwm2m notify: encode history", "path", o.paths[0], "err", err)
+			drop(len(history))
+			return true
+		}
+		if !c.sendNotification(o, codes.Content, message.MediaType(o.format), body, con) {
+			return false
+		}
+		drop(len(history))
+		return true
+	}
+	for i, h := range history {
+		if !c.sendNotification(o, codes.Content, message.MediaType(o.format), h.body, con) {
+			drop(i)
+			return false
+		}
+	}
+	drop(len(history))
+	return true
+}
+
 // sendNotification sends one notification over the current connection;
-// false when there is none. Notifications are confirmable so that a
+// false when there is none. A confirmable one waits for its ACK, so a
 // server that went away is noticed; the send gives up when the
 // observation is cancelled.
-func (c *Client) sendNotification(o *observation, code codes.Code, cf message.MediaType, body []byte) bool {
+func (c *Client) sendNotification(o *observation, code codes.Code, cf message.MediaType, body []byte, confirmable bool) bool {
 	conn := c.currentConn()
 	if conn == nil {
 		return false
@@ -369,7 +581,11 @@ func (c *Client) sendNotification(o *observation, code codes.Code, cf message.Me
 	m.SetCode(code)
 	m.SetToken(o.token)
 	m.SetObserve(o.nextSeq())
-	m.SetType(message.Confirmable)
+	if confirmable {
+		m.SetType(message.Confirmable)
+	} else {
+		m.SetType(message.NonConfirmable)
+	}
 	if body != nil {
 		m.SetContentFormat(cf)
 		m.SetBody(bytes.NewReader(body))
