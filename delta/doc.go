@@ -13,9 +13,11 @@
 // a copy runs through a few changed bytes) and codes the instructions, the
 // difference bytes and the literal bytes with an adaptive binary range
 // coder (format.go, model.go). Relocated code costs little: differences are
-// modelled per byte lane with a "same as the last non-zero difference in
-// this lane" flag, and optionally taken word-wise so that pointers that all
-// moved by one offset give one repeated difference.
+// modelled per byte lane with "same as the last non-zero difference in
+// this lane" and "same as the last non-zero difference" flags, and
+// optionally taken word-wise so that pointers that all moved by one offset
+// give one repeated difference. Sparsely used contexts adapt by a per-
+// probability use count (rangecoder.go), in 4 bits of arena each.
 //
 // # In place
 //

@@ -8,13 +8,15 @@ import (
 	"math/bits"
 )
 
-// Package format, version 2. All integers are little-endian; "uv" is an
+// Package format, version 3. All integers are little-endian; "uv" is an
 // unsigned LEB128 varint (encoding/binary.Uvarint). The header is kept
 // compact because patch bytes are what the radio pays for.
 //
 //	off  size  field
 //	0    4     magic "FOTD"
-//	4    1     format version (2)
+//	4    1     format version (3; 2 had 64 zero-flag contexts, no second
+//	           same-difference flag, fixed-rate probabilities and 34 number
+//	           widths with their own top-bit models)
 //	5    1     flags: bit0 in-place, bit1 descending step order, bit2 word
 //	           differences, bit3 schedule (in-place only, not with bit1)
 //	6    1     model: bits 0-3 literal context bits (<= 6); bits 4-7 w, the
@@ -73,12 +75,29 @@ import (
 //	           (image region offsets, then the stash: see above)
 //	copyLen difference bytes: out = source + difference (mod 256); with
 //	         flag bit2, a group of 4 at a word-aligned output offset inside
-//	         the copy is one little-endian 32-bit difference (mod 2^32)
+//	         the copy is one little-endian 32-bit difference (mod 2^32).
+//	         Each is a zero flag (context: lane = offset mod 4, which of
+//	         the last four differences were non-zero, how long since the
+//	         last non-zero one), then if non-zero a flag "the lane's last
+//	         non-zero difference" (when there is one), then a flag "the
+//	         last non-zero difference of any lane" (when there is one and
+//	         it differs from the lane's), then the byte (bit tree per lane
+//	         and previous difference zero or not)
 //	litLen   number (only when toEnd is 0), then litLen literal bytes; with a literal history,
 //	         each item of the run is a flag bit then either a byte or a
 //	         match: a bit "same distance as the last match", else the
 //	         distance-1 as a number, then length-4 as a number, repeating
 //	         earlier literal-stream bytes (the history holds the last 2^(w+8))
+//
+// Numbers are a 6-bit bit tree over their bit length n, then the top
+// min(n-1, 3) bits under the leading one (a bit tree per length, lengths of
+// 24 bits and more sharing one), then the rest at probability 1/2.
+//
+// Probabilities are 15-bit and adapt by a shift per field kind (model.go);
+// the flags' and the numbers' length trees and the difference trees
+// (model.countedProbs, in that order at the start of the model) keep a
+// 4-bit use count each and move by 1/(count+4) while that is faster than
+// their shift (rangecoder.go, counts).
 //
 // An instruction with copyLen = litLen = 0 is invalid (it would let a corrupt
 // stream spin without producing output).
@@ -95,7 +114,7 @@ import (
 
 const (
 	magic         = "FOTD"
-	formatVersion = 2
+	formatVersion = 3
 	sigSize       = ed25519.SignatureSize
 
 	flagInPlace    = 1 << 0

@@ -1,6 +1,9 @@
 package delta
 
-import "math/bits"
+import (
+	"math/bits"
+	"unsafe"
+)
 
 // The model is the set of adaptive probabilities both sides keep for the
 // fields of the instruction stream. Every context is computed from values
@@ -18,12 +21,16 @@ const (
 	numFields
 	kindDiff    = numFields
 	kindLiteral = numFields + 1
+	kindSame    = numFields + 2 // statistics only: the same-difference flag
+	kindDiffB   = numFields + 3 // statistics only: difference bytes coded in full
+	kindLM      = numFields + 4 // statistics only: literal-match flags
+	costKinds   = numFields + 5
 
 	numWidthBits = 6 // bit-tree over the bit length of a number (1..64)
 	numTopBits   = 3 // modelled bits below the leading one; the rest are direct
-	numMaxWidth  = 33
+	numMaxWidth  = 24
 	diffTrees    = 8
-	zeroCtx      = 4 * 2 * 2 * 4
+	zeroCtx      = 4 * 16 * 4
 	sameCtx      = 16
 	litMatchCtx  = 8
 	repCtx       = 2
@@ -49,22 +56,28 @@ type numModel struct {
 // model lays its probabilities out in one []uint16 so that the device
 // player can carve it from its arena.
 type model struct {
-	lit  []uint16 // 4 lanes * (1<<lc) trees of 256
-	diff []uint16 // diffTrees trees of 256
-	zero []uint16 // zeroCtx
-	same []uint16 // sameCtx
-	lm   []uint16 // litMatchCtx
-	rep  []uint16 // repCtx
-	end  []uint16 // endCtx: "copy to the end of the step", first instruction of a step or not
-	num  [numFields]numModel
+	lit   []uint16 // 4 lanes * (1<<lc) trees of 256
+	diff  []uint16 // diffTrees trees of 256
+	zero  []uint16 // zeroCtx
+	same  []uint16 // sameCtx
+	same2 []uint16 // sameCtx: "the last non-zero difference of any lane"
+	lm    []uint16 // litMatchCtx
+	rep   []uint16 // repCtx
+	end   []uint16 // endCtx: "copy to the end of the step", first instruction of a step or not
+	num   [numFields]numModel
 }
 
 // modelProbs is the number of probabilities a model with lc literal context
 // bits holds.
 func modelProbs(lc int) int {
-	return (4<<lc)*256 + diffTrees*256 + zeroCtx + sameCtx + litMatchCtx + repCtx + endCtx +
+	return (4<<lc)*256 + diffTrees*256 + zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx +
 		numFields*((1<<numWidthBits)+((numMaxWidth+1)<<numTopBits))
 }
+
+// countedProbs is the number of probabilities at the start of the model
+// that adapt by use count (counts): all but the difference and literal
+// trees.
+const countedProbs = zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx + numFields<<numWidthBits + diffTrees*256
 
 // newModel lays the model over probs (len >= modelProbs(lc)) and resets it.
 func newModel(probs []uint16, lc int) model {
@@ -78,24 +91,31 @@ func newModel(probs []uint16, lc int) model {
 		probs = probs[n:]
 		return s
 	}
-	m.lit = take((4 << lc) * 256)
-	m.diff = take(diffTrees * 256)
+	// The small, sparsely used models come first: their probabilities
+	// adapt at a rate set by a use count (counts, rangecoder.go).
 	m.zero = take(zeroCtx)
 	m.same = take(sameCtx)
+	m.same2 = take(sameCtx)
 	m.lm = take(litMatchCtx)
 	m.rep = take(repCtx)
 	m.end = take(endCtx)
 	for i := range m.num {
 		m.num[i].width = take(1 << numWidthBits)
+	}
+	m.diff = take(diffTrees * 256)
+	for i := range m.num {
 		m.num[i].top = take((numMaxWidth + 1) << numTopBits)
 	}
+	m.lit = take((4 << lc) * 256)
 	return m
 }
 
 // history is the decoded-stream state the contexts are computed from.
 type history struct {
 	diffs   uint32  // last four difference bytes, newest in the low byte
+	nzPat   byte    // which of the last eight difference bytes are non-zero, newest in bit 0
 	lastNZ  [4]byte // last non-zero difference per byte lane (offset mod 4)
+	lastAny byte    // last non-zero difference of any lane
 	sinceNZ int     // difference bytes since the last non-zero one
 	prevLit byte
 	// lastMatch: the previous literal-stream item was a match.
@@ -137,27 +157,27 @@ func endContext(first bool) int {
 	return 0
 }
 
-// Difference bytes are coded in three parts: is it zero; if not, is it
+// Difference bytes are coded in four parts: is it zero; if not, is it
 // the last non-zero difference seen in its byte lane (code that moved keeps
-// its pointers' low bytes shifting by the same amount); if not, the byte
-// itself. Lanes are the image offset mod 4 because 32-bit pointers and
-// instructions are word aligned in the images this is for.
+// its pointers' low bytes shifting by the same amount); if not, is it the
+// last non-zero difference of any lane (instructions of 3 bytes, as on
+// Xtensa, do not stay in one lane); if not, the byte itself. Lanes are the
+// image offset mod 4 because 32-bit pointers and instructions are word
+// aligned in most of the images this is for. The zero flag's context is
+// the lane, which of the last four differences were non-zero (the shape
+// of an instruction's changed operand bytes) and how long since the last
+// non-zero one: 256 contexts, most of them rare, hence the use counts
+// (rangecoder.go).
 func (h *history) zeroContext(pos uint32) int {
-	c := int(pos & 3)
-	if byte(h.diffs) != 0 {
-		c |= 4
-	}
-	if byte(h.diffs>>24) != 0 {
-		c |= 8
-	}
+	c := int(pos&3) | int(h.nzPat&15)<<2
 	switch {
 	case h.sinceNZ < 4:
 	case h.sinceNZ < 16:
-		c |= 16
+		c |= 64
 	case h.sinceNZ < 128:
-		c |= 32
+		c |= 128
 	default:
-		c |= 48
+		c |= 192
 	}
 	return c
 }
@@ -183,8 +203,13 @@ func (h *history) diffTree(pos uint32) int {
 
 func (h *history) pushDiff(pos uint32, d byte) {
 	h.diffs = h.diffs<<8 | uint32(d)
+	h.nzPat <<= 1
+	if d != 0 {
+		h.nzPat |= 1
+	}
 	if d != 0 {
 		h.lastNZ[pos&3] = d
+		h.lastAny = d
 		h.sinceNZ = 0
 	} else if h.sinceNZ < 1<<20 {
 		h.sinceNZ++
@@ -221,7 +246,16 @@ type encoder struct {
 }
 
 func newEncoder(lc int) *encoder {
-	return &encoder{rc: newRCEncoder(), m: newModel(make([]uint16, modelProbs(lc)), lc), h: history{lc: lc}}
+	e := &encoder{rc: newRCEncoder(), m: newModel(make([]uint16, modelProbs(lc)), lc), h: history{lc: lc}}
+	e.rc.counts = e.m.counts(make([]byte, countedProbs/2))
+	return e
+}
+
+// counts returns the use counts of the model's counted probabilities over
+// c (len countedProbs), reset.
+func (m *model) counts(c []byte) counts {
+	clear(c)
+	return counts{base: uintptr(unsafe.Pointer(&m.zero[0])), c: c}
 }
 
 func (e *encoder) tree(probs []uint16, v int, nbits int) {
@@ -269,6 +303,7 @@ func (e *encoder) diff(pos uint32, d byte) {
 		return
 	}
 	e.rc.bit(&e.m.zero[h.zeroContext(pos)], 1)
+	e.rc.kind = kindSame
 	if last := h.lastNZ[pos&3]; last != 0 {
 		if d == last {
 			e.rc.bit(&e.m.same[h.sameContext(pos)], 0)
@@ -277,6 +312,15 @@ func (e *encoder) diff(pos uint32, d byte) {
 		}
 		e.rc.bit(&e.m.same[h.sameContext(pos)], 1)
 	}
+	if a := h.lastAny; a != 0 && a != h.lastNZ[pos&3] {
+		if d == a {
+			e.rc.bit(&e.m.same2[h.sameContext(pos)], 0)
+			h.pushDiff(pos, d)
+			return
+		}
+		e.rc.bit(&e.m.same2[h.sameContext(pos)], 1)
+	}
+	e.rc.kind = kindDiffB
 	e.tree(e.m.diff[h.diffTree(pos):], int(d), 8)
 	h.pushDiff(pos, d)
 }
@@ -345,7 +389,7 @@ func (e *encoder) literals(pos uint32, data []byte) {
 	for i := 0; i < len(data); {
 		if e.win > 0 {
 			ctx := e.h.litMatchContext(pos + uint32(i))
-			e.rc.kind = kindLiteral
+			e.rc.kind = kindLM
 			e.rc.shift = rateNumber
 			if d, l := e.findLitMatch(data[i:]); l >= minLitMatch {
 				e.rc.bit(&e.m.lm[ctx], 1)
@@ -435,6 +479,12 @@ func (d *decoder) diff(pos uint32) byte {
 		if d.rc.bit(&d.m.same[h.sameContext(pos)]) == 0 {
 			h.pushDiff(pos, last)
 			return last
+		}
+	}
+	if a := h.lastAny; a != 0 && a != h.lastNZ[pos&3] {
+		if d.rc.bit(&d.m.same2[h.sameContext(pos)]) == 0 {
+			h.pushDiff(pos, a)
+			return a
 		}
 	}
 	v := byte(d.tree(d.m.diff[h.diffTree(pos):], 8))

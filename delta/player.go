@@ -13,11 +13,12 @@ import (
 const windowSize = 256
 
 // ArenaSize is the exact number of bytes NewInPlacePlayer needs for hdr:
-// the model's probabilities, the package read window, the literal history
-// and two bytes of slack to align the probabilities. It excludes the erase-block output buffer,
-// which the installer owns.
+// the model's probabilities, the package read window, the literal history,
+// the use counts of the counted probabilities (4 bits each) and two bytes
+// of slack to align the probabilities. It excludes the erase-block output
+// buffer, which the installer owns.
 func ArenaSize(hdr *Header) int {
-	return 2*modelProbs(hdr.LitCtxBits) + windowSize + hdr.LitWindow + 2
+	return 2*modelProbs(hdr.LitCtxBits) + countedProbs/2 + windowSize + hdr.LitWindow + 2
 }
 
 // window is the byteSource of the device player: a windowSize-byte cache
@@ -81,6 +82,7 @@ type InPlacePlayer struct {
 	dec   decoder
 	step  int
 	hist  []byte // literal history ring (LitWindow bytes)
+	cnt   []byte // use counts of the model, 4 bits each (countedProbs/2 bytes)
 	hn    uint64 // literal-stream bytes so far
 }
 
@@ -103,6 +105,7 @@ func NewInPlacePlayer(patch io.ReaderAt, hdr *Header, arena []byte) (*InPlacePla
 		probs: probs,
 		win:   window{ra: patch, base: int64(hdr.HeaderSize), size: int64(hdr.StreamSize), buf: rest[:windowSize]},
 		hist:  rest[windowSize : windowSize+hdr.LitWindow],
+		cnt:   rest[windowSize+hdr.LitWindow : windowSize+hdr.LitWindow+countedProbs/2],
 	}
 	p.reset()
 	return p, nil
@@ -113,6 +116,7 @@ func (p *InPlacePlayer) reset() {
 	p.dec.h = history{lc: p.hdr.LitCtxBits}
 	p.win.pos, p.win.bufStart, p.win.bufLen, p.win.err = 0, 0, 0, nil
 	p.dec.rc.init(&p.win)
+	p.dec.rc.counts = p.dec.m.counts(p.cnt)
 	p.step = 0
 	p.hn = 0
 	p.Stats = Stats{}

@@ -3,6 +3,7 @@ package delta
 import (
 	"errors"
 	"math"
+	"unsafe"
 )
 
 // The entropy coder is an adaptive binary range coder of the LZMA family
@@ -39,10 +40,56 @@ type rcEncoder struct {
 	first     bool // the very first byte the LZMA scheme emits is always 0; it is dropped
 	// cost, when set, accumulates the information content of the coded
 	// bits per field kind (statistics for tuning and delta info).
-	cost *[numFields + 2]float64
+	cost *[costKinds]float64
 	kind int
 	// shift is the adaptation rate of the model being coded.
 	shift uint8
+	counts
+}
+
+// counts holds a use count per probability for the first len(c)
+// probabilities of the model (those at or above base): a probability that
+// has been used n times moves by 1/(n+countStart) of the way towards the
+// coded bit, until that rate reaches its model's 1/2^shift. A context seen
+// a few times is then already close to its bit frequency instead of still
+// drifting from 1/2, which is what a large, sparsely used set of contexts
+// costs with a fixed rate.
+type counts struct {
+	base uintptr
+	c    []byte
+}
+
+// countStart is the divisor of a probability's first update.
+const countStart = 4
+
+// countRate[n] is 65536/(n+countStart).
+var countRate = func() (r [256]uint32) {
+	for i := range r {
+		r[i] = 65536 / uint32(i+countStart)
+	}
+	return r
+}()
+
+// update moves *p towards bit b (*p is the probability of a 0).
+func (c *counts) update(p *uint16, b int, shift uint8) {
+	if i := (uintptr(unsafe.Pointer(p)) - c.base) / 2; i < uintptr(len(c.c))*2 {
+		s := (i & 1) * 4
+		if n := c.c[i/2] >> s & 15; int(n)+countStart < 1<<shift && n < 15 {
+			c.c[i/2] += 1 << s
+			r := countRate[n]
+			if b == 0 {
+				*p += uint16((uint32(probOne-*p) * r) >> 16)
+			} else {
+				*p -= uint16((uint32(*p) * r) >> 16)
+			}
+			return
+		}
+	}
+	if b == 0 {
+		*p += (probOne - *p) >> shift
+	} else {
+		*p -= *p >> shift
+	}
 }
 
 func newRCEncoder() *rcEncoder {
@@ -87,12 +134,11 @@ func (e *rcEncoder) bit(p *uint16, b int) {
 	bound := (e.rng >> probBits) * uint32(*p)
 	if b == 0 {
 		e.rng = bound
-		*p += (probOne - *p) >> e.shift
 	} else {
 		e.low += uint64(bound)
 		e.rng -= bound
-		*p -= *p >> e.shift
 	}
+	e.update(p, b, e.shift)
 	for e.rng < rcTop {
 		e.rng <<= 8
 		e.shiftLow()
@@ -142,6 +188,7 @@ type rcDecoder struct {
 	overrun int
 	err     error
 	shift   uint8
+	counts
 }
 
 func (d *rcDecoder) init(src byteSource) {
@@ -172,12 +219,25 @@ func (d *rcDecoder) bit(p *uint16) int {
 	var b int
 	if d.code < bound {
 		d.rng = bound
-		*p += (probOne - *p) >> d.shift
 	} else {
 		d.code -= bound
 		d.rng -= bound
-		*p -= *p >> d.shift
 		b = 1
+	}
+	// counts.update, written out: this is the decoder's innermost loop.
+	if i := (uintptr(unsafe.Pointer(p)) - d.base) / 2; i < uintptr(len(d.c))*2 && int(d.c[i/2]>>((i&1)*4)&15)+countStart < 1<<d.shift && d.c[i/2]>>((i&1)*4)&15 < 15 {
+		s := (i & 1) * 4
+		r := countRate[d.c[i/2]>>s&15]
+		d.c[i/2] += 1 << s
+		if b == 0 {
+			*p += uint16((uint32(probOne-*p) * r) >> 16)
+		} else {
+			*p -= uint16((uint32(*p) * r) >> 16)
+		}
+	} else if b == 0 {
+		*p += (probOne - *p) >> d.shift
+	} else {
+		*p -= *p >> d.shift
 	}
 	// A 15-bit probability can shrink the range by up to 2^10, so
 	// normalisation may take two bytes.

@@ -24,7 +24,7 @@ func TestStatsDump(t *testing.T) {
 			for lc := 0; lc <= 3; lc++ {
 				h.LitCtxBits = lc
 				e := newEncoder(lc)
-				var cost [numFields + 2]float64
+				var cost [costKinds]float64
 				e.rc.cost = &cost
 				nops, ncopy, nlit, nz := 0, 0, 0, 0
 				for k, ops := range pl.steps {
