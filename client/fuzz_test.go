@@ -25,7 +25,9 @@ func FuzzDecodePathList(f *testing.F) {
 func FuzzParseAttributes(f *testing.F) {
 	f.Add("pmin=10&pmax=60&gt=1.5&lt=-3&st=0.5")
 	f.Add("pmin&st")
-	f.Add("epmin=1")
+	f.Add("epmin=1&epmax=30&edge=1&con=0&hqmax=10")
+	f.Add("epmin&epmax&edge&con&hqmax")
+	f.Add("edge=2&con=-1&hqmax=99999&epmin=+1")
 	f.Fuzz(func(t *testing.T, q string) {
 		u, err := parseAttributes(strings.Split(q, "&"))
 		if err != nil {
@@ -33,6 +35,19 @@ func FuzzParseAttributes(f *testing.F) {
 		}
 		if u.set.St != nil && *u.set.St <= 0 {
 			t.Fatalf("st %v accepted", *u.set.St)
+		}
+		for name, v := range map[string]*int64{"pmin": u.set.Pmin, "pmax": u.set.Pmax, "epmin": u.set.Epmin, "epmax": u.set.Epmax} {
+			if v != nil && (*v < 0 || *v > maxPeriod) {
+				t.Fatalf("%s=%d accepted", name, *v)
+			}
+		}
+		for name, v := range map[string]*int64{"edge": u.set.Edge, "con": u.set.Con} {
+			if v != nil && *v != 0 && *v != 1 {
+				t.Fatalf("%s=%d accepted", name, *v)
+			}
+		}
+		if u.set.Hqmax != nil && (*u.set.Hqmax < 0 || *u.set.Hqmax > MaxHistoricalQueue) {
+			t.Fatalf("hqmax=%d accepted", *u.set.Hqmax)
 		}
 		_ = u.set.link()
 	})

@@ -39,7 +39,6 @@ type observation struct {
 type reading struct {
 	at      time.Time
 	entries []lwm2m.Entry
-	base    lwm2m.Path
 	body    []byte
 }
 
@@ -168,7 +167,7 @@ func (c *Client) serveObserve(req *request, paths []lwm2m.Path, composite bool) 
 	}
 	c.respond(req, codes.Content, message.MediaType(cf), body)
 	req.w.Message().SetObserve(o.nextSeq())
-	go c.runObservation(o, reading{at: time.Now(), entries: entries, base: base, body: body})
+	go c.runObservation(o, reading{at: time.Now(), entries: entries, body: body})
 }
 
 // readPaths reads one path, or several for a composite operation.
@@ -465,7 +464,7 @@ func (c *Client) readObservation(o *observation, now time.Time) (r reading, ok, 
 		c.log.Warn("lwm2m notify: encode", "path", o.paths[0], "err", err)
 		return r, false, false
 	}
-	return reading{at: now, entries: entries, base: base, body: body}, true, false
+	return reading{at: now, entries: entries, body: body}, true, false
 }
 
 // keep holds a notification the device could not send (asleep in queue
@@ -526,7 +525,10 @@ func (c *Client) sendHistory(o *observation, history []reading, con bool) bool {
 				timed = append(timed, lwm2m.TimedEntry{Entry: e, Time: t})
 			}
 		}
-		body, err := lwm2m.EncodeTimed(o.format, history[0].base, timed)
+		// Base / names each record by its full path (base name per object
+		// instance): a resource base with one record per time would not
+		// encode.
+		body, err := lwm2m.EncodeTimed(o.format, lwm2m.Root, timed)
 		if err != nil {
 			c.log.Warn("lwm2m notify: encode history", "path", o.paths[0], "err", err)
 			drop(len(history))

@@ -22,6 +22,7 @@ type notes struct {
 
 type note struct {
 	at   time.Time
+	typ  message.Type // CON or NON on the wire
 	code codes.Code
 	seq  uint32
 	body string
@@ -33,7 +34,7 @@ func newNotes() *notes { return &notes{ch: make(chan note, 100)} }
 func (n *notes) add(m *pool.Message) {
 	r := copyResponse(m)
 	seq, _ := m.Observe()
-	x := note{at: time.Now(), code: r.code, seq: seq, body: string(r.body), cf: r.cf}
+	x := note{at: time.Now(), typ: m.Type(), code: r.code, seq: seq, body: string(r.body), cf: r.cf}
 	n.mu.Lock()
 	n.got = append(n.got, x)
 	n.mu.Unlock()
