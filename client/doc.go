@@ -14,7 +14,8 @@
 // Read, Discover (discover.go), Write, Write-Attributes (attributes.go),
 // Execute, Create, Delete, Read/Write-Composite (composite.go), Observe and
 // Observe-Composite (observe.go: one goroutine per observation, honouring
-// pmin, pmax, gt, lt and st). Send posts values to /dp. Queue mode closes
+// pmin, pmax, gt, lt, st, epmin, epmax, edge, con and hqmax). Send posts
+// values to /dp. Queue mode closes
 // the socket QueueWait after the last exchange and reopens it, on the same
 // port, for the next Update or for a notification that is due.
 //
