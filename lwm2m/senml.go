@@ -475,6 +475,14 @@ func senmlNames(base Path, entries []TimedEntry) (bns, names []string) {
 		return bns, names
 	}
 	bn := base.String() + "/"
+	for _, e := range entries {
+		if e.Path == base {
+			// Records of the request path itself (a resource's history):
+			// the base name is the path, and below it names start with "/".
+			bn = base.String()
+			break
+		}
+	}
 	bns[0] = bn
 	for i, e := range entries {
 		names[i] = strings.TrimPrefix(e.Path.String(), bn)

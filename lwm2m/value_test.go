@@ -91,3 +91,40 @@ func TestText_InvalidUTF8AndMultipleValues(t *testing.T) {
 		t.Fatal("EncodeTimed accepted TLV")
 	}
 }
+
+// A resource's history (several timed values of the request path itself,
+// as a notification with hqmax sends) and a multiple resource's instances
+// under a resource base both round-trip in SenML JSON and CBOR.
+func TestEncodeTimedResourceBase(t *testing.T) {
+	base := MustParsePath("/4/0/2")
+	for _, cf := range []ContentFormat{FormatSenMLJSON, FormatSenMLCBOR} {
+		for _, entries := range [][]TimedEntry{
+			{
+				{Entry: Entry{Path: base, Value: Integer(-70)}, Time: 1700000000},
+				{Entry: Entry{Path: base, Value: Integer(-65)}, Time: 1700000010},
+				{Entry: Entry{Path: base, Value: Integer(-60)}, Time: 1700000020},
+			},
+			{
+				{Entry: Entry{Path: MustParsePath("/4/0/2/0"), Value: Integer(1)}},
+				{Entry: Entry{Path: MustParsePath("/4/0/2/1"), Value: Integer(2)}},
+			},
+		} {
+			b, err := EncodeTimed(cf, base, entries)
+			if err != nil {
+				t.Fatalf("%v: %v", cf, err)
+			}
+			got, err := DecodeTimed(cf, base, b, nil)
+			if err != nil {
+				t.Fatalf("%v: decode %q: %v", cf, b, err)
+			}
+			if len(got) != len(entries) {
+				t.Fatalf("%v: %d records, want %d", cf, len(got), len(entries))
+			}
+			for i := range got {
+				if got[i].Path != entries[i].Path || got[i].Time != entries[i].Time || got[i].Value.Int() != entries[i].Value.Int() {
+					t.Fatalf("%v: record %d = %v at %v, want %v at %v", cf, i, got[i].Entry, got[i].Time, entries[i].Entry, entries[i].Time)
+				}
+			}
+		}
+	}
+}
