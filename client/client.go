@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"sync"
 	"time"
@@ -46,6 +47,12 @@ type Config struct {
 	// FlightInterval, AckTimeout, MaxRetransmit: DTLS and CoAP timers for
 	// slow links (transport.go).
 	TransmissionOptions
+	// LocalIP, when set, is the address the client's sockets to its
+	// server bind to (the port stays the system's choice). A simulated
+	// fleet spreads its devices over loopback addresses with it: each
+	// address has its own ephemeral ports, and 127.0.0.1 alone has about
+	// 28,000.
+	LocalIP net.IP
 	// MinBackoff and MaxBackoff bound the wait between failed registration
 	// attempts, doubling each time (defaults 1 s and 5 min).
 	MinBackoff, MaxBackoff time.Duration

@@ -70,6 +70,9 @@ func parseServerURI(s string) (target, error) {
 func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.UDPAddr) (*udpclient.Conn, error) {
 	_, cfg := c.account()
 	d := net.Dialer{Timeout: c.cfg.RequestTimeout}
+	if local == nil && c.cfg.LocalIP != nil {
+		local = &net.UDPAddr{IP: c.cfg.LocalIP}
+	}
 	if local != nil {
 		d.LocalAddr = local
 	}

@@ -49,6 +49,24 @@ type Config struct {
 	Device client.DeviceInfo
 	// Logger for fleet events; the devices' own logs are discarded.
 	Logger *slog.Logger
+	// SpreadLoopback, with a server on a loopback address, binds each
+	// device's sockets (and its relay's) to one of 127.1.0.1, 127.1.0.2,
+	// ... instead of 127.0.0.1, a few thousand devices per address:
+	// ephemeral ports are per address, and one address has only about
+	// 28,000 (net.ipv4.ip_local_port_range), fewer than a large fleet
+	// needs, and tests on 127.0.0.1 would find none left.
+	SpreadLoopback bool
+}
+
+// devicesPerAddress is how many devices share one loopback address under
+// SpreadLoopback: a third of the ~28,000 ephemeral ports of the default
+// range, with three sockets per device on a simulated link.
+const devicesPerAddress = 8000
+
+// loopbackFor is the local address of device i under SpreadLoopback.
+func loopbackFor(i int) net.IP {
+	k := i / devicesPerAddress
+	return net.IPv4(127, 1, byte(k>>8), byte(k&0xff)+1)
 }
 
 // Stats is what the fleet observed so far.
@@ -65,7 +83,8 @@ type Stats struct {
 
 // Fleet is a running fleet.
 type Fleet struct {
-	cfg Config
+	cfg    Config
+	spread bool // SpreadLoopback, with a server on loopback
 
 	mu      sync.Mutex
 	devices []*device
@@ -109,6 +128,11 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	f := &Fleet{cfg: cfg, cancel: cancel, done: make(chan struct{})}
+	if cfg.SpreadLoopback {
+		host := u.Hostname()
+		ip := net.ParseIP(host)
+		f.spread = host == "localhost" || (ip != nil && ip.IsLoopback())
+	}
 	go f.run(ctx, u.Scheme, server)
 	return f, nil
 }
@@ -142,8 +166,12 @@ func (f *Fleet) startDevice(ctx context.Context, i int, scheme string, server ne
 	ep, id, key := Credentials(f.cfg.PSKPrefix, i)
 	d := &device{started: time.Now()}
 	uri := f.cfg.ServerURI
+	local := net.IPv4(127, 0, 0, 1)
+	if f.spread {
+		local = loopbackFor(i)
+	}
 	if server != nil {
-		r, err := newRelay(server, f.cfg.Profile, f.cfg.Seed+uint64(i))
+		r, err := newRelay(local, server, f.cfg.Profile, f.cfg.Seed+uint64(i))
 		if err != nil {
 			return err
 		}
@@ -164,6 +192,9 @@ func (f *Fleet) startDevice(ctx context.Context, i int, scheme string, server ne
 				f.mu.Unlock()
 			}
 		},
+	}
+	if f.spread {
+		cfg.LocalIP = local
 	}
 	cfg.Device.Serial = ep
 	if cfg.Device.FirmwareVersion == "" {
@@ -202,7 +233,7 @@ func (f *Fleet) startDevice(ctx context.Context, i int, scheme string, server ne
 				d.mu.Lock()
 				defer d.mu.Unlock()
 				if d.relay2 == nil && !d.closed {
-					if r, err := newRelay(server, f.cfg.Profile, f.cfg.Seed+uint64(i)+1<<32); err == nil {
+					if r, err := newRelay(local, server, f.cfg.Profile, f.cfg.Seed+uint64(i)+1<<32); err == nil {
 						d.relay2 = r
 					}
 				}

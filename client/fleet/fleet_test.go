@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -171,5 +172,58 @@ func TestTransmissionFollowsProfile(t *testing.T) {
 	lan, _ := linksim.Lookup("lan")
 	if tr := Transmission(lan); tr.FlightInterval != 0 || tr.AckTimeout != 0 {
 		t.Errorf("lan: %+v, want the defaults", tr)
+	}
+}
+
+// Spread over loopback addresses, devices on both sides of an address
+// boundary register from their own address, and the server's requests
+// reach them there.
+func TestFleetSpreadsOverLoopbackAddresses(t *testing.T) {
+	const first, n = devicesPerAddress - 5, 10
+	srv := servertest.Start(t)
+	for i := first; i < first+n; i++ {
+		ep, id, key := Credentials("s-", i)
+		if err := srv.Store.PutCredential(store.Credential{Endpoint: ep, Mode: "psk", Identity: id, Key: key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := Start(context.Background(), Config{
+		Devices: n, First: first, ServerURI: "coaps://" + srv.CoAPSAddr().String(), PSKPrefix: "s-", Rate: 0,
+		SpreadLoopback: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.WaitRegistered(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	hosts := map[string]int{}
+	for i := first; i < first+n; i++ {
+		ep, _, _ := Credentials("s-", i)
+		d := srv.Device(ep)
+		if d == nil {
+			t.Fatalf("%s not registered", ep)
+		}
+		host, _, err := net.SplitHostPort(d.Registration().Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := loopbackFor(i).String(); host != want {
+			t.Fatalf("%s registered from %s, want %s", ep, host, want)
+		}
+		hosts[host]++
+	}
+	if hosts["127.1.0.1"] != 5 || hosts["127.1.0.2"] != 5 {
+		t.Fatalf("devices per address %v, want 5 on 127.1.0.1 and 5 on 127.1.0.2", hosts)
+	}
+	ep, _, _ := Credentials("s-", first+n-1)
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	resp, err := srv.Read(rctx, ep, "/3/0/2", nil)
+	if err != nil || string(resp.Payload) != ep {
+		t.Fatalf("Read /3/0/2 of %s on %s: %v %v", ep, loopbackFor(first+n-1), resp, err)
 	}
 }

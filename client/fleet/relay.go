@@ -19,12 +19,12 @@ type relay struct {
 	wg     sync.WaitGroup
 }
 
-func newRelay(server net.Addr, p linksim.Profile, seed uint64) (*relay, error) {
-	front, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+func newRelay(local net.IP, server net.Addr, p linksim.Profile, seed uint64) (*relay, error) {
+	front, err := net.ListenUDP("udp", &net.UDPAddr{IP: local})
 	if err != nil {
 		return nil, err
 	}
-	link, err := linksim.Listen(net.IPv4(127, 0, 0, 1), p, seed)
+	link, err := linksim.Listen(local, p, seed)
 	if err != nil {
 		front.Close()
 		return nil, err

@@ -44,6 +44,7 @@ func runFleet(args []string) error {
 	token := fs.String("api-token", os.Getenv("FOTA_API_TOKEN"), "HTTP API bearer token for --provision")
 	timeout := fs.Duration("timeout", 0, "give up when not all devices registered after this long (0: never)")
 	flash := addFleetFlashFlags(fs)
+	spread := fs.Bool("spread-loopback", true, "with a server on loopback, bind devices to 127.1.0.1, 127.1.0.2, ... (8000 each): one address has only ~28,000 ephemeral ports")
 	exitAfter := fs.Bool("exit", false, "stop (de-registering every device) once all registered, instead of running until interrupted")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
@@ -70,6 +71,7 @@ func runFleet(args []string) error {
 	fcfg := fleet.Config{
 		Devices: *devices, First: *first, ServerURI: *serverURI, PSKPrefix: *prefix,
 		Rate: *rate, Profile: prof, Seed: *seed, Lifetime: *lifetime, Logger: log,
+		SpreadLoopback: *spread,
 	}
 	ff, err := flash.open(prof, log)
 	if err != nil {
