@@ -116,15 +116,15 @@ func TestAbsurdHeadersAreRefused(t *testing.T) {
 	}{
 		{"bad magic", append([]byte("XXXX\x01\x00\x00"), make([]byte, 100)...), "magic"},
 		{"future version", append([]byte("FOTD\x09\x00\x00"), make([]byte, 100)...), "format version"},
-		{"unknown flag", append([]byte("FOTD\x03\x80\x00"), make([]byte, 100)...), "flags"},
-		{"huge model", append([]byte("FOTD\x03\x00\x09"), make([]byte, 100)...), "literal context"},
+		{"unknown flag", append([]byte("FOTD\x04\x80\x00"), make([]byte, 100)...), "flags"},
+		{"huge model", append([]byte("FOTD\x04\x00\x09"), make([]byte, 100)...), "literal context"},
 		{"old size 1 TiB", func() []byte {
-			b := []byte("FOTD\x03\x00\x00")
+			b := []byte("FOTD\x04\x00\x00")
 			b = binary.AppendUvarint(b, 1<<40)
 			return append(b, make([]byte, 200)...)
 		}(), "old size"},
 		{"new size over the limit", func() []byte {
-			b := []byte("FOTD\x03\x00\x00\x10")
+			b := []byte("FOTD\x04\x00\x00\x10")
 			b = binary.AppendUvarint(b, MaxImageSize+1)
 			return append(b, make([]byte, 200)...)
 		}(), "new size"},

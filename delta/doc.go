@@ -38,7 +38,10 @@
 // buffer. After a power cut the installer, which journals finished steps,
 // resumes with SkipTo: all decoder contexts come from the stream itself,
 // never from flash, so re-decoding from the start without flash reads
-// rebuilds the state exactly.
+// rebuilds the state exactly. That includes what the player carries from
+// one step to the next (the last copy's displacement, the previous step's
+// first one, which a copy across the block boundary continues at almost
+// no cost: format.go, cont).
 //
 //	hdr, err := delta.Verify(pkg, pub)
 //	p, err := delta.NewInPlacePlayer(bytes.NewReader(pkg), hdr, arena)

@@ -8,13 +8,14 @@ import (
 	"math/bits"
 )
 
-// Package format, version 3. All integers are little-endian; "uv" is an
+// Package format, version 4. All integers are little-endian; "uv" is an
 // unsigned LEB128 varint (encoding/binary.Uvarint). The header is kept
 // compact because patch bytes are what the radio pays for.
 //
 //	off  size  field
 //	0    4     magic "FOTD"
-//	4    1     format version (3; 2 had 64 zero-flag contexts, no second
+//	4    1     format version (4; 3 had no continuation flag on a copy to
+//	           the end of a step; 2 had 64 zero-flag contexts, no second
 //	           same-difference flag, fixed-rate probabilities and 34 number
 //	           widths with their own top-bit models)
 //	5    1     flags: bit0 in-place, bit1 descending step order, bit2 word
@@ -70,6 +71,11 @@ import (
 //	         needs, no litLen and no literals; then dispDelta and the
 //	         differences as below
 //	copyLen  number (only when toEnd is 0); then, if copyLen > 0:
+//	cont     one bit, only for a copy to the end (toEnd 1) in a step that
+//	         follows the block above (see below; context: first
+//	         instruction of the step or not): 0 is "this copy continues the
+//	         previous step's first copy across the block boundary", its
+//	         displacement is that copy's and no dispDelta follows
 //	dispDelta  zigzag number: displacement = previous displacement + dispDelta;
 //	           the copy reads copyLen bytes at source offset out + displacement
 //	           (image region offsets, then the stash: see above)
@@ -104,8 +110,11 @@ import (
 //
 // The displacement a step's first dispDelta is relative to is the last
 // copy's, except when the previous step wrote the block just above this
-// one (a descending run): then it is the previous step's first copy's,
-// where this block's end most likely continues from.
+// one (a descending run) and had a copy: then the step "follows" and it is
+// the previous step's first copy's, where this block's end most likely
+// continues from; the cont flag of the step's copy to the end refers to
+// the same displacement. In an ascending run the step's first copy
+// continues the previous step's last one with dispDelta 0.
 //
 // Resuming: the decoder state at a step boundary is a function of the
 // stream alone, so the installer needs to journal only the index of the
@@ -114,7 +123,7 @@ import (
 
 const (
 	magic         = "FOTD"
-	formatVersion = 3
+	formatVersion = 4
 	sigSize       = ed25519.SignatureSize
 
 	flagInPlace    = 1 << 0

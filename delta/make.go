@@ -300,8 +300,7 @@ func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
 			_ = n
 			if o.copyLen > 0 {
 				disp := o.src - int64(o.out)
-				e.number(numDisp, zigzag(disp-e.h.disp))
-				e.h.setDisp(disp)
+				e.dispField(toEnd, i == 0, disp)
 				for i := 0; i < o.copyLen; {
 					pos := o.out + i
 					if p.h.WordDiffs && pos&3 == 0 && i+4 <= o.copyLen {

@@ -35,6 +35,7 @@ const (
 	litMatchCtx  = 8
 	repCtx       = 2
 	endCtx       = 2
+	contCtx      = 2
 
 	// minLitMatch is the shortest repeat the literal stream codes as a
 	// match into its history: at about 17 bits a match of 4 literals
@@ -64,20 +65,21 @@ type model struct {
 	lm    []uint16 // litMatchCtx
 	rep   []uint16 // repCtx
 	end   []uint16 // endCtx: "copy to the end of the step", first instruction of a step or not
+	cont  []uint16 // contCtx: "the copy to the end continues the next block's first copy", first instruction or not
 	num   [numFields]numModel
 }
 
 // modelProbs is the number of probabilities a model with lc literal context
 // bits holds.
 func modelProbs(lc int) int {
-	return (4<<lc)*256 + diffTrees*256 + zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx +
+	return (4<<lc)*256 + diffTrees*256 + zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx + contCtx +
 		numFields*((1<<numWidthBits)+((numMaxWidth+1)<<numTopBits))
 }
 
 // countedProbs is the number of probabilities at the start of the model
 // that adapt by use count (counts): all but the difference and literal
 // trees.
-const countedProbs = zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx + numFields<<numWidthBits + diffTrees*256
+const countedProbs = zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx + contCtx + numFields<<numWidthBits + diffTrees*256
 
 // newModel lays the model over probs (len >= modelProbs(lc)) and resets it.
 func newModel(probs []uint16, lc int) model {
@@ -99,6 +101,7 @@ func newModel(probs []uint16, lc int) model {
 	m.lm = take(litMatchCtx)
 	m.rep = take(repCtx)
 	m.end = take(endCtx)
+	m.cont = take(contCtx)
 	for i := range m.num {
 		m.num[i].width = take(1 << numWidthBits)
 	}
@@ -127,7 +130,12 @@ type history struct {
 	// (haveStepDisp: it had one), kept for the next step (startStep).
 	stepDisp     int64
 	haveStepDisp bool
-	lc           int
+	// follows: the previous step wrote the block just above this one and
+	// had a copy; nextDisp is its first copy's displacement, which a copy
+	// to the end of this step most likely continues.
+	follows  bool
+	nextDisp int64
+	lc       int
 }
 
 // setDisp records the displacement of a copy.
@@ -143,8 +151,10 @@ func (h *history) setDisp(d int64) {
 // likely continue the copy the previous block began with: the previous
 // step's first displacement, rather than its last, is the reference.
 func (h *history) startStep(follows bool) {
-	if follows && h.haveStepDisp {
+	h.follows = follows && h.haveStepDisp
+	if h.follows {
 		h.disp = h.stepDisp
+		h.nextDisp = h.stepDisp
 	}
 	h.haveStepDisp = false
 }
@@ -291,6 +301,24 @@ func (e *encoder) number(f int, v uint64) {
 		}
 		e.rc.direct(uint32(x), low)
 	}
+}
+
+// dispField codes a copy's displacement: for a copy to the end of a step
+// that follows the block above, first a flag "it continues that block's
+// first copy" (displacement nextDisp, nothing more); otherwise the change
+// from the last displacement.
+func (e *encoder) dispField(toEnd, first bool, disp int64) {
+	if toEnd && e.h.follows {
+		e.rc.kind, e.rc.shift = numDisp, rateNumber
+		if disp == e.h.nextDisp {
+			e.rc.bit(&e.m.cont[endContext(first)], 0)
+			e.h.setDisp(disp)
+			return
+		}
+		e.rc.bit(&e.m.cont[endContext(first)], 1)
+	}
+	e.number(numDisp, zigzag(disp-e.h.disp))
+	e.h.setDisp(disp)
 }
 
 func (e *encoder) diff(pos uint32, d byte) {

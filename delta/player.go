@@ -304,11 +304,16 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 			return p.streamErr(fmt.Errorf("%w: copy of %d bytes at output byte %d overflows the %d-byte step", ErrFormat, cl, o, n))
 		}
 		if cl > 0 {
-			dd := unzigzag(d.number(numDisp))
-			if lim := srcEnd + int64(h.NewSize); dd > lim || dd < -lim {
-				return p.streamErr(fmt.Errorf("%w: displacement change %d out of range", ErrFormat, dd))
+			var disp int64
+			if d.rc.shift = rateNumber; toEnd && d.h.follows && d.rc.bit(&d.m.cont[endContext(o == 0)]) == 0 {
+				disp = d.h.nextDisp
+			} else {
+				dd := unzigzag(d.number(numDisp))
+				if lim := srcEnd + int64(h.NewSize); dd > lim || dd < -lim {
+					return p.streamErr(fmt.Errorf("%w: displacement change %d out of range", ErrFormat, dd))
+				}
+				disp = d.h.disp + dd
 			}
-			disp := d.h.disp + dd
 			s := int64(off) + int64(o) + disp
 			if s < 0 || s+int64(cl) > srcEnd || s < region && s+int64(cl) > region {
 				return p.streamErr(fmt.Errorf("%w: copy source %d+%d outside the %d-byte region and the stash", ErrFormat, s, cl, region))
