@@ -190,9 +190,9 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 			opts.Stash = DefaultStash
 		}
 		maxStash := min(MaxStash, max(opts.Stash, 0)/opts.EraseBlock)
-		if order, stash := scheduleFor(m, h, matchGains[0], maxStash); order != nil {
+		for _, s := range scheduleFor(m, h, matchGains[0], maxStash) {
 			hh := *h
-			setSchedule(&hh, order, stash)
+			setSchedule(&hh, s.order, s.stash)
 			orders = append(orders, trial{h: hh, c: c0, gain: matchGains[0]})
 		}
 	}
