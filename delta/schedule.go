@@ -43,17 +43,18 @@ type schedule struct {
 }
 
 // scheduleFor returns block orders (runs) and stashes for an in-place
-// package of header h, one per distinct result of minStashGains, none
+// package of header h, from the sequential plan with the given match gain
+// and search weight, one per distinct result of minStashGains, none
 // when it finds nothing better than a plain ascending or descending order
 // without stash.
-func scheduleFor(m *matcher, h *Header, gain, maxStash int) []schedule {
+func scheduleFor(m *matcher, h *Header, gain, weight, maxStash int) []schedule {
 	n := h.Steps
 	if n < 2 || n > maxScheduleBlocks {
 		return nil
 	}
 	bs := int(h.EraseBlock)
 	sh := Header{OldSize: h.OldSize, NewSize: h.NewSize, Steps: 1}
-	pl := m.plan(&sh, gain)
+	pl := m.planWeighted(&sh, gain, weight)
 	// Edges of the interference graph: reads[i][j] = w(i, j) for j != i,
 	// blocks j that step i could overwrite (j < n).
 	type edge struct {
