@@ -19,7 +19,8 @@ import (
 //	           same-difference flag, fixed-rate probabilities and 34 number
 //	           widths with their own top-bit models)
 //	5    1     flags: bit0 in-place, bit1 descending step order, bit2 word
-//	           differences, bit3 schedule (in-place only, not with bit1)
+//	           differences, bit3 schedule (in-place only, not with bit1),
+//	           bit4 difference trees by pattern (see the difference bytes)
 //	6    1     model: bits 0-3 literal context bits (<= 6); bits 4-7 w, the
 //	           literal history is 2^(w+8) bytes (w = 0: none, w+8 <= 15)
 //	7    uv    old image size
@@ -88,7 +89,8 @@ import (
 //	         non-zero difference" (when there is one), then a flag "the
 //	         last non-zero difference of any lane" (when there is one and
 //	         it differs from the lane's), then the byte (bit tree per lane
-//	         and previous difference zero or not)
+//	         and previous difference zero or not; with flag bit4, per
+//	         pattern of which of the last three differences were non-zero)
 //	litLen   number (only when toEnd is 0), then litLen literal bytes; with a literal history,
 //	         each item of the run is a flag bit then either a byte or a
 //	         match: a bit "same distance as the last match", else the
@@ -130,7 +132,8 @@ const (
 	flagDescending = 1 << 1
 	flagWordDiffs  = 1 << 2
 	flagSchedule   = 1 << 3
-	knownFlags     = flagInPlace | flagDescending | flagWordDiffs | flagSchedule
+	flagPattern    = 1 << 4
+	knownFlags     = flagInPlace | flagDescending | flagWordDiffs | flagSchedule | flagPattern
 
 	// MaxImageSize bounds old and new sizes read from a header: larger
 	// claims are refused before anything is allocated.
@@ -182,6 +185,11 @@ type Header struct {
 	// pointer moved by a constant has the same difference bytes whatever
 	// the carries (flag bit2).
 	WordDiffs bool
+	// DiffPattern: a difference byte coded in full uses the bit tree of
+	// which of the last three differences were non-zero, instead of the
+	// tree of its lane and whether the previous difference was non-zero
+	// (flag bit4).
+	DiffPattern bool
 	// LitCtxBits is the literal model's context size (model parameter).
 	LitCtxBits int
 	// LitWindow is the literal history the decoder keeps for matches
@@ -252,6 +260,7 @@ func Parse(patch []byte) (*Header, error) {
 	h.InPlace = flags&flagInPlace != 0
 	h.Descending = flags&flagDescending != 0
 	h.WordDiffs = flags&flagWordDiffs != 0
+	h.DiffPattern = flags&flagPattern != 0
 	h.LitCtxBits = int(patch[6] & 15)
 	if h.LitCtxBits > maxLitCtxBits {
 		return nil, fmt.Errorf("%w: literal context bits %d > %d", ErrFormat, h.LitCtxBits, maxLitCtxBits)
@@ -431,6 +440,9 @@ func marshalHeader(h *Header) []byte {
 	}
 	if h.Order != nil {
 		flags |= flagSchedule
+	}
+	if h.DiffPattern {
+		flags |= flagPattern
 	}
 	model := byte(h.LitCtxBits)
 	if h.LitWindow > 0 {

@@ -149,7 +149,7 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	// and literal history window.
 	var configs []config
 	for lc := 0; lc <= maxLitCtxBits; lc++ {
-		for _, win := range []int{0, 1024, 4096, 8192} {
+		for _, win := range []int{0, 1024, 2048, 4096, 8192} {
 			if ArenaSize(&Header{LitCtxBits: lc, LitWindow: win}) <= opts.RAM {
 				configs = append(configs, config{lc, win})
 			}
@@ -214,17 +214,21 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	}
 	best = pickTrial(best, runTrials(m, old, new, more))
 	// 3. Word-wise differences, then the model configurations that fit.
-	more = []trial{{h: best.h, c: c0, gain: best.gain, words: true, plan: best.plan}}
+	more = []trial{
+		{h: best.h, c: c0, gain: best.gain, weight: best.weight, words: true, plan: best.plan},
+		{h: best.h, c: c0, gain: best.gain, weight: best.weight, pattern: true, plan: best.plan},
+		{h: best.h, c: c0, gain: best.gain, weight: best.weight, words: true, pattern: true, plan: best.plan},
+	}
 	best = pickTrial(best, runTrials(m, old, new, more))
 	more = nil
 	for _, c := range configs {
 		if c != c0 {
-			more = append(more, trial{h: best.h, c: c, gain: best.gain, weight: best.weight, words: best.words, plan: best.plan})
+			more = append(more, trial{h: best.h, c: c, gain: best.gain, weight: best.weight, words: best.words, pattern: best.pattern, plan: best.plan})
 		}
 	}
 	best = pickTrial(best, runTrials(m, old, new, more))
 	bestH, bestS := best.h, best.stream
-	bestH.LitCtxBits, bestH.LitWindow, bestH.WordDiffs = best.c.lc, best.c.win, best.words
+	bestH.LitCtxBits, bestH.LitWindow, bestH.WordDiffs, bestH.DiffPattern = best.c.lc, best.c.win, best.words, best.pattern
 	pkg := marshalHeader(&bestH)
 	pkg = append(pkg, bestS...)
 	return append(pkg, ed25519.Sign(opts.Key, pkg)...), nil
@@ -242,8 +246,11 @@ type trial struct {
 	gain   int
 	weight int // search's displacement weight (searchWeights)
 	words  bool
-	plan   *plan
-	stream []byte
+	// pattern: difference trees by the pattern of non-zero differences
+	// (Header.DiffPattern)
+	pattern bool
+	plan    *plan
+	stream  []byte
 }
 
 // runTrials plans (when needed) and encodes the trials, as many at a time
@@ -259,7 +266,7 @@ func runTrials(m *matcher, old, new []byte, ts []trial) trial {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			t := &ts[i]
-			t.h.LitCtxBits, t.h.LitWindow, t.h.WordDiffs = t.c.lc, t.c.win, t.words
+			t.h.LitCtxBits, t.h.LitWindow, t.h.WordDiffs, t.h.DiffPattern = t.c.lc, t.c.win, t.words, t.pattern
 			if t.plan == nil {
 				t.plan = m.planWeighted(&t.h, t.gain, t.weight)
 			}
@@ -289,6 +296,7 @@ func pickTrial(a, b trial) trial {
 func encodePlan(p *plan, old, new []byte) []byte {
 	e := newEncoder(p.h.LitCtxBits)
 	e.win = p.h.LitWindow
+	e.h.pat = p.h.DiffPattern
 	return encodePlan2(p, old, new, e)
 }
 

@@ -136,6 +136,7 @@ type history struct {
 	follows  bool
 	nextDisp int64
 	lc       int
+	pat      bool // difference trees by pattern (diffTree)
 }
 
 // setDisp records the displacement of a copy.
@@ -203,7 +204,15 @@ func (h *history) sameContext(pos uint32) int {
 	return c
 }
 
+// diffTree selects the tree of a difference byte coded in full: by lane
+// and whether the previous difference was non-zero, or (pat,
+// Header.DiffPattern) by which of the last three differences were
+// non-zero, which suits code whose instructions are not word aligned
+// (Xtensa's 2- and 3-byte instructions).
 func (h *history) diffTree(pos uint32) int {
+	if h.pat {
+		return int(h.nzPat&7) * 256
+	}
 	t := int(pos & 3)
 	if byte(h.diffs) != 0 {
 		t |= 4
