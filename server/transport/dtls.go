@@ -42,6 +42,13 @@ type DTLSConfig struct {
 	// per second (default 1000); a burst of 4 s worth is allowed. Each
 	// pending handshake holds state until it times out (trap 10).
 	HandshakeRate float64
+	// MaxPendingHandshakes bounds the handshakes in progress at once
+	// (default 1024). Past it a ClientHello is dropped and the device
+	// retries later: an overloaded server that admits every retry spends
+	// its time on handshakes that time out before they finish, and the
+	// retries of those make more (a congestion collapse seen at 87,000
+	// devices on two cores).
+	MaxPendingHandshakes int
 	// IdleSession is how long a session with no KeepUntil lives
 	// (default 2 minutes): long enough to register.
 	IdleSession time.Duration
@@ -98,6 +105,7 @@ type DTLS struct {
 	wg   sync.WaitGroup
 	stop chan struct{}
 
+	pending    atomic.Int64 // handshakes in progress
 	handshakes atomic.Int64 // completed
 	refused    atomic.Int64 // failed or rate-limited
 	hibernated atomic.Int64 // hibernations
@@ -121,6 +129,9 @@ func ListenDTLS(addr string, cfg DTLSConfig) (*DTLS, error) {
 	}
 	if cfg.HandshakeRate == 0 {
 		cfg.HandshakeRate = 1000
+	}
+	if cfg.MaxPendingHandshakes == 0 {
+		cfg.MaxPendingHandshakes = 1024
 	}
 	if cfg.IdleSession == 0 {
 		cfg.IdleSession = 2 * time.Minute
@@ -279,6 +290,12 @@ func (d *DTLS) route(b []byte, from netip.AddrPort) {
 				a = nil
 			}
 			if a == nil {
+				if d.pending.Load() >= int64(d.cfg.MaxPendingHandshakes) {
+					d.mu.Unlock()
+					d.refused.Add(1)
+					d.log.Debug("dtls: too many handshakes in progress, ClientHello dropped", "from", from)
+					return
+				}
 				if !d.limiter.allow(time.Now()) {
 					d.mu.Unlock()
 					d.refused.Add(1)
@@ -307,6 +324,7 @@ func (d *DTLS) newAssociation(from netip.AddrPort) *association {
 	inc := newIncarnation(a)
 	a.cur = inc
 	d.byAddr[from] = a
+	d.pending.Add(1)
 	d.wg.Add(1)
 	go a.handshake(inc)
 	return a
@@ -384,6 +402,7 @@ type association struct {
 	closing     atomic.Bool
 	mute        atomic.Bool // superseded: say nothing more to the peer
 	established atomic.Bool
+	pendingDone atomic.Bool  // counted out of DTLS.pending
 	lastActive  atomic.Int64 // unix nanoseconds of the last datagram in or out
 	busy        atomic.Int32 // requests being served or sent
 	handlers    atomic.Int32 // handlers running now
@@ -538,6 +557,7 @@ func (a *association) handshake(inc *incarnation) {
 	a.mu.Unlock()
 	a.touch()
 	d.sessions.put(a, s)
+	a.endPending()
 	a.established.Store(true)
 	d.handshakes.Add(1)
 	if a.closing.Load() {
@@ -598,6 +618,14 @@ func (a *association) attachLocked(inc *incarnation, conn *dtls.Conn) {
 	})
 }
 
+// endPending takes a out of the handshakes in progress, once: when its
+// handshake completes, or when it ends before that.
+func (a *association) endPending() {
+	if a.pendingDone.CompareAndSwap(false, true) {
+		a.d.pending.Add(-1)
+	}
+}
+
 // release ends the association's routing; it reports whether this call
 // did it.
 func (a *association) release() bool {
@@ -615,6 +643,7 @@ func (a *association) shutdown() {
 	if !a.release() {
 		return
 	}
+	a.endPending()
 	a.mu.Lock()
 	inc, s := a.cur, a.session
 	if inc == nil && a.state != nil {

@@ -359,3 +359,106 @@ func FuzzRecordRouting(f *testing.F) {
 		_ = recordCID(b, cidSize)
 	})
 }
+
+// deafPC sends its first datagram (a ClientHello) and nothing more, and
+// never receives: a peer whose handshake stays in progress at the server
+// until it times out there, and which sends no retransmission that would
+// start another.
+type deafPC struct {
+	net.PacketConn
+	closed chan struct{}
+	sent   atomic.Bool
+}
+
+func (p *deafPC) WriteTo(b []byte, a net.Addr) (int, error) {
+	if p.sent.Swap(true) {
+		return len(b), nil
+	}
+	return p.PacketConn.WriteTo(b, a)
+}
+
+func (p *deafPC) ReadFrom([]byte) (int, net.Addr, error) {
+	<-p.closed
+	return 0, nil, net.ErrClosed
+}
+
+func (p *deafPC) Close() error {
+	select {
+	case <-p.closed:
+	default:
+		close(p.closed)
+	}
+	return p.PacketConn.Close()
+}
+
+// Past MaxPendingHandshakes a ClientHello is dropped; once the stalled
+// handshake has timed out, a new one is admitted again.
+func TestPendingHandshakesBounded(t *testing.T) {
+	d, err := ListenDTLS("127.0.0.1:0", DTLSConfig{
+		Handler:              mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {}),
+		PSK:                  func([]byte) ([]byte, error) { return pskKey, nil },
+		Logger:               slog.New(slog.NewTextHandler(io.Discard, nil)),
+		MaxPendingHandshakes: 1,
+		HandshakeTimeout:     time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deaf := &deafPC{PacketConn: udp, closed: make(chan struct{})}
+	stalled, err := dialPSK(deaf, d.Addr(), "stalled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hctx, hcancel := context.WithCancel(context.Background())
+	go func() { _ = stalled.HandshakeContext(hctx) }()
+	defer func() { hcancel(); stalled.Close() }()
+	for d.pending.Load() != 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	shortDial := func(identity string) error {
+		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return err
+		}
+		defer pc.Close()
+		conn, err := dialPSK(pc, d.Addr(), identity)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		return conn.HandshakeContext(ctx)
+	}
+	if err := shortDial("second"); err == nil {
+		t.Fatal("a second handshake was admitted past MaxPendingHandshakes=1")
+	}
+	if _, refused, _ := d.Stats(); refused == 0 {
+		t.Fatal("the dropped ClientHello was not counted as refused")
+	}
+	// The stalled handshake times out at the server (1 s), which frees
+	// the slot.
+	deadline := time.Now().Add(5 * time.Second)
+	for d.pending.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending %d after the stalled handshake timed out", d.pending.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := shortDial("third"); err != nil {
+		t.Fatalf("handshake after the slot was freed: %v", err)
+	}
+	// The server counts the handshake done once its last flight is out,
+	// which may be after the client has finished.
+	for deadline := time.Now().Add(2 * time.Second); d.pending.Load() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending %d after a completed handshake, want 0", d.pending.Load())
+		}
+	}
+}
