@@ -95,6 +95,7 @@ func benchFleet(args []string) error {
 	campaign := fs.Bool("campaign", false, "then run a delta campaign (pull over coaps) to the whole fleet; with it, --profile defaults to nb-iot and --devices to 20")
 	campaignTimeout := fs.Duration("campaign-timeout", time.Hour, "give up the campaign after this long")
 	timeout := fs.Duration("timeout", 200*time.Second, "give up when the fleet has not registered after this long")
+	fleetNice := fs.Int("fleet-nice", 10, "CPU priority (nice) of the fleet processes: the server, which is measured, goes first on a shared machine; 0 runs them at the bench's own")
 	procs := fs.Int("processes", 0, "fleet processes (0: as many as the open-file limit needs, one socket per device)")
 	lifetime := fs.Duration("lifetime", 0, "registration lifetime of the devices (0: 300 s, or twice the ramp-up when that is longer, so the idle figures are not taken during a burst of registration updates)")
 	cpuProfile := fs.String("cpuprofile", "", "write the server's CPU profile of the registration phase to `file`")
@@ -208,7 +209,7 @@ func benchFleet(args []string) error {
 	if nprocs > 1 {
 		fmt.Printf("bench fleet: %d fleet processes (open-file limit %d, %d per device)\n", nprocs, limit, perDev)
 	}
-	fp, err := startFleetProcs(self, nprocs, *devices, *rate, childArgs)
+	fp, err := startFleetProcs(self, nprocs, *devices, *rate, *fleetNice, childArgs)
 	if err != nil {
 		return err
 	}
