@@ -216,11 +216,13 @@ func TestOutOfRangeInstructionsAreRefused(t *testing.T) {
 		{"copy past the region", false, func(e *encoder) {
 			noEnd(e, true)
 			e.number(numCopyLen, 100)
+			e.rc.bit(&e.m.repD[endContext(true)], 0) // not a recent displacement
 			e.number(numDisp, zigzag(8150))
 		}, "outside"},
 		{"copy before the region", false, func(e *encoder) {
 			noEnd(e, true)
 			e.number(numCopyLen, 100)
+			e.rc.bit(&e.m.repD[endContext(true)], 0) // not a recent displacement
 			e.number(numDisp, zigzag(-1))
 		}, "outside"},
 		{"copy longer than the output", false, func(e *encoder) {
@@ -254,6 +256,7 @@ func TestOutOfRangeInstructionsAreRefused(t *testing.T) {
 			}
 			noEnd(e, true)
 			e.number(numCopyLen, 16)
+			e.rc.bit(&e.m.repD[endContext(true)], 0) // not a recent displacement
 			e.number(numDisp, zigzag(5100-4096))
 			for i := 0; i < 64; i++ {
 				e.diff(uint32(i), 0)

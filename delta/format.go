@@ -15,7 +15,8 @@ import (
 //	off  size  field
 //	0    4     magic "FOTD"
 //	4    1     format version (4; 3 had no continuation flag on a copy to
-//	           the end of a step; 2 had 64 zero-flag contexts, no second
+//	           the end of a step, no recent-displacement flag and no flag
+//	           bit4; 2 had 64 zero-flag contexts, no second
 //	           same-difference flag, fixed-rate probabilities and 34 number
 //	           widths with their own top-bit models)
 //	5    1     flags: bit0 in-place, bit1 descending step order, bit2 word
@@ -77,6 +78,12 @@ import (
 //	         instruction of the step or not): 0 is "this copy continues the
 //	         previous step's first copy across the block boundary", its
 //	         displacement is that copy's and no dispDelta follows
+//	rep      one bit (when cont is absent or 1; context: first instruction
+//	         of the step or not): 1 is "a recent displacement": a 2-bit
+//	         tree r then gives the displacement, the (r+1)th of the last
+//	         four distinct copy displacements, newest first (the newest is
+//	         the previous displacement, coded as dispDelta 0), and no
+//	         dispDelta follows
 //	dispDelta  zigzag number: displacement = previous displacement + dispDelta;
 //	           the copy reads copyLen bytes at source offset out + displacement
 //	           (image region offsets, then the stash: see above)

@@ -36,6 +36,7 @@ const (
 	repCtx       = 2
 	endCtx       = 2
 	contCtx      = 2
+	repDispCtx   = 6 // 2 "a recent displacement" flags, a 2-bit tree of which
 
 	// minLitMatch is the shortest repeat the literal stream codes as a
 	// match into its history: at about 17 bits a match of 4 literals
@@ -66,20 +67,21 @@ type model struct {
 	rep   []uint16 // repCtx
 	end   []uint16 // endCtx: "copy to the end of the step", first instruction of a step or not
 	cont  []uint16 // contCtx: "the copy to the end continues the next block's first copy", first instruction or not
+	repD  []uint16 // repDispCtx: "the displacement is a recent one" (first instruction or not), which one
 	num   [numFields]numModel
 }
 
 // modelProbs is the number of probabilities a model with lc literal context
 // bits holds.
 func modelProbs(lc int) int {
-	return (4<<lc)*256 + diffTrees*256 + zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx + contCtx +
+	return (4<<lc)*256 + diffTrees*256 + zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx + contCtx + repDispCtx +
 		numFields*((1<<numWidthBits)+((numMaxWidth+1)<<numTopBits))
 }
 
 // countedProbs is the number of probabilities at the start of the model
 // that adapt by use count (counts): all but the difference and literal
 // trees.
-const countedProbs = zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx + contCtx + numFields<<numWidthBits + diffTrees*256
+const countedProbs = zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx + contCtx + repDispCtx + numFields<<numWidthBits + diffTrees*256
 
 // newModel lays the model over probs (len >= modelProbs(lc)) and resets it.
 func newModel(probs []uint16, lc int) model {
@@ -102,6 +104,7 @@ func newModel(probs []uint16, lc int) model {
 	m.rep = take(repCtx)
 	m.end = take(endCtx)
 	m.cont = take(contCtx)
+	m.repD = take(repDispCtx)
 	for i := range m.num {
 		m.num[i].width = take(1 << numWidthBits)
 	}
@@ -135,13 +138,21 @@ type history struct {
 	// to the end of this step most likely continues.
 	follows  bool
 	nextDisp int64
-	lc       int
-	pat      bool // difference trees by pattern (diffTree)
+	// reps are the last four distinct copy displacements, newest first.
+	reps [4]int64
+	lc   int
+	pat  bool // difference trees by pattern (diffTree)
 }
 
 // setDisp records the displacement of a copy.
 func (h *history) setDisp(d int64) {
 	h.disp = d
+	i := 0
+	for i < len(h.reps)-1 && h.reps[i] != d {
+		i++
+	}
+	copy(h.reps[1:i+1], h.reps[:i])
+	h.reps[0] = d
 	if !h.haveStepDisp {
 		h.stepDisp, h.haveStepDisp = d, true
 	}
@@ -326,6 +337,21 @@ func (e *encoder) dispField(toEnd, first bool, disp int64) {
 		}
 		e.rc.bit(&e.m.cont[endContext(first)], 1)
 	}
+	e.rc.kind, e.rc.shift = numDisp, rateNumber
+	r := 0
+	for i := 1; i < len(e.h.reps); i++ {
+		if e.h.reps[i] == disp && disp != e.h.disp {
+			r = i
+			break
+		}
+	}
+	if r > 0 {
+		e.rc.bit(&e.m.repD[endContext(first)], 1)
+		e.tree(e.m.repD[2:], r-1, 2)
+		e.h.setDisp(disp)
+		return
+	}
+	e.rc.bit(&e.m.repD[endContext(first)], 0)
 	e.number(numDisp, zigzag(disp-e.h.disp))
 	e.h.setDisp(disp)
 }
