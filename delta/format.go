@@ -79,11 +79,11 @@ import (
 //	         previous step's first copy across the block boundary", its
 //	         displacement is that copy's and no dispDelta follows
 //	rep      one bit (when cont is absent or 1; context: first instruction
-//	         of the step or not): 1 is "a recent displacement": a 2-bit
-//	         tree r then gives the displacement, the (r+1)th of the last
-//	         four distinct copy displacements, newest first (the newest is
-//	         the previous displacement, coded as dispDelta 0), and no
-//	         dispDelta follows
+//	         of the step or not): 1 is "a recent displacement": a 3-bit
+//	         tree r (< 7) then gives the displacement, the (r+1)th of the
+//	         last eight distinct copy displacements, newest first (the
+//	         newest is the previous displacement, coded as dispDelta 0),
+//	         and no dispDelta follows
 //	dispDelta  zigzag number: displacement = previous displacement + dispDelta;
 //	           the copy reads copyLen bytes at source offset out + displacement
 //	           (image region offsets, then the stash: see above)

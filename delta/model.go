@@ -36,7 +36,7 @@ const (
 	repCtx       = 2
 	endCtx       = 2
 	contCtx      = 2
-	repDispCtx   = 6 // 2 "a recent displacement" flags, a 2-bit tree of which
+	repDispCtx   = 10 // 2 "a recent displacement" flags, a 3-bit tree of which
 
 	// minLitMatch is the shortest repeat the literal stream codes as a
 	// match into its history: at about 17 bits a match of 4 literals
@@ -138,8 +138,8 @@ type history struct {
 	// to the end of this step most likely continues.
 	follows  bool
 	nextDisp int64
-	// reps are the last four distinct copy displacements, newest first.
-	reps [4]int64
+	// reps are the last eight distinct copy displacements, newest first.
+	reps [8]int64
 	lc   int
 	pat  bool // difference trees by pattern (diffTree)
 }
@@ -347,7 +347,7 @@ func (e *encoder) dispField(toEnd, first bool, disp int64) {
 	}
 	if r > 0 {
 		e.rc.bit(&e.m.repD[endContext(first)], 1)
-		e.tree(e.m.repD[2:], r-1, 2)
+		e.tree(e.m.repD[2:], r-1, 3)
 		e.h.setDisp(disp)
 		return
 	}

@@ -308,7 +308,7 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 			if d.rc.shift = rateNumber; toEnd && d.h.follows && d.rc.bit(&d.m.cont[endContext(o == 0)]) == 0 {
 				disp = d.h.nextDisp
 			} else if d.rc.bit(&d.m.repD[endContext(o == 0)]) == 1 {
-				r := d.tree(d.m.repD[2:], 2) + 1
+				r := d.tree(d.m.repD[2:], 3) + 1
 				if r >= len(d.h.reps) {
 					return p.streamErr(fmt.Errorf("%w: recent displacement %d of %d", ErrFormat, r, len(d.h.reps)-1))
 				}
