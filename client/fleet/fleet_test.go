@@ -35,6 +35,23 @@ func provision(t *testing.T, st store.Store, prefix string, n int) {
 	}
 }
 
+// startRegistered starts a fleet and waits until every device of it has
+// registered; the fleet stops when the test ends.
+func startRegistered(t *testing.T, cfg Config) *Fleet {
+	t.Helper()
+	f, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.WaitRegistered(ctx, cfg.Devices); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func TestCredentialsAreDeterministicAndDistinct(t *testing.T) {
 	ep, id, key := Credentials("f1-", 7)
 	ep2, id2, key2 := Credentials("f1-", 7)
@@ -56,18 +73,9 @@ func TestFleetRegistersAndHibernatedDeviceAnswersRead(t *testing.T) {
 	const n = 50
 	srv := servertest.Start(t, func(c *server.Config) { c.HibernateAfter = 300 * time.Millisecond })
 	provision(t, srv.Store, "t-", n)
-	f, err := Start(context.Background(), Config{
+	f := startRegistered(t, Config{
 		Devices: n, ServerURI: "coaps://" + srv.CoAPSAddr().String(), PSKPrefix: "t-", Rate: 200,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := f.WaitRegistered(ctx, n); err != nil {
-		t.Fatal(err)
-	}
 	waitAsleep(t, srv.Server, n)
 	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer rcancel()
@@ -97,18 +105,9 @@ func TestNATRebindingUnderCIDKeepsSessionAndRegistration(t *testing.T) {
 	srv := servertest.Start(t, func(c *server.Config) { c.HibernateAfter = 300 * time.Millisecond })
 	provision(t, srv.Store, "nat-", n)
 	link := linksim.Profile{Name: "nat", Latency: 5 * time.Millisecond, NATTimeout: 1500 * time.Millisecond}
-	f, err := Start(context.Background(), Config{
+	f := startRegistered(t, Config{
 		Devices: n, ServerURI: "coaps://" + srv.CoAPSAddr().String(), PSKPrefix: "nat-", Profile: link, Seed: 1,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := f.WaitRegistered(ctx, n); err != nil {
-		t.Fatal(err)
-	}
 	before := map[string]string{}
 	for i := 0; i < n; i++ {
 		ep, _, _ := Credentials("nat-", i)
@@ -187,19 +186,10 @@ func TestFleetSpreadsOverLoopbackAddresses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f, err := Start(context.Background(), Config{
+	startRegistered(t, Config{
 		Devices: n, First: first, ServerURI: "coaps://" + srv.CoAPSAddr().String(), PSKPrefix: "s-", Rate: 0,
 		SpreadLoopback: true,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := f.WaitRegistered(ctx, n); err != nil {
-		t.Fatal(err)
-	}
 	hosts := map[string]int{}
 	for i := first; i < first+n; i++ {
 		ep, _, _ := Credentials("s-", i)
