@@ -21,7 +21,8 @@ import (
 //	           widths with their own top-bit models)
 //	5    1     flags: bit0 in-place, bit1 descending step order, bit2 word
 //	           differences, bit3 schedule (in-place only, not with bit1),
-//	           bit4 difference trees by pattern (see the difference bytes)
+//	           bit4 difference trees by pattern (see the difference bytes),
+//	           bit5 literal trees by offset parity (see litLen)
 //	6    1     model: bits 0-3 literal context bits (<= 6); bits 4-7 w, the
 //	           literal history is 2^(w+8) bytes (w = 0: none, w+8 <= 15)
 //	7    uv    old image size
@@ -102,7 +103,10 @@ import (
 //	         each item of the run is a flag bit then either a byte or a
 //	         match: a bit "same distance as the last match", else the
 //	         distance-1 as a number, then length-4 as a number, repeating
-//	         earlier literal-stream bytes (the history holds the last 2^(w+8))
+//	         earlier literal-stream bytes (the history holds the last 2^(w+8));
+//	         a byte is a bit tree per lane (offset mod 4) and top literal
+//	         context bits of the previous literal byte, or with flag bit5
+//	         per offset parity and top literal context bits + 1
 //
 // Numbers are a 6-bit bit tree over their bit length n, then the top
 // min(n-1, 3) bits under the leading one (a bit tree per length, lengths of
@@ -140,7 +144,8 @@ const (
 	flagWordDiffs  = 1 << 2
 	flagSchedule   = 1 << 3
 	flagPattern    = 1 << 4
-	knownFlags     = flagInPlace | flagDescending | flagWordDiffs | flagSchedule | flagPattern
+	flagLitParity  = 1 << 5
+	knownFlags     = flagInPlace | flagDescending | flagWordDiffs | flagSchedule | flagPattern | flagLitParity
 
 	// MaxImageSize bounds old and new sizes read from a header: larger
 	// claims are refused before anything is allocated.
@@ -197,6 +202,11 @@ type Header struct {
 	// tree of its lane and whether the previous difference was non-zero
 	// (flag bit4).
 	DiffPattern bool
+	// LitParity: the literal trees are chosen by the output offset's
+	// parity and the previous literal's top LitCtxBits+1 bits, instead of
+	// the offset mod 4 and its top LitCtxBits bits (flag bit5; as many
+	// trees).
+	LitParity bool
 	// LitCtxBits is the literal model's context size (model parameter).
 	LitCtxBits int
 	// LitWindow is the literal history the decoder keeps for matches
@@ -268,6 +278,7 @@ func Parse(patch []byte) (*Header, error) {
 	h.Descending = flags&flagDescending != 0
 	h.WordDiffs = flags&flagWordDiffs != 0
 	h.DiffPattern = flags&flagPattern != 0
+	h.LitParity = flags&flagLitParity != 0
 	h.LitCtxBits = int(patch[6] & 15)
 	if h.LitCtxBits > maxLitCtxBits {
 		return nil, fmt.Errorf("%w: literal context bits %d > %d", ErrFormat, h.LitCtxBits, maxLitCtxBits)
@@ -450,6 +461,9 @@ func marshalHeader(h *Header) []byte {
 	}
 	if h.DiffPattern {
 		flags |= flagPattern
+	}
+	if h.LitParity {
+		flags |= flagLitParity
 	}
 	model := byte(h.LitCtxBits)
 	if h.LitWindow > 0 {

@@ -180,7 +180,9 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	var orders []trial
 	for _, w := range searchWeights {
 		for _, desc := range []bool{false, true} {
-			if desc && !opts.InPlace {
+			if desc && !opts.InPlace || w != 0 && opts.InPlace {
+				// (in place, the plain orders with the other weights
+				// were never better on the shared pairs; step 2 tries them)
 				break
 			}
 			hh := *h
@@ -227,8 +229,11 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 		}
 	}
 	best = pickTrial(best, runTrials(m, old, new, more))
+	// 4. Literal trees by offset parity with that configuration.
+	more = []trial{{h: best.h, c: best.c, gain: best.gain, weight: best.weight, words: best.words, pattern: best.pattern, parity: true, plan: best.plan}}
+	best = pickTrial(best, runTrials(m, old, new, more))
 	bestH, bestS := best.h, best.stream
-	bestH.LitCtxBits, bestH.LitWindow, bestH.WordDiffs, bestH.DiffPattern = best.c.lc, best.c.win, best.words, best.pattern
+	bestH.LitCtxBits, bestH.LitWindow, bestH.WordDiffs, bestH.DiffPattern, bestH.LitParity = best.c.lc, best.c.win, best.words, best.pattern, best.parity
 	pkg := marshalHeader(&bestH)
 	pkg = append(pkg, bestS...)
 	return append(pkg, ed25519.Sign(opts.Key, pkg)...), nil
@@ -249,8 +254,10 @@ type trial struct {
 	// pattern: difference trees by the pattern of non-zero differences
 	// (Header.DiffPattern)
 	pattern bool
-	plan    *plan
-	stream  []byte
+	// parity: literal trees by offset parity (Header.LitParity)
+	parity bool
+	plan   *plan
+	stream []byte
 }
 
 // runTrials plans (when needed) and encodes the trials, as many at a time
@@ -266,7 +273,7 @@ func runTrials(m *matcher, old, new []byte, ts []trial) trial {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			t := &ts[i]
-			t.h.LitCtxBits, t.h.LitWindow, t.h.WordDiffs, t.h.DiffPattern = t.c.lc, t.c.win, t.words, t.pattern
+			t.h.LitCtxBits, t.h.LitWindow, t.h.WordDiffs, t.h.DiffPattern, t.h.LitParity = t.c.lc, t.c.win, t.words, t.pattern, t.parity
 			if t.plan == nil {
 				t.plan = m.planWeighted(&t.h, t.gain, t.weight)
 			}
@@ -297,6 +304,7 @@ func encodePlan(p *plan, old, new []byte) []byte {
 	e := newEncoder(p.h.LitCtxBits)
 	e.win = p.h.LitWindow
 	e.h.pat = p.h.DiffPattern
+	e.h.par = p.h.LitParity
 	return encodePlan2(p, old, new, e)
 }
 

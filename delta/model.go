@@ -142,6 +142,7 @@ type history struct {
 	reps [8]int64
 	lc   int
 	pat  bool // difference trees by pattern (diffTree)
+	par  bool // literal trees by offset parity (litTree)
 }
 
 // setDisp records the displacement of a copy.
@@ -248,7 +249,14 @@ func (h *history) pushDiff(pos uint32, d byte) {
 
 // litTree selects the literal model: the previous literal's top lc bits
 // and the byte lane (instruction encodings differ per byte of a word).
+//
+// With par (Header.LitParity) the lane is the offset's parity only and
+// the previous literal gives one bit more: Thumb's 2-byte instructions and
+// text.
 func (h *history) litTree(pos uint32) int {
+	if h.par {
+		return (int(pos&1)<<(h.lc+1) | int(h.prevLit>>(7-h.lc))) * 256
+	}
 	return (int(pos&3)<<h.lc | int(h.prevLit>>(8-h.lc))) * 256
 }
 

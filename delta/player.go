@@ -113,7 +113,7 @@ func NewInPlacePlayer(patch io.ReaderAt, hdr *Header, arena []byte) (*InPlacePla
 
 func (p *InPlacePlayer) reset() {
 	p.dec.m = newModel(p.probs, p.hdr.LitCtxBits)
-	p.dec.h = history{lc: p.hdr.LitCtxBits, pat: p.hdr.DiffPattern}
+	p.dec.h = history{lc: p.hdr.LitCtxBits, pat: p.hdr.DiffPattern, par: p.hdr.LitParity}
 	p.win.pos, p.win.bufStart, p.win.bufLen, p.win.err = 0, 0, 0, nil
 	p.dec.rc.init(&p.win)
 	p.dec.rc.counts = p.dec.m.counts(p.cnt)
