@@ -215,33 +215,33 @@ func TestOutOfRangeInstructionsAreRefused(t *testing.T) {
 	}{
 		{"copy past the region", false, func(e *encoder) {
 			noEnd(e, true)
-			e.number(numCopyLen, 100)
+			e.numberW(numCopyLen, e.m.firstLen, 100)
 			e.rc.bit(&e.m.repD[endContext(true)], 0) // not a recent displacement
 			e.number(numDisp, zigzag(8150))
 		}, "outside"},
 		{"copy before the region", false, func(e *encoder) {
 			noEnd(e, true)
-			e.number(numCopyLen, 100)
+			e.numberW(numCopyLen, e.m.firstLen, 100)
 			e.rc.bit(&e.m.repD[endContext(true)], 0) // not a recent displacement
 			e.number(numDisp, zigzag(-1))
 		}, "outside"},
 		{"copy longer than the output", false, func(e *encoder) {
 			noEnd(e, true)
-			e.number(numCopyLen, 9000)
+			e.numberW(numCopyLen, e.m.firstLen, 9000)
 		}, "overflows"},
 		{"literals longer than the output", false, func(e *encoder) {
 			noEnd(e, true)
-			e.number(numCopyLen, 0)
+			e.numberW(numCopyLen, e.m.firstLen, 0)
 			e.number(numExtraLen, 1<<40)
 		}, "overflow"},
 		{"empty instruction", false, func(e *encoder) {
 			noEnd(e, true)
-			e.number(numCopyLen, 0)
+			e.numberW(numCopyLen, e.m.firstLen, 0)
 			e.number(numExtraLen, 0)
 		}, "empty instruction"},
 		{"stream ends early", false, func(e *encoder) {
 			noEnd(e, true)
-			e.number(numCopyLen, 0)
+			e.numberW(numCopyLen, e.m.firstLen, 0)
 			e.number(numExtraLen, 8192)
 			e.literal(0, 1)
 		}, "ends too early"},
@@ -249,13 +249,13 @@ func TestOutOfRangeInstructionsAreRefused(t *testing.T) {
 			// The old image is 5000 bytes: step 1 (block 1) may read
 			// new block 0 and old bytes up to 5000, not 5100.
 			noEnd(e, true)
-			e.number(numCopyLen, 0)
+			e.numberW(numCopyLen, e.m.firstLen, 0)
 			e.number(numExtraLen, 4096)
 			for i := 0; i < 4096; i++ {
 				e.literal(uint32(i), 9)
 			}
 			noEnd(e, true)
-			e.number(numCopyLen, 16)
+			e.numberW(numCopyLen, e.m.firstLen, 16)
 			e.rc.bit(&e.m.repD[endContext(true)], 0) // not a recent displacement
 			e.number(numDisp, zigzag(5100-4096))
 			for i := 0; i < 64; i++ {

@@ -73,7 +73,8 @@ import (
 //	         a copy of the rest of the step, copyLen = what the step still
 //	         needs, no litLen and no literals; then dispDelta and the
 //	         differences as below
-//	copyLen  number (only when toEnd is 0); then, if copyLen > 0:
+//	copyLen  number (only when toEnd is 0; the first instruction of a step
+//	         has a length tree of its own); then, if copyLen > 0:
 //	cont     one bit, only for a copy to the end (toEnd 1) in a step that
 //	         follows the block above (see below; context: first
 //	         instruction of the step or not): 0 is "this copy continues the

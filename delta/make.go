@@ -322,7 +322,11 @@ func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
 				e.rc.bit(&e.m.end[endContext(i == 0)], 1)
 			} else {
 				e.rc.bit(&e.m.end[endContext(i == 0)], 0)
-				e.number(numCopyLen, uint64(o.copyLen))
+				w := e.m.num[numCopyLen].width
+				if i == 0 {
+					w = e.m.firstLen
+				}
+				e.numberW(numCopyLen, w, uint64(o.copyLen))
 			}
 			_ = n
 			if o.copyLen > 0 {

@@ -36,7 +36,8 @@ const (
 	repCtx       = 2
 	endCtx       = 2
 	contCtx      = 2
-	repDispCtx   = 10 // 2 "a recent displacement" flags, a 3-bit tree of which
+	firstLenCtx  = 1 << numWidthBits // the copy length's width tree for a step's first instruction
+	repDispCtx   = 10                // 2 "a recent displacement" flags, a 3-bit tree of which
 
 	// minLitMatch is the shortest repeat the literal stream codes as a
 	// match into its history: at about 17 bits a match of 4 literals
@@ -58,30 +59,31 @@ type numModel struct {
 // model lays its probabilities out in one []uint16 so that the device
 // player can carve it from its arena.
 type model struct {
-	lit   []uint16 // 4 lanes * (1<<lc) trees of 256
-	diff  []uint16 // diffTrees trees of 256
-	zero  []uint16 // zeroCtx
-	same  []uint16 // sameCtx
-	same2 []uint16 // sameCtx: "the last non-zero difference of any lane"
-	lm    []uint16 // litMatchCtx
-	rep   []uint16 // repCtx
-	end   []uint16 // endCtx: "copy to the end of the step", first instruction of a step or not
-	cont  []uint16 // contCtx: "the copy to the end continues the next block's first copy", first instruction or not
-	repD  []uint16 // repDispCtx: "the displacement is a recent one" (first instruction or not), which one
-	num   [numFields]numModel
+	lit      []uint16 // 4 lanes * (1<<lc) trees of 256
+	diff     []uint16 // diffTrees trees of 256
+	zero     []uint16 // zeroCtx
+	same     []uint16 // sameCtx
+	same2    []uint16 // sameCtx: "the last non-zero difference of any lane"
+	lm       []uint16 // litMatchCtx
+	rep      []uint16 // repCtx
+	end      []uint16 // endCtx: "copy to the end of the step", first instruction of a step or not
+	cont     []uint16 // contCtx: "the copy to the end continues the next block's first copy", first instruction or not
+	firstLen []uint16 // firstLenCtx
+	repD     []uint16 // repDispCtx: "the displacement is a recent one" (first instruction or not), which one
+	num      [numFields]numModel
 }
 
 // modelProbs is the number of probabilities a model with lc literal context
 // bits holds.
 func modelProbs(lc int) int {
-	return (4<<lc)*256 + diffTrees*256 + zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx + contCtx + repDispCtx +
+	return (4<<lc)*256 + diffTrees*256 + zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx + contCtx + repDispCtx + firstLenCtx +
 		numFields*((1<<numWidthBits)+((numMaxWidth+1)<<numTopBits))
 }
 
 // countedProbs is the number of probabilities at the start of the model
 // that adapt by use count (counts): all but the difference and literal
 // trees.
-const countedProbs = zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx + contCtx + repDispCtx + numFields<<numWidthBits + diffTrees*256
+const countedProbs = zeroCtx + 2*sameCtx + litMatchCtx + repCtx + endCtx + contCtx + repDispCtx + firstLenCtx + numFields<<numWidthBits + diffTrees*256
 
 // newModel lays the model over probs (len >= modelProbs(lc)) and resets it.
 func newModel(probs []uint16, lc int) model {
@@ -105,6 +107,7 @@ func newModel(probs []uint16, lc int) model {
 	m.end = take(endCtx)
 	m.cont = take(contCtx)
 	m.repD = take(repDispCtx)
+	m.firstLen = take(firstLenCtx)
 	for i := range m.num {
 		m.num[i].width = take(1 << numWidthBits)
 	}
@@ -307,13 +310,16 @@ func (e *encoder) tree(probs []uint16, v int, nbits int) {
 
 // number codes v as its bit length (a bit tree) followed by the bits under
 // the leading one, the top numTopBits of them modelled per length.
-func (e *encoder) number(f int, v uint64) {
+func (e *encoder) number(f int, v uint64) { e.numberW(f, e.m.num[f].width, v) }
+
+// numberW is number with the width tree given.
+func (e *encoder) numberW(f int, width []uint16, v uint64) {
 	nm := &e.m.num[f]
 	e.rc.kind = f
 	e.rc.shift = rateNumber
 	x := v + 1
 	n := bits.Len64(x)
-	e.tree(nm.width, n-1, numWidthBits)
+	e.tree(width, n-1, numWidthBits)
 	rest := n - 1
 	top := rest
 	if top > numTopBits {
@@ -516,10 +522,12 @@ func (d *decoder) tree(probs []uint16, nbits int) int {
 	return m - 1<<uint(nbits)
 }
 
-func (d *decoder) number(f int) uint64 {
+func (d *decoder) number(f int) uint64 { return d.numberW(f, d.m.num[f].width) }
+
+func (d *decoder) numberW(f int, width []uint16) uint64 {
 	d.rc.shift = rateNumber
 	nm := &d.m.num[f]
-	n := d.tree(nm.width, numWidthBits) + 1
+	n := d.tree(width, numWidthBits) + 1
 	rest := n - 1
 	top := rest
 	if top > numTopBits {

@@ -298,7 +298,11 @@ func (p *InPlacePlayer) run(src io.ReaderAt, out []byte) error {
 		if toEnd {
 			cl = uint64(n - o) // a copy to the end of the step, no literals
 		} else {
-			cl = d.number(numCopyLen)
+			w := d.m.num[numCopyLen].width
+			if o == 0 {
+				w = d.m.firstLen
+			}
+			cl = d.numberW(numCopyLen, w)
 		}
 		if cl > uint64(n-o) {
 			return p.streamErr(fmt.Errorf("%w: copy of %d bytes at output byte %d overflows the %d-byte step", ErrFormat, cl, o, n))
