@@ -17,7 +17,11 @@
 // this lane" and "same as the last non-zero difference" flags, and
 // optionally taken word-wise so that pointers that all moved by one offset
 // give one repeated difference. Sparsely used contexts adapt by a per-
-// probability use count (rangecoder.go), in 4 bits of arena each.
+// probability use count (rangecoder.go), in 4 bits of arena each. A copy
+// may name one of the last eight displacements instead of coding a
+// change; per package, flags choose difference trees by the pattern of
+// recent non-zero differences and literal trees by offset parity (for
+// code whose instructions are not word aligned).
 //
 // # In place
 //
