@@ -30,6 +30,13 @@ func startRealDevice(t *testing.T, e *campaignEnv, ep, version string, image []b
 
 func startRealDeviceLifetime(t *testing.T, e *campaignEnv, ep, version string, image []byte, lifetime time.Duration) *realDevice {
 	t.Helper()
+	return startRealDeviceAt(t, e, ep, version, image, lifetime, "coaps://"+e.srv.CoAPSAddr().String())
+}
+
+// startRealDeviceAt is startRealDeviceLifetime with the Server URI the
+// device dials (a proxy in front of the server, say).
+func startRealDeviceAt(t *testing.T, e *campaignEnv, ep, version string, image []byte, lifetime time.Duration, uri string) *realDevice {
+	t.Helper()
 	dir := t.TempDir()
 	f, err := inplace.CreateFlash(filepath.Join(dir, "flash.bin"), inplace.Geometry{Size: 256 << 10, EraseBlock: 4096, PageSize: 256}, 1)
 	if err != nil {
@@ -43,7 +50,7 @@ func startRealDeviceLifetime(t *testing.T, e *campaignEnv, ep, version string, i
 	e.srv.AddPSK(ep, ep+"-id", key)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c, err := client.New(client.Config{
-		Endpoint: ep, ServerURI: "coaps://" + e.srv.CoAPSAddr().String(), PSKIdentity: ep + "-id", PSKKey: key,
+		Endpoint: ep, ServerURI: uri, PSKIdentity: ep + "-id", PSKKey: key,
 		Device:   client.DeviceInfo{FirmwareVersion: version, DeviceType: "sim"},
 		StateDir: filepath.Join(dir, "state"), Logger: quiet, Lifetime: lifetime, RequestTimeout: 2 * time.Second, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fotastack/fota/lwm2m"
 	"github.com/fotastack/fota/objects"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
 // The state machine of one device in a campaign. Each state names what the
@@ -553,7 +554,16 @@ func (m *Campaigns) offer(ctx context.Context, c Campaign, d *CampaignDevice) (b
 		// that stalls is offered again, up to maxOffers times.
 		wctx, cancel := context.WithTimeout(ctx, m.srv.cfg.RequestTimeout+time.Duration(len(data)/1024+1)*2*time.Second)
 		defer cancel()
-		resp, err := m.srv.Write(wctx, d.Endpoint, "/5/0/0", true, lwm2m.FormatOpaque, data)
+		// Progress as the device takes the blocks, stored every 10 %: the
+		// API and its event stream show a push moving, not 0 then 100.
+		d.Progress = 0
+		progress := func(sent, total int) {
+			if p := 100 * sent / total; p >= d.Progress+10 && p < 100 {
+				d.Progress = p
+				m.commit(c.ID, *d)
+			}
+		}
+		resp, err := m.srv.Do(wctx, d.Endpoint, Request{Method: codes.PUT, Path: "/5/0/0", Format: fmtPtr(lwm2m.FormatOpaque), Payload: data, Progress: progress})
 		if err != nil {
 			return true, fmt.Errorf("push package: %w", err)
 		}

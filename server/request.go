@@ -39,6 +39,11 @@ type Request struct {
 	Payload []byte
 	Observe *uint32
 	Token   []byte // nil: a random one
+	// Progress, when set, is told the bytes of Payload the device has
+	// taken, after each block of a payload sent in blocks (block1.go).
+	Progress func(sent, total int)
+
+	block1, size1 *uint32 // set by sendBlock1 on each block
 }
 
 // Response is a device's answer.
@@ -48,6 +53,8 @@ type Response struct {
 	HasFmt  bool
 	Payload []byte
 	Observe bool // the response carries an Observe option: the observation is established
+
+	block1 *uint32 // the Block1 option of a 2.31 Continue
 }
 
 // Success reports a 2.xx code.
@@ -115,6 +122,11 @@ func newToken() []byte {
 
 // send performs one exchange on sess.
 func (s *Server) send(ctx context.Context, sess *transport.Session, req Request) (*Response, error) {
+	if req.block1 == nil {
+		if size := s.blockBytes(sess); len(req.Payload) > size {
+			return s.sendBlock1(ctx, sess, req, size)
+		}
+	}
 	// Use resumes a hibernated session and keeps it awake for the exchange.
 	cc, done, err := sess.Use(ctx)
 	if err != nil {
@@ -151,6 +163,15 @@ func (s *Server) send(ctx context.Context, sess *transport.Session, req Request)
 	if req.Payload != nil {
 		m.SetBody(bytes.NewReader(req.Payload))
 	}
+	if req.block1 != nil {
+		m.SetOptionUint32(message.Block1, *req.block1)
+	}
+	if req.size1 != nil {
+		m.SetOptionUint32(message.Size1, *req.size1)
+	}
+	if req.block1 != nil {
+		defer transport.ExpectContinue(tok)()
+	}
 	resp, err := cc.Do(m)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -165,6 +186,11 @@ func (s *Server) send(ctx context.Context, sess *transport.Session, req Request)
 	}
 	if _, err := resp.Observe(); err == nil {
 		out.Observe = true
+	}
+	if req.block1 != nil {
+		if v, ok := transport.TakeContinue(tok); ok {
+			out.Code, out.block1 = codes.Continue, &v
+		}
 	}
 	if body := resp.Body(); body != nil {
 		b, err := io.ReadAll(io.LimitReader(body, maxResponse+1))

@@ -597,6 +597,7 @@ func (a *association) attachLocked(inc *incarnation, conn *dtls.Conn) {
 		options.WithBlockwise(true, blockwise.SZX1024, blockwiseTimeout),
 		options.WithErrors(func(err error) { d.log.Debug("coaps", "peer", a.addr, "err", err) }),
 		options.WithPeriodicRunner(d.periodic.add),
+		continueOption(),
 	}
 	if t := d.cfg.Transmission; t != nil {
 		if p, ok := t(s.Identity); ok {

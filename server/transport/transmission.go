@@ -65,3 +65,7 @@ func (p Transmission) szx() blockwise.SZX {
 		return blockwise.SZX64
 	}
 }
+
+// BlockBytes is the block size, in bytes, of the blockwise transfers the
+// server makes towards a device with these parameters.
+func (p Transmission) BlockBytes() int { return int(p.szx().Size()) }

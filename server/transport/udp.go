@@ -61,6 +61,7 @@ func ListenUDP(addr string, h mux.Handler, log *slog.Logger) (*UDP, error) {
 		options.WithBlockwise(true, blockwise.SZX1024, blockwiseTimeout),
 		options.WithInactivityMonitor(plainIdle, func(cc *udpClient.Conn) { _ = cc.Close() }),
 		options.WithErrors(func(err error) { log.Debug("coap", "err", err) }),
+		continueOption(),
 	)
 	go func() {
 		defer close(u.done)
