@@ -524,6 +524,12 @@ func (s *Server) apiSecurityPut(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		c.Identity, c.Key = j.TLS.Details.Identity, key
+		if taken := s.reserved.Load(); taken != nil {
+			if owner, ok := (*taken)(c.Identity); ok {
+				httpError(w, http.StatusConflict, fmt.Sprintf("psk identity %q is a bootstrap identity (endpoint %q)", c.Identity, owner))
+				return
+			}
+		}
 	case transport.SecurityX509:
 		// The device's certificate must chain to the server's client CAs
 		// and carry the endpoint as CN.

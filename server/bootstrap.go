@@ -160,6 +160,13 @@ func (b *BootstrapServer) CoAPSAddr() net.Addr {
 // Store is the bootstrap store.
 func (b *BootstrapServer) Store() *BootstrapStore { return b.store }
 
+// BootstrapIdentity reports the endpoint whose bootstrap credential has
+// this PSK identity (for Server.ReserveIdentities).
+func (b *BootstrapServer) BootstrapIdentity(identity string) (endpoint string, ok bool) {
+	c, err := b.store.CredentialByIdentity(identity)
+	return c.Endpoint, err == nil
+}
+
 // Close stops the listeners and every running session, and waits for them.
 func (b *BootstrapServer) Close() error {
 	b.mu.Lock()

@@ -67,6 +67,7 @@ func startBootstrapEnv(t testing.TB, mod ...func(*server.BootstrapOptions)) *bsE
 		t.Fatal(err)
 	}
 	bs.RegisterAPI(dm.Mux())
+	dm.ReserveIdentities(bs.BootstrapIdentity)
 	t.Cleanup(func() { bs.Close() }) // runs before the DM server's cleanup closes the store
 	return &bsEnv{dm: dm, bs: bs}
 }
@@ -392,6 +393,19 @@ func TestBootstrapConfigValidation(t *testing.T) {
 	body := map[string]any{"endpoint": "other", "tls": map[string]any{"mode": "psk", "details": map[string]any{"identity": "shared-id", "key": "0102"}}}
 	if code := e.dm.API("PUT", "/api/bootstrap/security/clients", body, nil); code != http.StatusConflict {
 		t.Fatalf("bootstrap identity equal to a DM identity: %d, want 409", code)
+	}
+	// Nor the reverse: a DM identity may not be a bootstrap identity.
+	bsBody := map[string]any{"endpoint": "bsdev", "tls": map[string]any{"mode": "psk", "details": map[string]any{"identity": "bs-only-id", "key": "0102"}}}
+	if code := e.dm.API("PUT", "/api/bootstrap/security/clients", bsBody, nil); code != http.StatusNoContent {
+		t.Fatalf("bootstrap credential: %d", code)
+	}
+	dmBody := map[string]any{"endpoint": "other2", "tls": map[string]any{"mode": "psk", "details": map[string]any{"identity": "bs-only-id", "key": "0102"}}}
+	var refusal map[string]string
+	if code := e.dm.API("PUT", "/api/security/clients", dmBody, &refusal); code != http.StatusConflict || refusal["error"] == "" {
+		t.Fatalf("DM identity equal to a bootstrap identity: %d %v, want 409 with a reason", code, refusal)
+	}
+	if _, err := e.dm.Store.Credential("other2"); err == nil {
+		t.Fatal("the refused DM credential was stored")
 	}
 	// GET, list and DELETE of a stored config.
 	e.provision(t, "ok")

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fotastack/fota/server/store"
@@ -54,6 +55,11 @@ type Config struct {
 // Server is the LwM2M server: registration interface, device management,
 // observations, the HTTP API.
 type Server struct {
+	// reserved tells whether a PSK identity belongs to another role (a
+	// bootstrap credential) and may not be a DM identity; see
+	// ReserveIdentities.
+	reserved atomic.Pointer[func(identity string) (owner string, ok bool)]
+
 	cfg    Config
 	log    *slog.Logger
 	store  store.Store
@@ -325,3 +331,11 @@ func (s *Server) expiryLoop() {
 
 // expiryGrace tolerates an Update that is a little late on the wire.
 const expiryGrace = 2 * time.Second
+
+// ReserveIdentities makes PUT /api/security/clients refuse (409) a PSK
+// identity for which taken reports an owner: a bootstrap server beside
+// this one passes its own identities, so that one key never stands for
+// both roles (the bootstrap side refuses DM identities the same way).
+func (s *Server) ReserveIdentities(taken func(identity string) (owner string, ok bool)) {
+	s.reserved.Store(&taken)
+}

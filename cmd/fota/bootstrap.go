@@ -59,6 +59,7 @@ func startBootstrapBeside(srv *server.Server, st *store.Bolt, coap, coaps, publi
 		return nil, err
 	}
 	b.RegisterAPI(srv.Mux())
+	srv.ReserveIdentities(b.BootstrapIdentity)
 	return b, nil
 }
 
