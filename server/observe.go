@@ -242,13 +242,27 @@ func (s *Server) handleSend(w mux.ResponseWriter, r *mux.Message, _ []string) {
 }
 
 // deviceOfSession finds the registered device speaking over sess: the one
-// bound to it, or (plain CoAP after a restart) the one registered from its
-// address.
+// bound to it, or (after a restart) the one registered from its address.
 func (s *Server) deviceOfSession(sess *transport.Session) *Device {
 	if sess == nil {
 		return nil
 	}
 	addr := sess.RemoteAddr().String()
+	// A secure session names its endpoint (PSK identity through the
+	// security store, certificate CN directly): one look-up, not a scan
+	// of every device, which at 100,000 devices is what each Send cost.
+	if ep := s.endpointOfIdentity(sess); ep != "" {
+		s.mu.Lock()
+		d := s.byEP[ep]
+		s.mu.Unlock()
+		if d != nil {
+			reg := d.Registration()
+			if d.Session() == sess || (reg.Address == addr && reg.Transport == sess.Scheme) {
+				return d
+			}
+		}
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var byAddr *Device
@@ -265,4 +279,18 @@ func (s *Server) deviceOfSession(sess *transport.Session) *Device {
 		return byAddr
 	}
 	return nil
+}
+
+// endpointOfIdentity is the endpoint a secure session authenticated as
+// ("" for plain CoAP or an identity with no credential).
+func (s *Server) endpointOfIdentity(sess *transport.Session) string {
+	switch sess.Security {
+	case transport.SecurityPSK:
+		if c, err := s.store.CredentialByIdentity(sess.Identity); err == nil {
+			return c.Endpoint
+		}
+	case transport.SecurityX509:
+		return sess.Identity
+	}
+	return ""
 }
