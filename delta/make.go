@@ -204,13 +204,15 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 		}
 	}
 	best = runTrials(m, old, new, orders)
-	// 2. The other match gains and the search's displacement weights with
-	// that order.
+	// 2. The other match gains, the search's displacement weights and
+	// the jump costs' free bits with that order.
 	var more []trial
 	for _, g := range matchGains {
 		for _, w := range searchWeights {
-			if g != best.gain || w != best.weight {
-				more = append(more, trial{h: best.h, c: c0, gain: g, weight: w})
+			for _, f := range jumpFrees {
+				if g != best.gain || w != best.weight || f != best.free {
+					more = append(more, trial{h: best.h, c: c0, gain: g, weight: w, free: f})
+				}
 			}
 		}
 	}
@@ -250,6 +252,7 @@ type trial struct {
 	c      config
 	gain   int
 	weight int // search's displacement weight (searchWeights)
+	free   int // jumpCost's free bits (jumpFrees; 0 means jumpFrees[0])
 	words  bool
 	// pattern: difference trees by the pattern of non-zero differences
 	// (Header.DiffPattern)
@@ -274,8 +277,11 @@ func runTrials(m *matcher, old, new []byte, ts []trial) trial {
 			defer func() { <-sem; wg.Done() }()
 			t := &ts[i]
 			t.h.LitCtxBits, t.h.LitWindow, t.h.WordDiffs, t.h.DiffPattern, t.h.LitParity = t.c.lc, t.c.win, t.words, t.pattern, t.parity
+			if t.free == 0 {
+				t.free = jumpFrees[0]
+			}
 			if t.plan == nil {
-				t.plan = m.planWeighted(&t.h, t.gain, t.weight)
+				t.plan = m.planWeighted(&t.h, t.gain, t.weight, t.free)
 			}
 			p := *t.plan
 			p.h = &t.h
@@ -402,7 +408,7 @@ var matchGains = []int{4, 3}
 // region offset and length; among equal lengths it prefers the displacement
 // closest to pref (cheapest to code). With weight > 0 it returns the match
 // of largest length - weight*jumpCost(displacement - pref) instead.
-func (m *matcher) search(v *view, q []byte, out int, pref int64, weight int, reps *history) (int64, int) {
+func (m *matcher) search(v *view, q []byte, out int, pref int64, weight, free int, reps *history) (int64, int) {
 	sa, t := m.sa, m.t
 	lo, hi := 0, len(sa)
 	for lo < hi {
@@ -440,7 +446,7 @@ func (m *matcher) search(v *view, q []byte, out int, pref int64, weight int, rep
 			cost = -cost
 		}
 		if weight > 0 {
-			if l > 0 && (bestLen == 0 || l-weight*reps.jumpCost(x-int64(out), pref) > bestLen-weight*reps.jumpCost(bestPos-int64(out), pref) || (l == bestLen && cost < bestCost)) {
+			if l > 0 && (bestLen == 0 || l-weight*reps.jumpCost(x-int64(out), pref, free) > bestLen-weight*reps.jumpCost(bestPos-int64(out), pref, free) || (l == bestLen && cost < bestCost)) {
 				bestPos, bestLen, bestCost = x, l, cost
 			}
 			continue
@@ -500,7 +506,7 @@ const maxMatch = 1 << 14
 // jumpCost is the extra match length of a copy at displacement d after one
 // at pref: nothing if d is one of the recent displacements (coded with a
 // few bits), else jumpCost(d - pref).
-func (h *history) jumpCost(d, pref int64) int {
+func (h *history) jumpCost(d, pref int64, free int) int {
 	if repDisps {
 		for _, r := range h.reps[1:] {
 			if r == d {
@@ -508,16 +514,25 @@ func (h *history) jumpCost(d, pref int64) int {
 			}
 		}
 	}
-	return jumpCost(d - pref)
+	return jumpCost(d-pref, free)
 }
 
 var repDisps = true
 
-func jumpCost(delta int64) int {
-	return max(0, bits.Len64(zigzag(delta))-jumpFree) / jumpDiv
+func jumpCost(delta int64, free int) int {
+	return max(0, bits.Len64(zigzag(delta))-free) / jumpDiv
 }
 
-var jumpFree, jumpDiv = 4, 4
+var jumpDiv = 4
+
+// jumpFrees are the numbers of free bits of jumpCost tried (a trial each
+// in Make's step 2; the first one plans the block order and the
+// schedule): a displacement change of up to that many bits costs no match
+// length. Measured on upy-esp8266 in place with its best schedule and
+// model (stream bytes, gain 3, weights 0/1/2/3): 66,871/66,746/66,751/66,780
+// with 4, 66,615/66,556/66,520/66,544 with 3, 5 and 6 no better; jumpDiv 3
+// or 5 no better than 3 free bits.
+var jumpFrees = []int{4, 3}
 
 // validRun is how many bytes from source offset x on (at most n) step k
 // may read, without crossing from the region into the stash space.
@@ -556,10 +571,12 @@ func commonPrefix(a, b []byte) int {
 // a copy continues through mismatching bytes while at least half its
 // bytes match, the differences coding to mostly zeros) over each step's
 // block, sourcing only from what the view of that step can read.
-func (m *matcher) plan(h *Header, matchGain int) *plan { return m.planWeighted(h, matchGain, 0) }
+func (m *matcher) plan(h *Header, matchGain int) *plan {
+	return m.planWeighted(h, matchGain, 0, jumpFrees[0])
+}
 
 // planWeighted is plan with the search's displacement weight (search).
-func (m *matcher) planWeighted(h *Header, matchGain, weight int) *plan {
+func (m *matcher) planWeighted(h *Header, matchGain, weight, free int) *plan {
 	p := &plan{h: h, steps: make([][]op, h.Steps)}
 	newb := m.new
 	lastDisp := int64(0)
@@ -592,13 +609,13 @@ func (m *matcher) planWeighted(h *Header, matchGain, weight int) *plan {
 			scan += ln
 			scsc := scan
 			for ; scan < be; scan++ {
-				pos, ln = m.search(v, newb[scan:min(be, scan+maxMatch)], scan, lastoffset, weight, &hs)
+				pos, ln = m.search(v, newb[scan:min(be, scan+maxMatch)], scan, lastoffset, weight, free, &hs)
 				for ; scsc < scan+ln; scsc++ {
 					if scsc < contEnd && v.eq(int64(scsc)+lastoffset, newb[scsc]) {
 						oldscore++
 					}
 				}
-				if (ln == oldscore && ln != 0) || ln > oldscore+matchGain+hs.jumpCost(pos-int64(scan), lastoffset) {
+				if (ln == oldscore && ln != 0) || ln > oldscore+matchGain+hs.jumpCost(pos-int64(scan), lastoffset, free) {
 					break
 				}
 				if scan < contEnd && v.eq(int64(scan)+lastoffset, newb[scan]) {

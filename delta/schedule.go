@@ -54,7 +54,7 @@ func scheduleFor(m *matcher, h *Header, gain, weight, maxStash int) []schedule {
 	}
 	bs := int(h.EraseBlock)
 	sh := Header{OldSize: h.OldSize, NewSize: h.NewSize, Steps: 1}
-	pl := m.planWeighted(&sh, gain, weight)
+	pl := m.planWeighted(&sh, gain, weight, jumpFrees[0])
 	// Edges of the interference graph: reads[i][j] = w(i, j) for j != i,
 	// blocks j that step i could overwrite (j < n).
 	type edge struct {

@@ -40,9 +40,9 @@ func TestJump(t *testing.T) {
 	if !*tune {
 		t.Skip("tuning report; enable with -delta.tune")
 	}
-	defer func(a, b int) { jumpFree, jumpDiv = a, b }(jumpFree, jumpDiv)
+	defer func(a []int, b int) { jumpFrees, jumpDiv = a, b }(jumpFrees, jumpDiv)
 	for _, r := range [][2]int{{64, 1}, {8, 4}, {4, 4}, {6, 4}} {
-		jumpFree, jumpDiv = r[0], r[1]
+		jumpFrees, jumpDiv = []int{r[0]}, r[1]
 		tot := 0
 		s := ""
 		for _, p := range firmwarePairs(t) {
