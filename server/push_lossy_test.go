@@ -10,6 +10,7 @@ import (
 
 	"github.com/fotastack/fota/lwm2m"
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/transport"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
@@ -80,7 +81,11 @@ func TestPushOverLossyLink(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a push with retransmissions")
 	}
-	e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"))
+	// A short ACK_TIMEOUT: the lost datagrams are resent in a fraction of
+	// a second instead of RFC 7252's 2 to 3 s.
+	e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"), func(c *server.Config) {
+		c.Transmission.Default = transport.Transmission{ACKTimeout: 250 * time.Millisecond, MaxRetransmit: 8}
+	})
 	v1, v2 := testImages(12<<10, 17)
 	if _, err := e.fw.AddImage("sim", "1.0", v1, false); err != nil {
 		t.Fatal(err)

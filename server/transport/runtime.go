@@ -39,9 +39,14 @@ func (f *sharedLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
 	return l
 }
 
-// periodicPeriod is how often each connection's expiration check runs:
-// go-coap's default runner sleeps 4 s between checks.
-const periodicPeriod = 4 * time.Second
+// periodicPeriod is how often each connection's expiration check runs.
+// go-coap retransmits the confirmable requests we sent only from this
+// check, so it bounds how late a retransmission goes out: with go-coap's
+// default of 4 s, a lost block of a push waited 4 s whatever the
+// ACK_TIMEOUT (2 s by RFC 7252). Every second keeps a retransmission
+// within a second of its time; only live connections are checked
+// (hibernated ones have none), a few microseconds each.
+const periodicPeriod = time.Second
 
 // periodicSlots splits the period so that the checks of connections made
 // at different times are spread over it.
