@@ -15,6 +15,22 @@ import (
 // epmin, epmax, edge, con, hqmax.
 
 // writeAttrs sends Write-Attributes and returns the answer code.
+// observeWith writes attributes on path, then observes it; the
+// notifications, the Observe answer first, go to the notes returned.
+func observeWith(t *testing.T, d *device, path string, attrs ...string) *notes {
+	t.Helper()
+	if got := writeAttrs(t, d, path, attrs...); got != codes.Changed {
+		t.Fatalf("write-attributes %v on %s: %v", attrs, path, got)
+	}
+	n := newNotes()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := d.conn.Observe(ctx, path, n.add); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func writeAttrs(t *testing.T, d *device, path string, qs ...string) codes.Code {
 	t.Helper()
 	opts := make([]message.Option, len(qs))
@@ -157,15 +173,7 @@ func TestObserveEdge(t *testing.T) {
 	c, _ := startClient(t, s, nil)
 	sw := addSwitch(c)
 	d := s.device(c.cfg.Endpoint)
-	if got := writeAttrs(t, d, "/3342/0/5500", "edge=1"); got != codes.Changed {
-		t.Fatalf("write-attributes: %v", got)
-	}
-	n := newNotes()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := d.conn.Observe(ctx, "/3342/0/5500", n.add); err != nil {
-		t.Fatal(err)
-	}
+	n := observeWith(t, d, "/3342/0/5500", "edge=1")
 	set := func(v bool) {
 		t.Helper()
 		if err := sw.Set(lwm2m.ResourcePath(switchObject, 0, switchState), lwm2m.Boolean(v)); err != nil {
@@ -201,15 +209,7 @@ func TestObserveEpmin(t *testing.T) {
 	s := newTestServer(t, false)
 	c, _ := startClient(t, s, nil)
 	d := s.device(c.cfg.Endpoint)
-	if got := writeAttrs(t, d, "/4/0/2", "epmin=1"); got != codes.Changed {
-		t.Fatalf("write-attributes: %v", got)
-	}
-	n := newNotes()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := d.conn.Observe(ctx, "/4/0/2", n.add); err != nil {
-		t.Fatal(err)
-	}
+	n := observeWith(t, d, "/4/0/2", "epmin=1")
 	first := n.next(t, time.Second) // the Observe answer is an evaluation
 	setSignal(t, c, -71)
 	x := n.next(t, 2*time.Second)
@@ -245,15 +245,7 @@ func TestObserveEpmax(t *testing.T) {
 	temp.AddInstance(0, map[uint16]lwm2m.Value{5700: lwm2m.Float(20)})
 	c.SetObject(quietObject{temp})
 	d := s.device(c.cfg.Endpoint)
-	if got := writeAttrs(t, d, "/3303/0/5700", "epmax=1", "st=2"); got != codes.Changed {
-		t.Fatalf("write-attributes: %v", got)
-	}
-	n := newNotes()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := d.conn.Observe(ctx, "/3303/0/5700", n.add); err != nil {
-		t.Fatal(err)
-	}
+	n := observeWith(t, d, "/3303/0/5700", "epmax=1", "st=2")
 	first := n.next(t, time.Second)
 	set := func(v float64) {
 		t.Helper()
