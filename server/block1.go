@@ -61,13 +61,13 @@ func (s *Server) sendBlock1(ctx context.Context, sess *transport.Session, req Re
 		if err != nil {
 			return nil, fmt.Errorf("block %d (bytes %d-%d of %d): %w", num, off, end, total, err)
 		}
-		if req.Progress != nil && (resp.Code == codes.Continue || resp.Success()) {
+		if req.Progress != nil && resp.Success() { // 2.31 Continue is a success too
 			req.Progress(end, total)
 		}
 		if !more || resp.Code != codes.Continue {
 			return resp, nil
 		}
-		if resp.block1 == nil || (*resp.block1 == 0 && num != 0) {
+		if resp.block1 == nil {
 			return nil, fmt.Errorf("%w: 2.31 to block %d without a Block1 option", errBlock1, num)
 		}
 		rszx, rnum, _, err := blockwise.DecodeBlockOption(*resp.block1)

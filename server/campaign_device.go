@@ -7,7 +7,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-
 	"time"
 
 	"github.com/fotastack/fota/lwm2m"
@@ -194,16 +193,9 @@ func (m *Campaigns) fwState(ctx context.Context, ep string) (state, result int, 
 // map.
 func (m *Campaigns) readValues(ctx context.Context, ep string, paths ...string) (map[string]string, error) {
 	if dev := m.srv.Device(ep); dev != nil && takesComposite(dev) {
-		rctx, cancel := m.reqCtx(ctx, ep)
-		resp, err := m.srv.ReadComposite(rctx, ep, paths, compositeFormat(dev))
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("read-composite %v: %w", paths, err)
-		}
-		if resp.Success() {
-			if v, err := compositeValues(resp); err == nil {
-				return v, nil
-			}
+		v, ok, err := m.askComposite(ctx, dev, paths, false)
+		if err != nil || ok {
+			return v, err
 		}
 		// Refused or undecodable: the plain reads below still work.
 	}
@@ -220,6 +212,29 @@ func (m *Campaigns) readValues(ctx context.Context, ep string, paths ...string) 
 		}
 	}
 	return v, nil
+}
+
+// askComposite sends one Read-Composite of paths, or with observe one
+// Observe-Composite, whose answer holds their current values. ok is false
+// when the device refused it or its answer does not decode: the caller
+// then asks path by path.
+func (m *Campaigns) askComposite(ctx context.Context, dev *Device, paths []string, observe bool) (vals map[string]string, ok bool, err error) {
+	ep := dev.Endpoint()
+	rctx, cancel := m.reqCtx(ctx, ep)
+	defer cancel()
+	op, ask := "read-composite", m.srv.ReadComposite
+	if observe {
+		op, ask = "observe-composite", m.srv.ObserveComposite
+	}
+	resp, err := ask(rctx, ep, paths, compositeFormat(dev))
+	if err != nil {
+		return nil, false, fmt.Errorf("%s %v: %w", op, paths, err)
+	}
+	if !resp.Success() {
+		return nil, false, nil
+	}
+	v, err := compositeValues(resp)
+	return v, err == nil, nil
 }
 
 // takesComposite reports whether dev's LwM2M version has the composite
@@ -484,16 +499,9 @@ func (m *Campaigns) observeStart(ctx context.Context, ep string) (map[string]str
 		return nil, ErrUnknownDevice
 	}
 	if takesComposite(dev) {
-		rctx, cancel := m.reqCtx(ctx, ep)
-		resp, err := m.srv.ObserveComposite(rctx, ep, startPaths, compositeFormat(dev))
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("observe-composite %v: %w", startPaths, err)
-		}
-		if resp.Success() {
-			if v, err := compositeValues(resp); err == nil {
-				return v, nil
-			}
+		v, ok, err := m.askComposite(ctx, dev, startPaths, true)
+		if err != nil || ok {
+			return v, err
 		}
 		m.stopObserving(ctx, ep) // refused or undecodable: one path at a time
 	}

@@ -165,12 +165,10 @@ func (s *Server) send(ctx context.Context, sess *transport.Session, req Request)
 	}
 	if req.block1 != nil {
 		m.SetOptionUint32(message.Block1, *req.block1)
+		defer transport.ExpectContinue(tok)()
 	}
 	if req.size1 != nil {
 		m.SetOptionUint32(message.Size1, *req.size1)
-	}
-	if req.block1 != nil {
-		defer transport.ExpectContinue(tok)()
 	}
 	resp, err := cc.Do(m)
 	if err != nil {
@@ -188,8 +186,8 @@ func (s *Server) send(ctx context.Context, sess *transport.Session, req Request)
 		out.Observe = true
 	}
 	if req.block1 != nil {
-		if v, ok := transport.TakeContinue(tok); ok {
-			out.Code, out.block1 = codes.Continue, &v
+		if b, ok := transport.TakeContinue(tok); ok {
+			out.Code, out.block1 = codes.Continue, b
 		}
 	}
 	if body := resp.Body(); body != nil {

@@ -24,9 +24,10 @@ import (
 var continues sync.Map // string(token) -> *continueSlot
 
 type continueSlot struct {
-	mu     sync.Mutex
-	seen   bool
-	block1 uint32
+	mu        sync.Mutex
+	seen      bool
+	block1    uint32
+	hasBlock1 bool
 }
 
 // ExpectContinue marks token as a block of the server's own Block1 loop.
@@ -38,16 +39,20 @@ func ExpectContinue(token []byte) (release func()) {
 }
 
 // TakeContinue reports whether the answer to token was a 2.31 Continue,
-// and its Block1 option (0 when it had none).
-func TakeContinue(token []byte) (block1 uint32, ok bool) {
+// and its Block1 option (nil when it had none).
+func TakeContinue(token []byte) (block1 *uint32, continued bool) {
 	v, found := continues.Load(string(token))
 	if !found {
-		return 0, false
+		return nil, false
 	}
 	s := v.(*continueSlot)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.block1, s.seen
+	if s.hasBlock1 {
+		b := s.block1
+		block1 = &b
+	}
+	return block1, s.seen
 }
 
 // continueOption is the go-coap option that diverts those answers.
@@ -59,7 +64,8 @@ func continueOption() options.ProcessReceivedMessageOpt[*udpClient.Conn] {
 					s := v.(*continueSlot)
 					s.mu.Lock()
 					s.seen = true
-					s.block1, _ = m.GetOptionUint32(message.Block1)
+					v, err := m.GetOptionUint32(message.Block1)
+					s.block1, s.hasBlock1 = v, err == nil
 					s.mu.Unlock()
 					m.Remove(message.Block1)
 					m.SetCode(codes.Changed)
