@@ -201,7 +201,7 @@ func benchFleet(args []string) error {
 		defer bc.cm.Close()
 		childArgs = append(childArgs, args...)
 	}
-	perDev := fleetFiles(1, *profile) - 1024
+	perDev := filesPerDevice(*profile)
 	nprocs := *procs
 	if nprocs <= 0 {
 		nprocs = fleetProcesses(*devices, perDev, limit)
@@ -213,7 +213,6 @@ func benchFleet(args []string) error {
 	if err != nil {
 		return err
 	}
-	stopChild := fp.stop
 
 	// Registration phase: handshakes and registrations per second, CPU.
 	start := time.Now()
@@ -231,11 +230,11 @@ wait:
 		case err := <-fp.exited:
 			fp.gone++
 			tick.Stop()
-			stopChild()
+			fp.stop()
 			return fmt.Errorf("bench: fleet exited before all devices registered: %v", err)
 		case <-ctx.Done():
 			tick.Stop()
-			stopChild()
+			fp.stop()
 			if sigCtx.Err() != nil {
 				return errors.New("bench: interrupted")
 			}
@@ -311,16 +310,16 @@ wait:
 		res, err := bc.run(cctx, eps, os.Stdout)
 		ccancel()
 		if err != nil {
-			stopChild()
+			fp.stop()
 			return err
 		}
 		res.print(os.Stdout, prof)
 		if res.Succeeded != res.Devices {
-			stopChild()
+			fp.stop()
 			return &exitError{1, fmt.Errorf("campaign: %d of %d devices did not end on %s", res.Devices-res.Succeeded, res.Devices, demoV2)}
 		}
 	}
-	stopChild()
+	fp.stop()
 	return nil
 }
 

@@ -135,15 +135,20 @@ func fleetDoneLine(s fleet.Stats) string {
 		fleetAllRegistered, s.Registered, took, float64(s.Registered)/took, float64(s.MeanRegister.Microseconds())/1000, s.Failures)
 }
 
-// fleetFiles is the number of open files a fleet of n devices needs: one
-// socket per device on the plain loopback, three through a simulated link
-// (device socket and the relay's two), plus room for the process itself.
-func fleetFiles(n int, profile string) uint64 {
-	per := uint64(3)
+// filesPerDevice is the sockets one simulated device holds: its own on the
+// plain loopback, three through a simulated link (device socket and the
+// relay's two).
+func filesPerDevice(profile string) uint64 {
 	if profile == "lan" {
-		per = 1
+		return 1
 	}
-	return uint64(n)*per + 1024
+	return 3
+}
+
+// fleetFiles is the number of open files a fleet of n devices needs,
+// with room for the process itself.
+func fleetFiles(n int, profile string) uint64 {
+	return uint64(n)*filesPerDevice(profile) + 1024
 }
 
 // raiseFileLimit makes room for need open files: each device holds a
