@@ -10,14 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
 	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/lwm2m"
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/dm"
+	"github.com/fotastack/fota/server/events"
 	"github.com/fotastack/fota/server/servertest"
-	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
-func waitServerEvent(t *testing.T, ch <-chan server.Event, typ, ep string, within time.Duration) server.Event {
+func waitServerEvent(t *testing.T, ch <-chan events.Event, typ, ep string, within time.Duration) events.Event {
 	t.Helper()
 	deadline := time.After(within)
 	for {
@@ -28,7 +31,7 @@ func waitServerEvent(t *testing.T, ch <-chan server.Event, typ, ep string, withi
 			}
 		case <-deadline:
 			t.Fatalf("no %s event for %s within %v", typ, ep, within)
-			return server.Event{}
+			return events.Event{}
 		}
 	}
 }
@@ -67,7 +70,7 @@ func TestEndToEndWithServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Stop()
-			waitServerEvent(t, ev, server.EventRegistration, ep, 5*time.Second)
+			waitServerEvent(t, ev, events.Registration, ep, 5*time.Second)
 			reg := srv.Device(ep).Registration()
 			if reg.Transport != scheme || reg.Version != "1.1" || !strings.Contains(reg.Links, "</3/0>") {
 				t.Fatalf("registration %+v", reg)
@@ -153,7 +156,7 @@ func TestEndToEndWithServer(t *testing.T) {
 				t.Fatalf("observe: %v %+v", err, r)
 			}
 			_ = c.SimpleObject(4).Set(lwm2m.ResourcePath(4, 0, 2), lwm2m.Integer(-42))
-			e := waitServerEvent(t, ev, server.EventNotification, ep, 3*time.Second)
+			e := waitServerEvent(t, ev, events.Notification, ep, 3*time.Second)
 			if b, _ := json.Marshal(e.Data); !strings.Contains(string(b), "-42") {
 				t.Errorf("notification %s lacks -42", b)
 			}
@@ -161,7 +164,7 @@ func TestEndToEndWithServer(t *testing.T) {
 			if err := c.Send(ctx, lwm2m.ResourcePath(3, 0, 3)); err != nil {
 				t.Fatal(err)
 			}
-			e = waitServerEvent(t, ev, server.EventSend, ep, 3*time.Second)
+			e = waitServerEvent(t, ev, events.Send, ep, 3*time.Second)
 			b, _ := json.Marshal(e.Data)
 			var sent struct {
 				Val struct {
@@ -175,7 +178,7 @@ func TestEndToEndWithServer(t *testing.T) {
 			}
 			// Stop de-registers.
 			c.Stop()
-			waitServerEvent(t, ev, server.EventDeregistration, ep, 3*time.Second)
+			waitServerEvent(t, ev, events.Deregistration, ep, 3*time.Second)
 			if srv.Device(ep) != nil {
 				t.Error("still registered after Stop")
 			}
@@ -317,7 +320,7 @@ func TestEndToEndQueueMode(t *testing.T) {
 	waitClientEvent(t, evs, client.EventSleeping)
 	time.Sleep(100 * time.Millisecond) // past the server's awake window too
 	type result struct {
-		r   *server.Response
+		r   *dm.Response
 		err error
 	}
 	done := make(chan result, 1)
@@ -376,7 +379,7 @@ func TestEndToEndQueueModeNotification(t *testing.T) {
 	waitClientEvent(t, evs, client.EventSleeping)
 	_ = c.SimpleObject(4).Set(lwm2m.ResourcePath(4, 0, 2), lwm2m.Integer(-33))
 	waitClientEvent(t, evs, client.EventWakeup)
-	e := waitServerEvent(t, ev, server.EventNotification, ep, 5*time.Second)
+	e := waitServerEvent(t, ev, events.Notification, ep, 5*time.Second)
 	if b, _ := json.Marshal(e.Data); !strings.Contains(string(b), "-33") {
 		t.Errorf("notification %s lacks -33", b)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/lwm2m"
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/bootstrap"
 	"github.com/fotastack/fota/server/servertest"
 	"github.com/fotastack/fota/server/store"
 )
@@ -43,32 +44,22 @@ var bsKey = []byte("bootstrap-key-01")
 // DM server's HTTP API, generated PSKs in the DM security store.
 type bsEnv struct {
 	dm *servertest.Server
-	bs *server.BootstrapServer
+	bs *bootstrap.Server
 }
 
-func startBootstrapEnv(t testing.TB, mod ...func(*server.BootstrapOptions)) *bsEnv {
+func startBootstrapEnv(t testing.TB, mod ...func(*bootstrap.Options)) *bsEnv {
 	t.Helper()
-	dm := servertest.Start(t)
-	bst, err := server.NewBootstrapStore(dm.Store.DB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := server.BootstrapOptions{
-		Store: bst, DMStore: dm.Store, DMURI: "coaps://" + dm.CoAPSAddr().String(),
-		CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0",
-		SessionTimeout: 5 * time.Second, RequestTimeout: 2 * time.Second,
-		Logger: bsLogger(t),
-	}
-	for _, m := range mod {
-		m(&opts)
-	}
-	bs, err := server.StartBootstrap(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs.RegisterAPI(dm.Mux())
-	dm.ReserveIdentities(bs.BootstrapIdentity)
-	t.Cleanup(func() { bs.Close() }) // runs before the DM server's cleanup closes the store
+	dm := servertest.Start(t, func(c *server.Config) {
+		c.Bootstrap = bootstrap.Options{
+			CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0",
+			SessionTimeout: 5 * time.Second, RequestTimeout: 2 * time.Second,
+			Logger: bsLogger(t),
+		}
+		for _, m := range mod {
+			m(&c.Bootstrap)
+		}
+	})
+	bs := dm.Bootstrap
 	return &bsEnv{dm: dm, bs: bs}
 }
 
@@ -100,10 +91,10 @@ func dmConfig() map[string]any {
 
 // provision stores the bootstrap credential and a generated-PSK config;
 // it returns the stored config.
-func (e *bsEnv) provision(t *testing.T, ep string) server.BootstrapConfig {
+func (e *bsEnv) provision(t *testing.T, ep string) bootstrap.Config {
 	t.Helper()
 	e.putCredential(t, ep, ep+"-bs", bsKey)
-	var out struct{ Config server.BootstrapConfig }
+	var out struct{ Config bootstrap.Config }
 	if code := e.dm.API("PUT", "/api/bootstrap/"+ep, dmConfig(), &out); code != http.StatusOK {
 		t.Fatalf("PUT bootstrap config: %d", code)
 	}
@@ -230,7 +221,7 @@ func TestBootstrapThenRegisterOverDTLS(t *testing.T) {
 		t.Fatalf("registration security %v/%v identity %v, want psk over coaps as %q", reg["transport"], reg["security"], reg["identity"], gen.PublicKeyOrID)
 	}
 	st, ok := e.bs.Status("dev1")
-	if !ok || st.State != server.BootstrapFinished || st.Format != lwm2m.FormatSenMLCBOR.String() {
+	if !ok || st.State != bootstrap.Finished || st.Format != lwm2m.FormatSenMLCBOR.String() {
 		t.Fatalf("bootstrap status %+v, want finished in senml+cbor", st)
 	}
 	acc, err := client.LoadAccounts(dir)
@@ -304,7 +295,7 @@ func TestBootstrapWriteFormats(t *testing.T) {
 				t.Fatal(err)
 			}
 			st, _ := e.bs.WaitStatus(ctx, "fmt", start)
-			if st.State != server.BootstrapFinished || st.Format != tc.want.String() {
+			if st.State != bootstrap.Finished || st.Format != tc.want.String() {
 				t.Fatalf("status %+v, want finished in %v", st, tc.want)
 			}
 		})
@@ -434,7 +425,7 @@ func TestBootstrapConfigValidation(t *testing.T) {
 // server gives the session up, records why, and the device's later retry
 // succeeds.
 func TestBootstrapDeviceStopsHalfWay(t *testing.T) {
-	e := startBootstrapEnv(t, func(o *server.BootstrapOptions) { o.RequestTimeout = 500 * time.Millisecond })
+	e := startBootstrapEnv(t, func(o *bootstrap.Options) { o.RequestTimeout = 500 * time.Millisecond })
 	e.provision(t, "quitter")
 	conn := dialBootstrap(t, e, "quitter-bs", bsKey)
 	resp, err := conn.Post(ctxT(t), "/bs", message.TextPlain, nil, message.Option{ID: message.URIQuery, Value: []byte("ep=quitter")})
@@ -445,14 +436,14 @@ func TestBootstrapDeviceStopsHalfWay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := e.bs.WaitStatus(ctx, "quitter", time.Time{})
-	if err != nil || st.State != server.BootstrapFailed || st.Error == "" {
+	if err != nil || st.State != bootstrap.Failed || st.Error == "" {
 		t.Fatalf("status %+v %v, want failed with a reason", st, err)
 	}
 	dir := t.TempDir()
 	if _, err := client.Bootstrap(context.Background(), deviceConfig(t, "quitter", dir), e.factory("quitter"), nil); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if st, _ := e.bs.WaitStatus(ctxT(t), "quitter", st.Ended); st.State != server.BootstrapFinished {
+	if st, _ := e.bs.WaitStatus(ctxT(t), "quitter", st.Ended); st.State != bootstrap.Finished {
 		t.Fatalf("status after retry %+v", st)
 	}
 }
@@ -471,12 +462,12 @@ func TestBootstrapFinishRejectsInconsistentConfig(t *testing.T) {
 	}
 	good, _ := os.ReadFile(filepath.Join(dir, "accounts.json"))
 	// Store a broken config directly (the API would refuse it).
-	bad := &server.BootstrapConfig{
+	bad := &bootstrap.Config{
 		ToDelete: []string{"/0", "/1"},
-		Security: map[uint16]*server.BootstrapSecurity{1: {URI: "coaps://127.0.0.1:1", SecurityMode: server.ModePSK, PublicKeyOrID: server.HexBytes("id"), ServerID: 7}},
-		Servers:  map[uint16]*server.BootstrapServerAccount{0: {ShortID: 7, Lifetime: 60, Binding: "U"}},
+		Security: map[uint16]*bootstrap.Security{1: {URI: "coaps://127.0.0.1:1", SecurityMode: bootstrap.ModePSK, PublicKeyOrID: bootstrap.HexBytes("id"), ServerID: 7}},
+		Servers:  map[uint16]*bootstrap.ServerAccount{0: {ShortID: 7, Lifetime: 60, Binding: "U"}},
 	}
-	if err := e.bs.Store().PutConfig("inc", bad); err != nil {
+	if err := e.dm.Store.PutBootstrapConfig("inc", bad); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -485,7 +476,7 @@ func TestBootstrapFinishRejectsInconsistentConfig(t *testing.T) {
 		t.Fatalf("bootstrap with an inconsistent config: %v", err)
 	}
 	st, _ := e.bs.WaitStatus(ctxT(t), "inc", start)
-	if st.State != server.BootstrapFailed || !strings.Contains(st.Error, "NotAcceptable") && !strings.Contains(st.Error, "4.06") {
+	if st.State != bootstrap.Failed || !strings.Contains(st.Error, "NotAcceptable") && !strings.Contains(st.Error, "4.06") {
 		t.Fatalf("server status %+v, want failed with 4.06", st)
 	}
 	now, _ := os.ReadFile(filepath.Join(dir, "accounts.json"))
@@ -494,8 +485,8 @@ func TestBootstrapFinishRejectsInconsistentConfig(t *testing.T) {
 	}
 	// Missing server account entirely.
 	bad.Servers = nil
-	bad.Security[1].SecretKey = server.HexBytes("k")
-	_ = e.bs.Store().PutConfig("inc", bad)
+	bad.Security[1].SecretKey = bootstrap.HexBytes("k")
+	_ = e.dm.Store.PutBootstrapConfig("inc", bad)
 	if _, err := client.Bootstrap(context.Background(), deviceConfig(t, "inc", dir), e.factory("inc"), first); err == nil || !strings.Contains(err.Error(), "no server account") {
 		t.Fatalf("bootstrap without server account: %v", err)
 	}
@@ -512,12 +503,12 @@ func TestBootstrapWriteDeviceCannotStore(t *testing.T) {
 	e := startBootstrapEnv(t)
 	e.provision(t, "small")
 	dir := t.TempDir()
-	big := &server.BootstrapConfig{
+	big := &bootstrap.Config{
 		ToDelete: []string{"/0", "/1"},
-		Security: map[uint16]*server.BootstrapSecurity{1: {URI: "coaps://127.0.0.1:1", SecurityMode: server.ModePSK, PublicKeyOrID: server.HexBytes("id"), SecretKey: make(server.HexBytes, 4000), ServerID: 7}},
-		Servers:  map[uint16]*server.BootstrapServerAccount{0: {ShortID: 7, Lifetime: 60, Binding: "U"}},
+		Security: map[uint16]*bootstrap.Security{1: {URI: "coaps://127.0.0.1:1", SecurityMode: bootstrap.ModePSK, PublicKeyOrID: bootstrap.HexBytes("id"), SecretKey: make(bootstrap.HexBytes, 4000), ServerID: 7}},
+		Servers:  map[uint16]*bootstrap.ServerAccount{0: {ShortID: 7, Lifetime: 60, Binding: "U"}},
 	}
-	if err := e.bs.Store().PutConfig("small", big); err != nil {
+	if err := e.dm.Store.PutBootstrapConfig("small", big); err != nil {
 		t.Fatal(err)
 	}
 	bc := e.factory("small")
@@ -527,7 +518,7 @@ func TestBootstrapWriteDeviceCannotStore(t *testing.T) {
 		t.Fatal("bootstrap with an oversized key succeeded")
 	}
 	st, _ := e.bs.WaitStatus(ctxT(t), "small", start)
-	if st.State != server.BootstrapFailed || !strings.Contains(st.Error, "bootstrap-write /0/1") || !strings.Contains(st.Error, "at most 2048") {
+	if st.State != bootstrap.Failed || !strings.Contains(st.Error, "bootstrap-write /0/1") || !strings.Contains(st.Error, "at most 2048") {
 		t.Fatalf("server status %+v, want the failed write and the device's reason", st)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "accounts.json")); !os.IsNotExist(err) {
@@ -550,7 +541,7 @@ func TestBootstrapWriteDeviceCannotStore(t *testing.T) {
 		if _, err := client.Bootstrap(context.Background(), deviceConfig(t, "small", ro), e.factory("small"), nil); err == nil {
 			t.Fatal("bootstrap into an unwritable state dir succeeded")
 		}
-		if st, _ := e.bs.WaitStatus(ctxT(t), "small", start); st.State != server.BootstrapFailed {
+		if st, _ := e.bs.WaitStatus(ctxT(t), "small", start); st.State != bootstrap.Failed {
 			t.Fatalf("server status %+v after a failed save", st)
 		}
 	}
@@ -685,7 +676,7 @@ func ctxT(t *testing.T) context.Context {
 // (it rebooted half way): the new request replaces the old session at
 // once, without waiting for the old one to time out.
 func TestBootstrapRequestReplacesRunningSession(t *testing.T) {
-	e := startBootstrapEnv(t, func(o *server.BootstrapOptions) { o.RequestTimeout = 5 * time.Second })
+	e := startBootstrapEnv(t, func(o *bootstrap.Options) { o.RequestTimeout = 5 * time.Second })
 	e.provision(t, "reboot")
 	conn := dialBootstrap(t, e, "reboot-bs", bsKey)
 	resp, err := conn.Post(ctxT(t), "/bs", message.TextPlain, nil, message.Option{ID: message.URIQuery, Value: []byte("ep=reboot")})
@@ -700,7 +691,7 @@ func TestBootstrapRequestReplacesRunningSession(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("second bootstrap took %v: it waited for the abandoned session", d)
 	}
-	if st, _ := e.bs.WaitStatus(ctxT(t), "reboot", start); st.State != server.BootstrapFinished {
+	if st, _ := e.bs.WaitStatus(ctxT(t), "reboot", start); st.State != bootstrap.Finished {
 		t.Fatalf("status %+v, want finished", st)
 	}
 }
@@ -803,17 +794,9 @@ func TestBootstrapX509Account(t *testing.T) {
 	dm := servertest.Start(t, func(c *server.Config) {
 		c.Certificates = []tls.Certificate{pki.server}
 		c.ClientCAs = pki.pool
+		c.Bootstrap = bootstrap.Options{CoAPSAddr: "127.0.0.1:0", Logger: bsLogger(t)}
 	})
-	bst, err := server.NewBootstrapStore(dm.Store.DB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs, err := server.StartBootstrap(server.BootstrapOptions{Store: bst, DMStore: dm.Store, CoAPSAddr: "127.0.0.1:0", Logger: bsLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bs.Close() })
-	bs.RegisterAPI(dm.Mux())
+	bs := dm.Bootstrap
 	e := &bsEnv{dm: dm, bs: bs}
 	e.putCredential(t, "certdev", "certdev-bs", bsKey)
 	if err := dm.Store.PutCredential(store.Credential{Endpoint: "certdev", Mode: "x509"}); err != nil {

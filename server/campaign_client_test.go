@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	fwrepo "github.com/fotastack/fota/server/firmware"
+
 	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/client/firmware"
 	"github.com/fotastack/fota/inplace"
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/campaign"
 )
 
 // realDevice is the project's own device: client core, Firmware Update
@@ -82,7 +85,7 @@ func TestCampaignRealClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real devices with in-place install")
 	}
-	for _, method := range []string{server.DeliveryPull, server.DeliveryPush} {
+	for _, method := range []string{campaign.DeliveryPull, campaign.DeliveryPush} {
 		t.Run(method, func(t *testing.T) {
 			e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"))
 			v1, v2 := testImages(40<<10, 11)
@@ -109,19 +112,19 @@ func TestCampaignRealClients(t *testing.T) {
 				}
 				return true
 			})
-			c, err := e.cm.Create(server.Campaign{Image: img2.ID, Targets: server.Selector{Endpoints: eps},
+			c, err := e.cm.Create(campaign.Campaign{Image: img2.ID, Targets: campaign.Selector{Endpoints: eps},
 				Method: method, Waves: []float64{25, 100}, Concurrency: 4})
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, states := waitCampaign(t, e.cm, c.ID, "ended", func(c server.Campaign, _ []server.CampaignDevice) bool {
-				return c.State != server.CampaignRunning
+			c, states := waitCampaign(t, e.cm, c.ID, "ended", func(c campaign.Campaign, _ []campaign.Device) bool {
+				return c.State != campaign.Running
 			})
-			if c.State != server.CampaignCompleted {
+			if c.State != campaign.Completed {
 				t.Fatalf("campaign %s: %s\n%+v", c.State, c.Reason, states)
 			}
 			for _, s := range states {
-				if s.State != server.DeviceSucceeded || s.Result != 1 || s.PackageKind != server.PackageDelta {
+				if s.State != campaign.DeviceSucceeded || s.Result != 1 || s.PackageKind != fwrepo.PackageDelta {
 					t.Fatalf("device %+v", s)
 				}
 				resp, err := e.srv.Read(context.Background(), s.Endpoint, "/3/0/3", nil)
@@ -175,21 +178,21 @@ func TestCampaignRealClientsRestart(t *testing.T) {
 		}
 		return true
 	})
-	c, err := e.cm.Create(server.Campaign{Image: img2.ID, Targets: server.Selector{Endpoints: eps}, Concurrency: 1})
+	c, err := e.cm.Create(campaign.Campaign{Image: img2.ID, Targets: campaign.Selector{Endpoints: eps}, Concurrency: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitCampaign(t, e.cm, c.ID, "first device done", func(_ server.Campaign, ds []server.CampaignDevice) bool {
-		return ds[0].State == server.DeviceSucceeded
+	waitCampaign(t, e.cm, c.ID, "first device done", func(_ campaign.Campaign, ds []campaign.Device) bool {
+		return ds[0].State == campaign.DeviceSucceeded
 	})
 	coaps, coap := e.srv.CoAPSAddr().String(), e.srv.CoAPAddr().String()
 	e.cm.Close()
 	e.srv.Stop()
 	e2 := startCampaigns(t, db, func(cfg *server.Config) { cfg.CoAPSAddr, cfg.CoAPAddr = coaps, coap })
-	c, states := waitCampaign(t, e2.cm, c.ID, "ended", func(c server.Campaign, _ []server.CampaignDevice) bool {
-		return c.State != server.CampaignRunning
+	c, states := waitCampaign(t, e2.cm, c.ID, "ended", func(c campaign.Campaign, _ []campaign.Device) bool {
+		return c.State != campaign.Running
 	})
-	if c.State != server.CampaignCompleted {
+	if c.State != campaign.Completed {
 		t.Fatalf("campaign %s: %s\n%+v", c.State, c.Reason, states)
 	}
 	for i, s := range states {
@@ -200,7 +203,7 @@ func TestCampaignRealClientsRestart(t *testing.T) {
 		if i == 0 {
 			maxOffers = 1
 		}
-		if s.State != server.DeviceSucceeded || s.Offers < 1 || s.Offers > maxOffers {
+		if s.State != campaign.DeviceSucceeded || s.Offers < 1 || s.Offers > maxOffers {
 			t.Fatalf("device %+v", s)
 		}
 	}

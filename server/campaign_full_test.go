@@ -7,7 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/campaign"
+	"github.com/fotastack/fota/server/firmware"
 )
 
 // The full-image fallback against the project's real devices over DTLS
@@ -24,8 +25,8 @@ func TestCampaignRealClientsFullImage(t *testing.T) {
 		name, method string
 		full         bool
 	}{
-		{"unknown-base-pull", server.DeliveryPull, false},
-		{"full-mode-push", server.DeliveryPush, true},
+		{"unknown-base-pull", campaign.DeliveryPull, false},
+		{"full-mode-push", campaign.DeliveryPush, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"))
@@ -46,12 +47,12 @@ func TestCampaignRealClientsFullImage(t *testing.T) {
 				ep := fmt.Sprintf("full-%s-%d", tc.name, i)
 				if i%2 == 0 {
 					startRealDevice(t, e, ep, "0.9-field", field)
-					wantKind[ep] = server.PackageFull
+					wantKind[ep] = firmware.PackageFull
 				} else {
 					startRealDevice(t, e, ep, "1.0", v1)
-					wantKind[ep] = server.PackageDelta
+					wantKind[ep] = firmware.PackageDelta
 					if tc.full {
-						wantKind[ep] = server.PackageFull
+						wantKind[ep] = firmware.PackageFull
 					}
 				}
 				eps = append(eps, ep)
@@ -64,19 +65,19 @@ func TestCampaignRealClientsFullImage(t *testing.T) {
 				}
 				return true
 			})
-			c, err := e.cm.Create(server.Campaign{Image: img2.ID, Targets: server.Selector{Endpoints: eps},
+			c, err := e.cm.Create(campaign.Campaign{Image: img2.ID, Targets: campaign.Selector{Endpoints: eps},
 				Method: tc.method, Full: tc.full, Waves: []float64{100}, Concurrency: 4})
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, states := waitCampaign(t, e.cm, c.ID, "ended", func(c server.Campaign, _ []server.CampaignDevice) bool {
-				return c.State != server.CampaignRunning
+			c, states := waitCampaign(t, e.cm, c.ID, "ended", func(c campaign.Campaign, _ []campaign.Device) bool {
+				return c.State != campaign.Running
 			})
-			if c.State != server.CampaignCompleted {
+			if c.State != campaign.Completed {
 				t.Fatalf("campaign %s: %s\n%+v", c.State, c.Reason, states)
 			}
 			for _, s := range states {
-				if s.State != server.DeviceSucceeded || s.Result != 1 || s.PackageKind != wantKind[s.Endpoint] {
+				if s.State != campaign.DeviceSucceeded || s.Result != 1 || s.PackageKind != wantKind[s.Endpoint] {
 					t.Fatalf("device %+v, want succeeded with result 1 by a %s package", s, wantKind[s.Endpoint])
 				}
 				resp, err := e.srv.Read(context.Background(), s.Endpoint, "/3/0/3", nil)

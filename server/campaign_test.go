@@ -27,6 +27,8 @@ import (
 
 	"github.com/fotastack/fota/delta"
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/campaign"
+	"github.com/fotastack/fota/server/firmware"
 	"github.com/fotastack/fota/server/servertest"
 )
 
@@ -289,22 +291,20 @@ func (d *fwDevice) update() {
 
 type campaignEnv struct {
 	srv  *servertest.Server
-	fw   *server.Firmware
-	cm   *server.Campaigns
+	fw   *firmware.Repository
+	cm   *campaign.Engine
 	v1   []byte
 	v2   []byte
-	img2 server.Image
+	img2 firmware.Image
 }
 
 func startCampaigns(t *testing.T, db string, mod ...func(*server.Config)) *campaignEnv {
 	t.Helper()
-	srv, fw := startFirmware(t, db, mod...)
-	cm, err := server.NewCampaigns(fw, server.CampaignConfig{Tick: 20 * time.Millisecond, Poll: 50 * time.Millisecond, DeviceTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
+	fast := func(c *server.Config) {
+		c.Campaign = campaign.Config{Tick: 20 * time.Millisecond, Poll: 50 * time.Millisecond, DeviceTimeout: 30 * time.Second}
 	}
-	t.Cleanup(cm.Close)
-	return &campaignEnv{srv: srv, fw: fw, cm: cm}
+	srv, fw := startFirmware(t, db, append([]func(*server.Config){fast}, mod...)...)
+	return &campaignEnv{srv: srv, fw: fw, cm: srv.Campaigns}
 }
 
 func (e *campaignEnv) addImages(t *testing.T) {
@@ -321,7 +321,7 @@ func (e *campaignEnv) addImages(t *testing.T) {
 }
 
 // waitCampaign polls until cond holds for the campaign.
-func waitCampaign(t *testing.T, cm *server.Campaigns, id string, what string, cond func(server.Campaign, []server.CampaignDevice) bool) (server.Campaign, []server.CampaignDevice) {
+func waitCampaign(t *testing.T, cm *campaign.Engine, id string, what string, cond func(campaign.Campaign, []campaign.Device) bool) (campaign.Campaign, []campaign.Device) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -352,15 +352,15 @@ func TestCampaignPullWaves(t *testing.T) {
 		devs = append(devs, newFwDevice(t, e.srv, ep, "sensor", "1.0", e.v1, e.fw.PublicKey()))
 		eps = append(eps, ep)
 	}
-	c, err := e.cm.Create(server.Campaign{Image: e.img2.ID, Targets: server.Selector{Endpoints: eps},
-		Method: server.DeliveryPull, Waves: []float64{10, 50, 100}, Concurrency: 3})
+	c, err := e.cm.Create(campaign.Campaign{Image: e.img2.ID, Targets: campaign.Selector{Endpoints: eps},
+		Method: campaign.DeliveryPull, Waves: []float64{10, 50, 100}, Concurrency: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, states := waitCampaign(t, e.cm, c.ID, "completed", func(c server.Campaign, _ []server.CampaignDevice) bool {
-		return c.State == server.CampaignCompleted
+	c, states := waitCampaign(t, e.cm, c.ID, "completed", func(c campaign.Campaign, _ []campaign.Device) bool {
+		return c.State == campaign.Completed
 	})
-	sum := server.Summarize(states)
+	sum := campaign.Summarize(states)
 	if sum.Succeeded != 10 {
 		t.Fatalf("summary %+v\n%+v", sum, states)
 	}
@@ -371,7 +371,7 @@ func TestCampaignPullWaves(t *testing.T) {
 		if s.Updated.After(lastDone[s.Wave]) {
 			lastDone[s.Wave] = s.Updated
 		}
-		if s.PackageKind != server.PackageDelta || s.Result != 1 || s.Progress != 100 {
+		if s.PackageKind != firmware.PackageDelta || s.Result != 1 || s.Progress != 100 {
 			t.Fatalf("device %+v", s)
 		}
 	}
@@ -411,9 +411,9 @@ func TestCampaignPushFilterLateJoin(t *testing.T) {
 	b := newFwDevice(t, e.srv, "push-b", "sensor", "1.0", e.v1, pub)
 	gw := newFwDevice(t, e.srv, "push-gw", "gateway", "1.0", e.v1, pub)
 	other := newFwDevice(t, e.srv, "other-1", "sensor", "1.0", e.v1, pub)
-	c, err := e.cm.Create(server.Campaign{DeviceType: "sensor", Version: "2.0",
-		Targets: server.Selector{Attributes: map[string]string{"ep": "push-*", "transport": "coaps"}},
-		Method:  server.DeliveryPush, Concurrency: 2, ErrorThreshold: 1})
+	c, err := e.cm.Create(campaign.Campaign{DeviceType: "sensor", Version: "2.0",
+		Targets: campaign.Selector{Attributes: map[string]string{"ep": "push-*", "transport": "coaps"}},
+		Method:  campaign.DeliveryPush, Concurrency: 2, ErrorThreshold: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,20 +421,20 @@ func TestCampaignPushFilterLateJoin(t *testing.T) {
 		t.Fatalf("planned %d devices, want 3", c.Planned)
 	}
 	late := newFwDevice(t, e.srv, "push-late", "sensor", "1.0", e.v1, pub)
-	_, states := waitCampaign(t, e.cm, c.ID, "completed", func(c server.Campaign, _ []server.CampaignDevice) bool {
-		return c.State == server.CampaignCompleted
+	_, states := waitCampaign(t, e.cm, c.ID, "completed", func(c campaign.Campaign, _ []campaign.Device) bool {
+		return c.State == campaign.Completed
 	})
-	got := map[string]server.CampaignDevice{}
+	got := map[string]campaign.Device{}
 	for _, s := range states {
 		got[s.Endpoint] = s
 	}
 	for _, d := range []*fwDevice{a, b, late} {
 		offers, execs, v := d.counts()
-		if v != "2.0" || offers != 1 || execs != 1 || got[d.ep].State != server.DeviceSucceeded {
+		if v != "2.0" || offers != 1 || execs != 1 || got[d.ep].State != campaign.DeviceSucceeded {
 			t.Fatalf("%s: version %s, %d offers, %d updates, %+v", d.ep, v, offers, execs, got[d.ep])
 		}
 	}
-	if got["push-gw"].State != server.DeviceSkipped || !strings.Contains(got["push-gw"].Error, "gateway") {
+	if got["push-gw"].State != campaign.DeviceSkipped || !strings.Contains(got["push-gw"].Error, "gateway") {
 		t.Fatalf("gateway: %+v", got["push-gw"])
 	}
 	if _, ok := got["other-1"]; ok {
@@ -462,7 +462,7 @@ func TestCampaignAutoPauseAndAbortAPI(t *testing.T) {
 		}
 		eps = append(eps, ep)
 	}
-	var st server.CampaignStatus
+	var st campaign.Status
 	body := map[string]any{"deviceType": "sensor", "version": "2.0", "targets": map[string]any{"endpoints": eps},
 		"method": "pull", "concurrency": 2, "errorThreshold": 0.3}
 	if code := e.srv.API("POST", "/api/campaigns", body, &st); code != 201 {
@@ -488,8 +488,8 @@ func TestCampaignAutoPauseAndAbortAPI(t *testing.T) {
 			}
 		}
 	}()
-	c, _ := waitCampaign(t, e.cm, st.ID, "paused", func(c server.Campaign, _ []server.CampaignDevice) bool {
-		return c.State == server.CampaignPaused
+	c, _ := waitCampaign(t, e.cm, st.ID, "paused", func(c campaign.Campaign, _ []campaign.Device) bool {
+		return c.State == campaign.Paused
 	})
 	if !strings.Contains(c.Reason, "error threshold") {
 		t.Fatalf("reason %q", c.Reason)
@@ -506,29 +506,29 @@ func TestCampaignAutoPauseAndAbortAPI(t *testing.T) {
 	// queued while its driver reads its version: let it leave that state.
 	time.Sleep(200 * time.Millisecond)
 	_, states, _ := e.cm.Campaign(st.ID)
-	sum := server.Summarize(states)
+	sum := campaign.Summarize(states)
 	if sum.Failed < 2 || sum.Queued < 2 {
 		t.Fatalf("at pause: %+v", sum)
 	}
 	for _, s := range states {
-		if s.State == server.DeviceFailed && s.Result != 8 {
+		if s.State == campaign.DeviceFailed && s.Result != 8 {
 			t.Fatalf("failed device without its result code: %+v", s)
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // paused: nothing starts
 	_, after, _ := e.cm.Campaign(st.ID)
-	if q := server.Summarize(after).Queued; q != sum.Queued {
+	if q := campaign.Summarize(after).Queued; q != sum.Queued {
 		t.Fatalf("paused campaign started devices: %d queued, was %d", q, sum.Queued)
 	}
-	if code := e.srv.API("POST", "/api/campaigns/"+st.ID+"/abort", nil, &st); code != 200 || st.State != server.CampaignAborted {
+	if code := e.srv.API("POST", "/api/campaigns/"+st.ID+"/abort", nil, &st); code != 200 || st.State != campaign.Aborted {
 		t.Fatalf("abort: %d %+v", code, st)
 	}
 	if code := e.srv.API("POST", "/api/campaigns/"+st.ID+"/resume", nil, nil); code != 409 {
 		t.Fatalf("resume after abort: %d", code)
 	}
-	var full server.CampaignStatus
+	var full campaign.Status
 	e.srv.API("GET", "/api/campaigns/"+st.ID, nil, &full)
-	if full.Summary.ByState[server.DeviceCancelled] != sum.Queued || len(full.Devices) != 6 {
+	if full.Summary.ByState[campaign.DeviceCancelled] != sum.Queued || len(full.Devices) != 6 {
 		t.Fatalf("after abort: %+v", full.Summary)
 	}
 	if code := e.srv.API("GET", "/api/campaigns/nope", nil, nil); code != 404 {
@@ -554,12 +554,12 @@ func TestCampaignRestartResumes(t *testing.T) {
 		}
 		devs, eps = append(devs, d), append(eps, ep)
 	}
-	c, err := e.cm.Create(server.Campaign{Image: e.img2.ID, Targets: server.Selector{Endpoints: eps}, Concurrency: 1})
+	c, err := e.cm.Create(campaign.Campaign{Image: e.img2.ID, Targets: campaign.Selector{Endpoints: eps}, Concurrency: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitCampaign(t, e.cm, c.ID, "rs-1 updating", func(_ server.Campaign, ds []server.CampaignDevice) bool {
-		return ds[0].State == server.DeviceSucceeded && ds[1].State == server.DeviceUpdating
+	waitCampaign(t, e.cm, c.ID, "rs-1 updating", func(_ campaign.Campaign, ds []campaign.Device) bool {
+		return ds[0].State == campaign.DeviceSucceeded && ds[1].State == campaign.DeviceUpdating
 	})
 	e.cm.Close()
 	e.srv.Stop()
@@ -575,12 +575,12 @@ func TestCampaignRestartResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, states := waitCampaign(t, e2.cm, c.ID, "completed", func(c server.Campaign, _ []server.CampaignDevice) bool {
-		return c.State == server.CampaignCompleted
+	_, states := waitCampaign(t, e2.cm, c.ID, "completed", func(c campaign.Campaign, _ []campaign.Device) bool {
+		return c.State == campaign.Completed
 	})
 	for i, d := range devs {
 		offers, execs, v := d.counts()
-		if v != "2.0" || offers != 1 || execs != 1 || states[i].State != server.DeviceSucceeded {
+		if v != "2.0" || offers != 1 || execs != 1 || states[i].State != campaign.DeviceSucceeded {
 			t.Fatalf("%s: version %s, %d offers, %d updates; %+v", d.ep, v, offers, execs, states[i])
 		}
 	}
@@ -593,7 +593,7 @@ func TestCampaignQueueModeDevice(t *testing.T) {
 	e.addImages(t)
 	d := newFwDeviceQueue(t, e, "sleepy")
 	time.Sleep(400 * time.Millisecond) // asleep now
-	c, err := e.cm.Create(server.Campaign{Image: e.img2.ID, Targets: server.Selector{Endpoints: []string{"sleepy"}}})
+	c, err := e.cm.Create(campaign.Campaign{Image: e.img2.ID, Targets: campaign.Selector{Endpoints: []string{"sleepy"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -601,7 +601,7 @@ func TestCampaignQueueModeDevice(t *testing.T) {
 	if n := d.requests(); n != 0 {
 		t.Fatalf("%d requests sent to a sleeping device", n)
 	}
-	if _, devs, _ := e.cm.Campaign(c.ID); devs[0].State != server.DeviceQueued {
+	if _, devs, _ := e.cm.Campaign(c.ID); devs[0].State != campaign.DeviceQueued {
 		t.Fatalf("sleeping device: %+v", devs[0])
 	}
 	stop := make(chan struct{})
@@ -618,8 +618,8 @@ func TestCampaignQueueModeDevice(t *testing.T) {
 		}
 	}()
 	_ = d.wake()
-	waitCampaign(t, e.cm, c.ID, "completed", func(c server.Campaign, _ []server.CampaignDevice) bool {
-		return c.State == server.CampaignCompleted
+	waitCampaign(t, e.cm, c.ID, "completed", func(c campaign.Campaign, _ []campaign.Device) bool {
+		return c.State == campaign.Completed
 	})
 	close(stop)
 	<-done
@@ -641,13 +641,13 @@ func newFwDeviceQueue(t *testing.T, e *campaignEnv, ep string) *fwDevice {
 
 // Outside the maintenance window no device starts.
 func TestCampaignMaintenanceWindow(t *testing.T) {
-	w := server.Window{Start: "22:00", End: "04:00"}
+	w := campaign.Window{Start: "22:00", End: "04:00"}
 	for _, c := range []struct {
 		at   string
 		open bool
 	}{{"23:30", true}, {"03:59", true}, {"04:00", false}, {"12:00", false}, {"22:00", true}} {
 		at, _ := time.Parse("15:04", c.at)
-		if w.Open(at) != c.open {
+		if campaign.WindowOpen(w, at) != c.open {
 			t.Errorf("window %v at %s: open=%v", w, c.at, !c.open)
 		}
 	}
@@ -655,16 +655,16 @@ func TestCampaignMaintenanceWindow(t *testing.T) {
 	e.addImages(t)
 	d := newFwDevice(t, e.srv, "win-1", "sensor", "1.0", e.v1, e.fw.PublicKey())
 	now := time.Now().UTC()
-	closed := server.Window{Start: now.Add(2 * time.Hour).Format("15:04"), End: now.Add(3 * time.Hour).Format("15:04")}
-	c, err := e.cm.Create(server.Campaign{Image: e.img2.ID, Targets: server.Selector{Endpoints: []string{"win-1"}}, Window: closed})
+	closed := campaign.Window{Start: now.Add(2 * time.Hour).Format("15:04"), End: now.Add(3 * time.Hour).Format("15:04")}
+	c, err := e.cm.Create(campaign.Campaign{Image: e.img2.ID, Targets: campaign.Selector{Endpoints: []string{"win-1"}}, Window: closed})
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if _, devs, _ := e.cm.Campaign(c.ID); devs[0].State != server.DeviceQueued || d.requests() != 0 {
+	if _, devs, _ := e.cm.Campaign(c.ID); devs[0].State != campaign.DeviceQueued || d.requests() != 0 {
 		t.Fatalf("started outside the window: %+v", devs[0])
 	}
-	if _, err := e.cm.Create(server.Campaign{Image: e.img2.ID, Window: server.Window{Start: "25:00", End: "01:00"}}); err == nil {
+	if _, err := e.cm.Create(campaign.Campaign{Image: e.img2.ID, Window: campaign.Window{Start: "25:00", End: "01:00"}}); err == nil {
 		t.Fatal("bad window accepted")
 	}
 }

@@ -22,7 +22,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
-	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/events"
 )
 
 // testDevice is a tiny LwM2M client written with go-coap directly: text
@@ -420,4 +420,4 @@ func waitEvent(t testing.TB, ch <-chan serverEvent, typ, ep string) serverEvent 
 	}
 }
 
-type serverEvent = server.Event
+type serverEvent = events.Event

@@ -25,6 +25,7 @@ import (
 
 	"github.com/fotastack/fota/delta"
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/firmware"
 	"github.com/fotastack/fota/server/servertest"
 )
 
@@ -43,14 +44,10 @@ func testImages(size int, seed int64) (old, new []byte) {
 	return old, new
 }
 
-func startFirmware(t *testing.T, path string, mod ...func(*server.Config)) (*servertest.Server, *server.Firmware) {
+func startFirmware(t *testing.T, path string, mod ...func(*server.Config)) (*servertest.Server, *firmware.Repository) {
 	t.Helper()
 	srv := servertest.StartAt(t, path, mod...)
-	fw, err := server.NewFirmware(srv.Server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, fw
+	return srv, srv.Firmware
 }
 
 func apiRaw(t *testing.T, srv *servertest.Server, method, path, ctype string, body []byte) (int, []byte) {
@@ -102,7 +99,7 @@ func TestFirmwareRepositoryAPI(t *testing.T) {
 	if code, _ := apiRaw(t, srv, "POST", "/api/firmware?deviceType=sensor&version=3", "", nil); code != 400 {
 		t.Fatalf("empty image accepted")
 	}
-	var imgs []server.Image
+	var imgs []firmware.Image
 	if code := srv.API("GET", "/api/firmware", nil, &imgs); code != 200 || len(imgs) != 2 {
 		t.Fatalf("list: %d %v", code, imgs)
 	}
@@ -111,7 +108,7 @@ func TestFirmwareRepositoryAPI(t *testing.T) {
 	}
 	var pk map[string]any
 	if code := srv.API("POST", "/api/firmware/packages?image="+imgs[1].ID+"&from=1.0", nil, &pk); code != 200 ||
-		pk["kind"] != server.PackageDelta || pk["path"] != "/fw/"+pk["id"].(string) || len(pk["etag"].(string)) != 16 {
+		pk["kind"] != firmware.PackageDelta || pk["path"] != "/fw/"+pk["id"].(string) || len(pk["etag"].(string)) != 16 {
 		t.Fatalf("make package: %d %v", code, pk)
 	}
 	var pks []map[string]any
@@ -148,7 +145,7 @@ func TestPackageCache(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "fota.db")
 	srv, fw := startFirmware(t, db)
 	old, new := testImages(64<<10, 2)
-	if err := fw.SetProfile(server.DeviceProfile{DeviceType: "sensor", EraseBlock: 1024, RAM: 16384}); err != nil {
+	if err := fw.SetProfile(firmware.DeviceProfile{DeviceType: "sensor", EraseBlock: 1024, RAM: 16384}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := fw.AddImage("sensor", "1.0", old, false); err != nil {
@@ -166,7 +163,7 @@ func TestPackageCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p1.ID != p2.ID || fw.Builds() != 1 || p1.Kind != server.PackageDelta {
+	if p1.ID != p2.ID || fw.Builds() != 1 || p1.Kind != firmware.PackageDelta {
 		t.Fatalf("second request: %+v vs %+v, builds %d", p1, p2, fw.Builds())
 	}
 	data, err := fw.PackageData(p1)
@@ -188,7 +185,7 @@ func TestPackageCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if full.Kind != server.PackageFull || full.FromVersion != "" {
+	if full.Kind != firmware.PackageFull || full.FromVersion != "" {
 		t.Fatalf("fallback: %+v", full)
 	}
 	fdata, _ := fw.PackageData(full)
@@ -202,7 +199,7 @@ func TestPackageCache(t *testing.T) {
 	vendor := []byte("another vendor's package format")
 	op, _ := fw.AddImage("sensor", "3.0-vendor", vendor, true)
 	opk, err := fw.PackageFor(op, "1.0", false)
-	if err != nil || opk.Kind != server.PackageOpaque {
+	if err != nil || opk.Kind != firmware.PackageOpaque {
 		t.Fatalf("opaque: %+v %v", opk, err)
 	}
 	if b, _ := fw.PackageData(opk); !bytes.Equal(b, vendor) {
@@ -220,7 +217,7 @@ func TestPackageCache(t *testing.T) {
 		t.Fatalf("after restart: %+v %v builds %d", p3, err, fw2.Builds())
 	}
 	// Deleting the base image drops the deltas made from it.
-	if err := fw2.DeleteImage(server.ImageID("sensor", "1.0")); err != nil {
+	if err := fw2.DeleteImage(firmware.ImageID("sensor", "1.0")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := fw2.Package(p1.ID); err == nil {
@@ -315,7 +312,7 @@ func TestBlock2DownloadOverDTLS(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := cc.Get(ctx, p.Path())
+	resp, err := cc.Get(ctx, firmware.PathOf(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +328,7 @@ func TestBlock2DownloadOverDTLS(t *testing.T) {
 	nblocks := (len(want) + 511) / 512
 	var etag0 []byte
 	for _, num := range []int64{int64(nblocks - 1), 0, 3, 1} {
-		code, body, etag, more := getBlock(t, cc, p.Path(), num, blockwise.SZX512)
+		code, body, etag, more := getBlock(t, cc, firmware.PathOf(p), num, blockwise.SZX512)
 		end := min(int(num+1)*512, len(want))
 		if code != codes.Content || !bytes.Equal(body, want[num*512:end]) {
 			t.Fatalf("block %d: %v, %d bytes", num, code, len(body))
@@ -346,14 +343,14 @@ func TestBlock2DownloadOverDTLS(t *testing.T) {
 			t.Fatalf("block %d: etag %x, want %x", num, etag, p.ETag())
 		}
 	}
-	if code, _, _, _ := getBlock(t, cc, p.Path(), int64(nblocks+5), blockwise.SZX512); code != codes.BadOption {
+	if code, _, _, _ := getBlock(t, cc, firmware.PathOf(p), int64(nblocks+5), blockwise.SZX512); code != codes.BadOption {
 		t.Fatalf("block past the end: %v", code)
 	}
 	if code, _, _, _ := getBlock(t, cc, "/fw/0000000000000000", 0, blockwise.SZX512); code != codes.NotFound {
 		t.Fatalf("unknown package: %v", code)
 	}
 	// Validation: the device holds the current ETag.
-	vreq, _ := cc.NewGetRequest(ctx, p.Path())
+	vreq, _ := cc.NewGetRequest(ctx, firmware.PathOf(p))
 	vreq.SetOptionBytes(message.ETag, p.ETag())
 	vresp, err := cc.Do(vreq)
 	if err != nil || vresp.Code() != codes.Valid {
@@ -390,10 +387,7 @@ func TestPackageRealFirmware(t *testing.T) {
 // (SZX 1024) over its DTLS session; allocations are per whole download.
 func BenchmarkBlock2Download(b *testing.B) {
 	srv := servertest.Start(b)
-	fw, err := server.NewFirmware(srv.Server)
-	if err != nil {
-		b.Fatal(err)
-	}
+	fw := srv.Firmware
 	rng := rand.New(rand.NewSource(5))
 	img := make([]byte, 256<<10)
 	rng.Read(img)
@@ -420,7 +414,7 @@ func BenchmarkBlock2Download(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		resp, err := cc.Get(ctx, p.Path())
+		resp, err := cc.Get(ctx, firmware.PathOf(p))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -434,10 +428,7 @@ func BenchmarkBlock2Download(b *testing.B) {
 // BenchmarkPackageForCached: asking for a package that is already made.
 func BenchmarkPackageForCached(b *testing.B) {
 	srv := servertest.Start(b)
-	fw, err := server.NewFirmware(srv.Server)
-	if err != nil {
-		b.Fatal(err)
-	}
+	fw := srv.Firmware
 	old, new := testImages(64<<10, 9)
 	fw.AddImage("bench", "1", old, false)
 	target, _ := fw.AddImage("bench", "2", new, false)
@@ -461,10 +452,7 @@ func BenchmarkPackageForCached(b *testing.B) {
 // per-exchange caches keep; the package itself is one shared copy).
 func BenchmarkBlock2Retained(b *testing.B) {
 	srv := servertest.Start(b)
-	fw, err := server.NewFirmware(srv.Server)
-	if err != nil {
-		b.Fatal(err)
-	}
+	fw := srv.Firmware
 	rng := rand.New(rand.NewSource(6))
 	img := make([]byte, 256<<10)
 	rng.Read(img)
@@ -493,7 +481,7 @@ func BenchmarkBlock2Retained(b *testing.B) {
 				b.Fatal(err)
 			}
 			cc := coapdtls.Client(conn, options.WithCloseSocket(), options.WithBlockwise(true, blockwise.SZX1024, time.Minute))
-			resp, err := cc.Get(ctx, p.Path())
+			resp, err := cc.Get(ctx, firmware.PathOf(p))
 			if err != nil {
 				b.Fatal(err)
 			}

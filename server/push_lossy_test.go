@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
 	"github.com/fotastack/fota/lwm2m"
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/transport"
-	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
 // lossyProxy forwards datagrams between one device and the server and
@@ -109,7 +111,7 @@ func TestPushOverLossyLink(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	opaque := lwm2m.FormatOpaque
-	resp, err := e.srv.Do(ctx, "lossy-1", server.Request{Method: codes.PUT, Path: "/5/0/0", Format: &opaque, Payload: data,
+	resp, err := e.srv.Do(ctx, "lossy-1", dm.Request{Method: codes.PUT, Path: "/5/0/0", Format: &opaque, Payload: data,
 		Progress: func(sent, total int) {
 			if sent <= last || total != len(data) {
 				t.Errorf("progress %d of %d after %d", sent, total, last)

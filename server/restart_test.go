@@ -9,6 +9,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/events"
 	"github.com/fotastack/fota/server/servertest"
 )
 
@@ -59,7 +60,7 @@ func TestRestartKeepsRegistrationsAndObservations(t *testing.T) {
 	for len(got) < plain {
 		select {
 		case e := <-ev:
-			if e.Type == server.EventNotification {
+			if e.Type == events.Notification {
 				got[e.Endpoint] = true
 			}
 		case <-timeout:
@@ -80,7 +81,7 @@ func TestRestartKeepsRegistrationsAndObservations(t *testing.T) {
 		if err := d.notify("/3/0/9"); err != nil {
 			t.Fatalf("%s: notification: %v", d.ep, err)
 		}
-		waitEvent(t, ev, server.EventNotification, d.ep)
+		waitEvent(t, ev, events.Notification, d.ep)
 	}
 }
 
@@ -94,7 +95,7 @@ func TestLifetimeExpiry(t *testing.T) {
 	if err != nil || r.Code != codes.Created {
 		t.Fatalf("register: %v %v", r, err)
 	}
-	e := waitEvent(t, ev, server.EventDeregistration, "short")
+	e := waitEvent(t, ev, events.Deregistration, "short")
 	if m, _ := e.Data.(map[string]any); m["expired"] != true {
 		t.Fatalf("event %v", e.Data)
 	}

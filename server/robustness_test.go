@@ -11,6 +11,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/servertest"
 )
 
@@ -65,7 +66,7 @@ func TestQueueIsBounded(t *testing.T) {
 		go func() { _, _ = srv.Read(ctx, "sleeper", "/3/0/0", nil) }()
 	}
 	time.Sleep(100 * time.Millisecond)
-	if _, err := srv.Read(ctx, "sleeper", "/3/0/0", nil); !errors.Is(err, server.ErrQueueFull) {
+	if _, err := srv.Read(ctx, "sleeper", "/3/0/0", nil); !errors.Is(err, dm.ErrQueueFull) {
 		t.Fatalf("third queued request: %v, want ErrQueueFull", err)
 	}
 	var r map[string]any

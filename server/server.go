@@ -11,18 +11,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/fotastack/fota/server/api"
+	"github.com/fotastack/fota/server/bootstrap"
+	"github.com/fotastack/fota/server/campaign"
+	"github.com/fotastack/fota/server/dm"
+	"github.com/fotastack/fota/server/firmware"
 	"github.com/fotastack/fota/server/store"
-	"github.com/fotastack/fota/server/transport"
 )
 
 // Config configures a Server. Zero values are sensible defaults; an empty
 // address turns that listener off.
 type Config struct {
-	Store store.Store // required
+	Store store.Store // required; the caller opens and closes it
 	// CoAPAddr, CoAPSAddr and HTTPAddr are listen addresses ("" = off).
 	CoAPAddr, CoAPSAddr, HTTPAddr string
 	// APIToken protects the HTTP API. Empty: taken from the store, or
@@ -34,55 +36,53 @@ type Config struct {
 	// RequestTimeout bounds each request to a device (default 10 s).
 	RequestTimeout time.Duration
 	// QueueAwake is how long a queue-mode device listens after it last
-	// sent us something (LwM2M Core 6.5: the client stays awake for
-	// MAX_TRANSMIT_WAIT; default 20 s).
+	// sent us something (LwM2M Core 6.5; default 20 s).
 	QueueAwake time.Duration
 	// QueueSize bounds the requests waiting for one sleeping device (default 16).
 	QueueSize int
-	// HibernateAfter hibernates DTLS sessions idle that long: an idle
-	// device then costs a compact record instead of live connections and
-	// goroutines (transport/hibernate.go). Zero keeps sessions live.
+	// HibernateAfter hibernates DTLS sessions idle that long (dm.Config).
 	HibernateAfter time.Duration
-	// HandshakeTimeout bounds one DTLS handshake (default 10 s; NB-IoT
-	// handshakes of three round trips at up to 10 s each need more).
+	// HandshakeTimeout bounds one DTLS handshake (default 10 s).
 	HandshakeTimeout time.Duration
-	// Transmission sets the CoAP transmission parameters per device type
-	// (transmission.go); the zero value uses RFC 7252's.
-	Transmission TransmissionConfig
-	Logger       *slog.Logger
+	// Transmission sets the CoAP transmission parameters per device type.
+	Transmission dm.TransmissionConfig
+	// Campaign tunes the campaign engine.
+	Campaign campaign.Config
+	// Bootstrap starts the bootstrap server beside the DM server when one
+	// of its listen addresses is set (LwM2M defaults :5783 and :5784):
+	// Start fills its stores with Store (PSKs it generates go to the DM
+	// security store), its DM URI with this server's coaps URI unless set,
+	// and its logger; its routes join the HTTP API.
+	Bootstrap bootstrap.Options
+	// PublicHost is the host name devices reach this server by, written
+	// into bootstrapped accounts and Package URIs (default: the listen
+	// address, 127.0.0.1 for wildcards).
+	PublicHost string
+	Logger     *slog.Logger
 }
 
-// Server is the LwM2M server: registration interface, device management,
-// observations, the HTTP API.
+// Server is the whole LwM2M server: device management (the embedded
+// dm.Server, so its operations are the Server's), the firmware repository,
+// the campaign engine, the bootstrap server when configured, and the HTTP
+// API over them. It only wires the parts together; each lives in its own
+// package.
 type Server struct {
-	// reserved tells whether a PSK identity belongs to another role (a
-	// bootstrap credential) and may not be a DM identity; see
-	// ReserveIdentities.
-	reserved atomic.Pointer[func(identity string) (owner string, ok bool)]
+	*dm.Server
+	Firmware  *firmware.Repository
+	Campaigns *campaign.Engine
+	Bootstrap *bootstrap.Server // nil unless configured
+	API       *api.API
 
-	cfg    Config
-	log    *slog.Logger
-	store  store.Store
-	udp    *transport.UDP
-	dtls   *transport.DTLS
-	http   *http.Server
-	httpLn net.Listener
-	mux    *http.ServeMux
-	events *Broker
-	coap   *Router
-
-	mu       sync.Mutex
-	byID     map[string]*Device
-	byEP     map[string]*Device
-	obs      map[string]*store.Observation // by string(token)
+	log      *slog.Logger
+	http     *http.Server
+	httpLn   net.Listener
 	apiToken string
 	tokenNew bool
-
-	stop chan struct{}
-	wg   sync.WaitGroup
+	httpDone chan struct{}
 }
 
-// Start loads the stored state and starts the configured listeners.
+// Start starts the parts in order (device management, firmware,
+// campaigns, bootstrap, the HTTP API); on error, what started is stopped.
 func Start(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("server: no store")
@@ -90,167 +90,110 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = 10 * time.Second
-	}
-	if cfg.QueueAwake == 0 {
-		cfg.QueueAwake = 20 * time.Second
-	}
-	if cfg.QueueSize == 0 {
-		cfg.QueueSize = 16
-	}
-	s := &Server{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		store:  cfg.Store,
-		events: NewBroker(),
-		byID:   map[string]*Device{},
-		byEP:   map[string]*Device{},
-		obs:    map[string]*store.Observation{},
-		stop:   make(chan struct{}),
-	}
-	if err := s.load(); err != nil {
-		return nil, err
-	}
-	if err := s.initToken(); err != nil {
-		return nil, err
-	}
-	s.coap = NewRouter()
-	s.coap.Log = s.log
-	s.coap.Handle("POST", "rd", s.handleRegister)
-	s.coap.Handle("POST", "rd/*", s.handleUpdate)
-	s.coap.Handle("DELETE", "rd/*", s.handleDeregister)
-	s.coap.Handle("POST", "dp", s.handleSend)
-	s.coap.Responses(s.handleNotification)
-
+	s := &Server{log: cfg.Logger}
 	ok := false
 	defer func() {
 		if !ok {
 			s.Close()
 		}
 	}()
-	if cfg.CoAPAddr != "" {
-		u, err := transport.ListenUDP(cfg.CoAPAddr, s.coap, s.log)
+	var err error
+	if s.apiToken, s.tokenNew, err = apiToken(cfg.Store, cfg.APIToken); err != nil {
+		return nil, err
+	}
+	s.Server, err = dm.Start(dm.Config{
+		Store: cfg.Store, CoAPAddr: cfg.CoAPAddr, CoAPSAddr: cfg.CoAPSAddr,
+		Certificates: cfg.Certificates, ClientCAs: cfg.ClientCAs,
+		RequestTimeout: cfg.RequestTimeout, QueueAwake: cfg.QueueAwake, QueueSize: cfg.QueueSize,
+		HibernateAfter: cfg.HibernateAfter, HandshakeTimeout: cfg.HandshakeTimeout,
+		Transmission: cfg.Transmission, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.Firmware, err = firmware.New(s.Server, cfg.Store); err != nil {
+		return nil, err
+	}
+	cc := cfg.Campaign
+	if cc.PackageHost == "" {
+		cc.PackageHost = cfg.PublicHost
+	}
+	if s.Campaigns, err = campaign.New(s.Server, s.Firmware, cfg.Store, cc); err != nil {
+		return nil, err
+	}
+	if b := cfg.Bootstrap; b.CoAPAddr != "" || b.CoAPSAddr != "" {
+		b.Store, b.DMStore = cfg.Store, cfg.Store
+		if b.DMURI == "" {
+			b.DMURI = CoAPSURI(s.CoAPSAddr(), cfg.PublicHost)
+		}
+		if b.Logger == nil {
+			b.Logger = cfg.Logger
+		}
+		s.Bootstrap, err = bootstrap.Start(b)
 		if err != nil {
 			return nil, err
 		}
-		s.udp = u
-		s.log.Info("coap listening", "addr", u.Addr())
+		s.ReserveIdentities(s.Bootstrap.BootstrapIdentity)
 	}
-	if cfg.CoAPSAddr != "" {
-		d, err := transport.ListenDTLS(cfg.CoAPSAddr, transport.DTLSConfig{
-			Handler:      s.coap,
-			PSK:          s.pskKey,
-			Certificates: cfg.Certificates,
-			ClientCAs:    cfg.ClientCAs,
-			Logger:       s.log,
-			// Hibernation and transmission parameters: issue 8 (fleet scale).
-			HibernateAfter:   cfg.HibernateAfter,
-			HandshakeTimeout: cfg.HandshakeTimeout,
-			Transmission:     cfg.Transmission.lookup,
-		})
-		if err != nil {
-			return nil, err
-		}
-		s.dtls = d
-		s.log.Info("coaps listening", "addr", d.Addr())
-	}
-	s.mux = http.NewServeMux()
-	s.routes()
+	s.API = api.New(api.Config{Token: s.apiToken, DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns,
+		Bootstrap: s.Bootstrap, Logger: cfg.Logger})
 	if cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return nil, fmt.Errorf("listen http %s: %w", cfg.HTTPAddr, err)
+		if err := s.serveHTTP(cfg.HTTPAddr); err != nil {
+			return nil, err
 		}
-		s.httpLn = ln
-		s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error("http server", "err", err)
-			}
-		}()
-		s.log.Info("http api listening", "addr", ln.Addr())
 	}
-	s.wg.Add(1)
-	go s.expiryLoop()
 	ok = true
 	return s, nil
 }
 
-// load restores registrations and observations from the store.
-func (s *Server) load() error {
-	regs, err := s.store.Registrations()
+func (s *Server) serveHTTP(addr string) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("load registrations: %w", err)
+		return fmt.Errorf("listen http %s: %w", addr, err)
 	}
-	for _, r := range regs {
-		d := newDevice(r)
-		s.byID[r.ID] = d
-		s.byEP[r.Endpoint] = d
-	}
-	obs, err := s.store.Observations()
-	if err != nil {
-		return fmt.Errorf("load observations: %w", err)
-	}
-	for i := range obs {
-		o := obs[i]
-		if _, ok := s.byID[o.RegID]; !ok {
-			continue
+	s.httpLn = ln
+	s.http = &http.Server{Handler: s.API, ReadHeaderTimeout: 10 * time.Second}
+	s.httpDone = make(chan struct{})
+	go func() {
+		defer close(s.httpDone)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", "err", err)
 		}
-		s.obs[string(o.Token)] = &o
-	}
-	s.log.Info("state restored", "registrations", len(regs), "observations", len(s.obs))
+	}()
+	s.log.Info("http api listening", "addr", ln.Addr())
 	return nil
 }
 
 const settingAPIToken = "api-token"
 
-func (s *Server) initToken() error {
-	if s.cfg.APIToken != "" {
-		s.apiToken = s.cfg.APIToken
-		return nil
+// apiToken is the configured token, else the stored one, else a new one
+// stored for the next start (generated reports that: the caller shows it
+// once).
+func apiToken(st store.SettingStore, configured string) (token string, generated bool, err error) {
+	if configured != "" {
+		return configured, false, nil
 	}
-	t, err := s.store.Setting(settingAPIToken)
+	t, err := st.Setting(settingAPIToken)
 	if err == nil && len(t) > 0 {
-		s.apiToken = string(t)
-		return nil
+		return string(t), false, nil
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("read api token: %w", err)
+		return "", false, fmt.Errorf("read api token: %w", err)
 	}
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
-		return err
+		return "", false, err
 	}
-	s.apiToken = hex.EncodeToString(b)
-	s.tokenNew = true
-	if err := s.store.PutSetting(settingAPIToken, []byte(s.apiToken)); err != nil {
-		return fmt.Errorf("store api token: %w", err)
+	token = hex.EncodeToString(b)
+	if err := st.PutSetting(settingAPIToken, []byte(token)); err != nil {
+		return "", false, fmt.Errorf("store api token: %w", err)
 	}
-	return nil
+	return token, true, nil
 }
 
 // APIToken returns the bearer token of the HTTP API and whether it was
 // generated by this start (then the caller prints it once).
 func (s *Server) APIToken() (token string, generated bool) { return s.apiToken, s.tokenNew }
-
-// CoAPAddr is the plain CoAP listener's address, or nil.
-func (s *Server) CoAPAddr() net.Addr {
-	if s.udp == nil {
-		return nil
-	}
-	return s.udp.Addr()
-}
-
-// CoAPSAddr is the DTLS listener's address, or nil.
-func (s *Server) CoAPSAddr() net.Addr {
-	if s.dtls == nil {
-		return nil
-	}
-	return s.dtls.Addr()
-}
 
 // HTTPAddr is the HTTP API's address, or nil.
 func (s *Server) HTTPAddr() net.Addr {
@@ -260,82 +203,42 @@ func (s *Server) HTTPAddr() net.Addr {
 	return s.httpLn.Addr()
 }
 
-// Store is the server's store, for the other server concerns (bootstrap,
-// firmware) that keep their state beside it.
-func (s *Server) Store() store.Store { return s.store }
-
-// Events is the event broker: REGISTRATION, UPDATED, DEREGISTRATION,
-// NOTIFICATION, SEND.
-func (s *Server) Events() *Broker { return s.events }
-
-// Router is the CoAP router; other interfaces add their routes to it
-// before devices talk to them.
-func (s *Server) Router() *Router { return s.coap }
-
-// Mux is the HTTP mux of the API; other concerns add routes under /api/.
-// Routes added here are served behind the bearer-token check.
-func (s *Server) Mux() *http.ServeMux { return s.mux }
-
-// Close stops listeners and background work. The store is not closed: its
-// owner closes it.
+// Close stops the parts in the reverse order of Start. The store is not
+// closed: its owner closes it. Calling it twice is harmless.
 func (s *Server) Close() error {
-	select {
-	case <-s.stop:
-		return nil
-	default:
-	}
-	close(s.stop)
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = s.http.Shutdown(ctx)
 		cancel()
+		<-s.httpDone
+		s.http = nil
 	}
-	s.events.Close()
-	if s.udp != nil {
-		_ = s.udp.Close()
+	if s.Bootstrap != nil {
+		_ = s.Bootstrap.Close()
 	}
-	if s.dtls != nil {
-		_ = s.dtls.Close()
+	if s.Campaigns != nil {
+		s.Campaigns.Close()
 	}
-	s.wg.Wait()
+	if s.Server != nil {
+		return s.Server.Close()
+	}
 	return nil
 }
 
-// expiryLoop removes registrations whose lifetime ran out (LwM2M Core
-// 6.2.1: the server removes a registration not updated within its
-// lifetime).
-func (s *Server) expiryLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			s.mu.Lock()
-			var dead []*Device
-			for _, d := range s.byID {
-				if now.After(d.Registration().Expires().Add(expiryGrace)) {
-					dead = append(dead, d)
-				}
-			}
-			s.mu.Unlock()
-			for _, d := range dead {
-				s.log.Info("registration expired", "endpoint", d.Endpoint(), "id", d.ID())
-				s.removeDevice(d, true)
-			}
-		}
+// CoAPSURI is the coaps URI devices use to reach a listener at addr: a
+// wildcard listen address is replaced by publicHost (default 127.0.0.1).
+func CoAPSURI(addr net.Addr, publicHost string) string {
+	if addr == nil {
+		return ""
 	}
-}
-
-// expiryGrace tolerates an Update that is a little late on the wire.
-const expiryGrace = 2 * time.Second
-
-// ReserveIdentities makes PUT /api/security/clients refuse (409) a PSK
-// identity for which taken reports an owner: a bootstrap server beside
-// this one passes its own identities, so that one key never stands for
-// both roles (the bootstrap side refuses DM identities the same way).
-func (s *Server) ReserveIdentities(taken func(identity string) (owner string, ok bool)) {
-	s.reserved.Store(&taken)
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return ""
+	}
+	if publicHost != "" {
+		host = publicHost
+	} else if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "coaps://" + net.JoinHostPort(host, port)
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/dm"
+	"github.com/fotastack/fota/server/events"
 	"github.com/fotastack/fota/server/servertest"
 )
 
@@ -45,7 +47,7 @@ func TestRegistrationInterface(t *testing.T) {
 			ev, cancel := srv.Events().Subscribe(64)
 			defer cancel()
 			d := connect(t, srv, scheme, "dev-"+scheme)
-			waitEvent(t, ev, server.EventRegistration, d.ep)
+			waitEvent(t, ev, events.Registration, d.ep)
 			var c map[string]any
 			if code := srv.API("GET", "/api/clients/"+d.ep, nil, &c); code != 200 {
 				t.Fatalf("GET client: %d", code)
@@ -59,14 +61,14 @@ func TestRegistrationInterface(t *testing.T) {
 			if code := d.update("lt=600"); code != codes.Changed {
 				t.Fatalf("update: %v", code)
 			}
-			waitEvent(t, ev, server.EventUpdated, d.ep)
+			waitEvent(t, ev, events.Updated, d.ep)
 			if got := srv.Device(d.ep).Registration().Lifetime; got != 600 {
 				t.Fatalf("lifetime after update = %d", got)
 			}
 			if code := d.deregister(); code != codes.Deleted {
 				t.Fatalf("deregister: %v", code)
 			}
-			waitEvent(t, ev, server.EventDeregistration, d.ep)
+			waitEvent(t, ev, events.Deregistration, d.ep)
 			if srv.Device(d.ep) != nil {
 				t.Fatal("still registered after de-register")
 			}
@@ -224,7 +226,7 @@ func TestDeviceManagement(t *testing.T) {
 			if err := d.notify("/3/0/9"); err != nil {
 				t.Fatalf("notification not acknowledged: %v", err)
 			}
-			e := waitEvent(t, ev, server.EventNotification, d.ep)
+			e := waitEvent(t, ev, events.Notification, d.ep)
 			if b, _ := json.Marshal(e.Data); !strings.Contains(string(b), `"content":"42"`) {
 				t.Fatalf("notification event: %s", b)
 			}
@@ -241,7 +243,7 @@ func TestDeviceManagement(t *testing.T) {
 			if err := d.notify("composite:/3/0/9,/1/0/1"); err != nil {
 				t.Fatal(err)
 			}
-			e = waitEvent(t, ev, server.EventNotification, d.ep)
+			e = waitEvent(t, ev, events.Notification, d.ep)
 			if b, _ := json.Marshal(e.Data); !strings.Contains(string(b), `"vs":"43"`) {
 				t.Fatalf("composite notification: %s", b)
 			}
@@ -249,7 +251,7 @@ func TestDeviceManagement(t *testing.T) {
 			if r, err := d.post("/dp", nil, []byte(`[{"n":"/3/0/9","v":44}]`)); err != nil || r.Code != codes.Changed {
 				t.Fatalf("send: %v %v", r, err)
 			}
-			waitEvent(t, ev, server.EventSend, d.ep)
+			waitEvent(t, ev, events.Send, d.ep)
 			// Unknown device and unknown resource.
 			if code := srv.API("GET", "/api/clients/nobody/3/0/0", nil, nil); code != 404 {
 				t.Fatalf("unknown device: HTTP %d", code)
@@ -288,7 +290,7 @@ func TestQueueMode(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // asleep now
 	type result struct {
-		resp *server.Response
+		resp *dm.Response
 		err  error
 	}
 	done := make(chan result, 1)

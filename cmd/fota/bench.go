@@ -21,7 +21,9 @@ import (
 	"github.com/fotastack/fota/client/fleet"
 	"github.com/fotastack/fota/client/linksim"
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/store"
+	"github.com/fotastack/fota/server/store/bolt"
 )
 
 func init() {
@@ -142,7 +144,7 @@ func benchFleet(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	st, err := store.OpenBolt(filepath.Join(dir, "fota.db"))
+	st, err := bolt.Open(filepath.Join(dir, "fota.db"))
 	if err != nil {
 		return err
 	}
@@ -164,7 +166,8 @@ func benchFleet(args []string) error {
 	srv, err := server.Start(server.Config{
 		Store: st, CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIToken: "bench",
 		HibernateAfter: *hibernate, HandshakeTimeout: hsTimeout, Logger: log,
-		Transmission: server.TransmissionConfig{ByType: server.DefaultTransmissions()},
+		Transmission: dm.TransmissionConfig{ByType: dm.DefaultTransmissions()},
+		Campaign:     benchCampaignConfig(prof),
 	})
 	if err != nil {
 		return err
@@ -198,7 +201,6 @@ func benchFleet(args []string) error {
 		if bc, args, err = prepareBenchCampaign(srv, dir, prof, os.Stdout); err != nil {
 			return err
 		}
-		defer bc.cm.Close()
 		childArgs = append(childArgs, args...)
 	}
 	perDev := filesPerDevice(*profile)

@@ -13,8 +13,11 @@ import (
 	"strconv"
 	"time"
 
+	fwrepo "github.com/fotastack/fota/server/firmware"
+
 	"github.com/fotastack/fota/client/linksim"
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/campaign"
 )
 
 // benchCampaign is the campaign phase of `fota bench fleet --campaign`:
@@ -23,8 +26,8 @@ import (
 // updates them all over the fleet's simulated link.
 type benchCampaign struct {
 	fw      demoFirmware
-	cm      *server.Campaigns
-	img2    server.Image
+	cm      *campaign.Engine
+	img2    fwrepo.Image
 	profile linksim.Profile
 }
 
@@ -36,6 +39,14 @@ const benchBlockOverhead = 28 + 29 + 28
 // benchBlockSize is the Block2 size the devices ask for (client/firmware
 // default).
 const benchBlockSize = 1024
+
+// benchCampaignConfig tunes the campaign engine for the link: it reads
+// device state every Poll when no notification arrives, a few round trips
+// rather than the 5 s default.
+func benchCampaignConfig(prof linksim.Profile) campaign.Config {
+	poll := max(time.Second, 2*(prof.RTT()+prof.Jitter))
+	return campaign.Config{Tick: 200 * time.Millisecond, Poll: poll, DeviceTimeout: time.Hour}
+}
 
 // prepareBenchCampaign uploads v1 and v2 and writes v1 into dir for the
 // fleet's flashes; it returns the `fota fleet` flags that give each
@@ -49,32 +60,19 @@ func prepareBenchCampaign(srv *server.Server, dir string, prof linksim.Profile, 
 		fwPair = generateDemoFirmware(160<<10, 1)
 		fwPair.Source += "; no ../shared/firmware found"
 	}
-	fw, err := server.NewFirmware(srv)
-	if err != nil {
-		return nil, nil, err
-	}
-	// The campaign engine reads device state every Poll when no
-	// notification arrives: a few round trips, not the 5 s default.
-	poll := max(time.Second, 2*(prof.RTT()+prof.Jitter))
-	cm, err := server.NewCampaigns(fw, server.CampaignConfig{Tick: 200 * time.Millisecond, Poll: poll, DeviceTimeout: time.Hour})
-	if err != nil {
-		return nil, nil, err
-	}
+	fw, cm := srv.Firmware, srv.Campaigns
 	token, _ := srv.APIToken()
 	api := apiClient{base: "http://" + srv.HTTPAddr().String(), token: token, hc: &http.Client{Timeout: time.Minute}}
 	img1, err := demoUpload(api, fwPair.V1, demoV1)
 	if err != nil {
-		cm.Close()
 		return nil, nil, err
 	}
 	img2, err := demoUpload(api, fwPair.V2, demoV2)
 	if err != nil {
-		cm.Close()
 		return nil, nil, err
 	}
 	v1 := filepath.Join(dir, "v1.bin")
 	if err := os.WriteFile(v1, fwPair.V1, 0o600); err != nil {
-		cm.Close()
 		return nil, nil, err
 	}
 	fmt.Fprintf(out, "campaign firmware: %s; v1 %d bytes, v2 %d bytes\n", fwPair.Source, len(fwPair.V1), len(fwPair.V2))
@@ -110,8 +108,8 @@ var benchPhases = []string{
 func (b *benchCampaign) run(ctx context.Context, eps []string, out io.Writer) (benchCampaignResult, error) {
 	res := benchCampaignResult{Devices: len(eps)}
 	start := time.Now()
-	c, err := b.cm.Create(server.Campaign{Name: "bench", Image: b.img2.ID, Method: server.DeliveryPull,
-		Waves: []float64{100}, Concurrency: len(eps), Targets: server.Selector{Endpoints: eps}})
+	c, err := b.cm.Create(campaign.Campaign{Name: "bench", Image: b.img2.ID, Method: campaign.DeliveryPull,
+		Waves: []float64{100}, Concurrency: len(eps), Targets: campaign.Selector{Endpoints: eps}})
 	if err != nil {
 		return res, fmt.Errorf("create campaign: %w", err)
 	}
@@ -122,18 +120,18 @@ func (b *benchCampaign) run(ctx context.Context, eps []string, out io.Writer) (b
 	lastPrint := time.Time{}
 	// seen[ep][k] is when the watcher first saw ep past step k.
 	seen := map[string][]time.Time{}
-	stepOf := func(d server.CampaignDevice) int {
+	stepOf := func(d campaign.Device) int {
 		switch d.State {
-		case server.DeviceDownloading:
+		case campaign.DeviceDownloading:
 			if d.Progress > 0 {
 				return 2
 			}
 			return 1
-		case server.DeviceDownloaded:
+		case campaign.DeviceDownloaded:
 			return 3
-		case server.DeviceUpdating:
+		case campaign.DeviceUpdating:
 			return 4
-		case server.DeviceSucceeded:
+		case campaign.DeviceSucceeded:
 			return 5
 		}
 		return 0
@@ -167,19 +165,19 @@ func (b *benchCampaign) run(ctx context.Context, eps []string, out io.Writer) (b
 			states[d.State]++
 			progress += d.Progress
 			switch d.State {
-			case server.DeviceSucceeded:
+			case campaign.DeviceSucceeded:
 				res.Succeeded++
 				if res.PackageSize == 0 {
 					res.PackageSize, res.PackageKind = d.PackageSize, d.PackageKind
 				}
-			case server.DeviceFailed:
+			case campaign.DeviceFailed:
 				res.Failed++
 			}
 		}
 		if res.To99 == 0 && res.Succeeded >= need {
 			res.To99 = time.Since(start)
 		}
-		done := cs.State != server.CampaignRunning
+		done := cs.State != campaign.Running
 		if done || time.Since(lastPrint) >= 10*time.Second {
 			lastPrint = time.Now()
 			keys := make([]string, 0, len(states))
@@ -196,7 +194,7 @@ func (b *benchCampaign) run(ctx context.Context, eps []string, out io.Writer) (b
 		if done {
 			res.All = time.Since(start)
 			for _, d := range devs {
-				if d.State == server.DeviceFailed {
+				if d.State == campaign.DeviceFailed {
 					fmt.Fprintf(out, "  %s failed: result %d %s\n", d.Endpoint, d.Result, d.Error)
 				}
 			}

@@ -14,7 +14,7 @@ import (
 	"github.com/fotastack/fota/client/linksim"
 	"github.com/fotastack/fota/inplace"
 	"github.com/fotastack/fota/server"
-	"github.com/fotastack/fota/server/store"
+	"github.com/fotastack/fota/server/store/bolt"
 )
 
 // The path of `fota bench fleet --campaign`, in one process: v1 and v2 in
@@ -26,7 +26,7 @@ import (
 func TestBenchCampaignUpdatesFleetOverSimulatedLink(t *testing.T) {
 	const n = 5
 	dir := t.TempDir()
-	st, err := store.OpenBolt(filepath.Join(dir, "fota.db"))
+	st, err := bolt.Open(filepath.Join(dir, "fota.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,6 @@ func TestBenchCampaignUpdatesFleetOverSimulatedLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bc.cm.Close()
 	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
 	fl := addFleetFlashFlags(fs)
 	if err := fs.Parse(args); err != nil {

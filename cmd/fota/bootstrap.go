@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -12,55 +11,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/fotastack/fota/server"
-	"github.com/fotastack/fota/server/store"
+	"github.com/fotastack/fota/server/api"
+	"github.com/fotastack/fota/server/bootstrap"
+	"github.com/fotastack/fota/server/store/bolt"
 )
 
 func init() {
 	register("bootstrap", "run the LwM2M bootstrap server alone (CoAP :5783, DTLS :5784)", runBootstrap)
-}
-
-// dmURIOf is the coaps URI devices use to reach the DM listener at addr:
-// a wildcard listen address is replaced by publicHost (default 127.0.0.1).
-func dmURIOf(addr net.Addr, publicHost string) string {
-	if addr == nil {
-		return ""
-	}
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return ""
-	}
-	if publicHost != "" {
-		host = publicHost
-	} else if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return "coaps://" + net.JoinHostPort(host, port)
-}
-
-// startBootstrapBeside starts the bootstrap server next to a running DM
-// server: same bbolt file, generated PSKs go to its security store, its
-// coaps URI is the default DM URI, the API routes join its HTTP API. Called
-// by `fota server` when --bootstrap-coap or --bootstrap-coaps is given.
-func startBootstrapBeside(srv *server.Server, st *store.Bolt, coap, coaps, publicHost string, log *slog.Logger) (*server.BootstrapServer, error) {
-	bst, err := server.NewBootstrapStore(st.DB())
-	if err != nil {
-		return nil, err
-	}
-	b, err := server.StartBootstrap(server.BootstrapOptions{
-		Store: bst, DMStore: st, DMURI: dmURIOf(srv.CoAPSAddr(), publicHost),
-		CoAPAddr: coap, CoAPSAddr: coaps, Logger: log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	b.RegisterAPI(srv.Mux())
-	srv.ReserveIdentities(b.BootstrapIdentity)
-	return b, nil
 }
 
 func runBootstrap(args []string) error {
@@ -83,20 +43,16 @@ func runBootstrap(args []string) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	st, err := store.OpenBolt(*db)
+	st, err := bolt.Open(*db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	bst, err := server.NewBootstrapStore(st.DB())
-	if err != nil {
-		return err
-	}
 	// Alone, there is no DM server in this process: generated PSKs land in
 	// this file's DM credential store, useful only to a DM server that
 	// opens the same file later.
-	b, err := server.StartBootstrap(server.BootstrapOptions{
-		Store: bst, DMStore: st, DMURI: *dmURI, CoAPAddr: *coap, CoAPSAddr: *coaps, Logger: log,
+	b, err := bootstrap.Start(bootstrap.Options{
+		Store: st, DMStore: st, DMURI: *dmURI, CoAPAddr: *coap, CoAPSAddr: *coaps, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -104,21 +60,11 @@ func runBootstrap(args []string) error {
 	defer b.Close()
 	var hs *http.Server
 	if *httpAddr != "" {
-		mux := http.NewServeMux()
-		b.RegisterAPI(mux)
 		ln, err := net.Listen("tcp", *httpAddr)
 		if err != nil {
 			return fmt.Errorf("listen http %s: %w", *httpAddr, err)
 		}
-		tok := *token
-		hs = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
-				http.Error(w, `{"error":"missing or wrong bearer token"}`, http.StatusUnauthorized)
-				return
-			}
-			mux.ServeHTTP(w, r)
-		})}
+		hs = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: api.New(api.Config{Token: *token, Bootstrap: b, Logger: log})}
 		go func() {
 			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("http server", "err", err)

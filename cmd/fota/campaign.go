@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/campaign"
 )
 
 func init() {
@@ -65,7 +65,7 @@ func campaignCreate(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
-	c := server.Campaign{Name: *name, Image: *image, DeviceType: *devType, Version: *version, Method: *method, Full: *full,
+	c := campaign.Campaign{Name: *name, Image: *image, DeviceType: *devType, Version: *version, Method: *method, Full: *full,
 		Concurrency: *conc, SuccessThreshold: *success, ErrorThreshold: *errs}
 	c.Targets.Endpoints = splitList(*endpoints)
 	c.Targets.Versions = splitList(*from)
@@ -91,7 +91,7 @@ func campaignCreate(args []string) error {
 		if !ok {
 			return &exitError{2, errors.New("--window wants HH:MM-HH:MM")}
 		}
-		c.Window = server.Window{Start: s, End: e}
+		c.Window = campaign.Window{Start: s, End: e}
 	}
 	if c.Image == "" && (c.DeviceType == "" || c.Version == "") {
 		return &exitError{2, errors.New("--image, or --device-type and --version, is required")}
@@ -104,7 +104,7 @@ func campaignCreate(args []string) error {
 	if err != nil {
 		return err
 	}
-	var st server.CampaignStatus
+	var st campaign.Status
 	if err := json.Unmarshal(out, &st); err != nil {
 		return fmt.Errorf("read answer: %w", err)
 	}
@@ -132,7 +132,7 @@ func campaignStatus(args []string) error {
 		if err != nil {
 			return err
 		}
-		var list []server.CampaignStatus
+		var list []campaign.Status
 		if err := json.Unmarshal(out, &list); err != nil {
 			return fmt.Errorf("read answer: %w", err)
 		}
@@ -155,8 +155,8 @@ func campaignStatus(args []string) error {
 	return nil
 }
 
-func getCampaign(a apiClient, id string) (server.CampaignStatus, error) {
-	var st server.CampaignStatus
+func getCampaign(a apiClient, id string) (campaign.Status, error) {
+	var st campaign.Status
 	out, err := a.do("GET", "/api/campaigns/"+url.PathEscape(id), nil)
 	if err != nil {
 		return st, err
@@ -167,7 +167,7 @@ func getCampaign(a apiClient, id string) (server.CampaignStatus, error) {
 	return st, nil
 }
 
-func printCampaign(st server.CampaignStatus) {
+func printCampaign(st campaign.Status) {
 	name := st.ID
 	if st.Name != "" {
 		name += " (" + st.Name + ")"
@@ -205,9 +205,9 @@ func watchCampaign(a apiClient, id string) error {
 		}
 		var inWave, done int64
 		for _, d := range st.Devices {
-			if d.Wave <= st.Wave && d.State != server.DeviceSkipped && d.State != server.DeviceCancelled {
+			if d.Wave <= st.Wave && d.State != campaign.DeviceSkipped && d.State != campaign.DeviceCancelled {
 				inWave++
-				if d.State == server.DeviceSucceeded || d.State == server.DeviceFailed {
+				if d.State == campaign.DeviceSucceeded || d.State == campaign.DeviceFailed {
 					done++
 				}
 			}
@@ -221,10 +221,10 @@ func watchCampaign(a apiClient, id string) error {
 		}
 		bar.total = inWave
 		bar.Set(done)
-		if st.State != server.CampaignRunning {
+		if st.State != campaign.Running {
 			bar.Finish()
 			printCampaign(st)
-			if st.State == server.CampaignPaused || st.Summary.Failed > 0 {
+			if st.State == campaign.Paused || st.Summary.Failed > 0 {
 				return &exitError{1, fmt.Errorf("campaign %s %s", st.State, st.Reason)}
 			}
 			return nil
@@ -256,7 +256,7 @@ func campaignAction(action string, args []string) error {
 	if err != nil {
 		return err
 	}
-	var st server.CampaignStatus
+	var st campaign.Status
 	if err := json.Unmarshal(out, &st); err != nil {
 		return fmt.Errorf("read answer: %w", err)
 	}

@@ -16,9 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fotastack/fota/server/bootstrap"
+	fwrepo "github.com/fotastack/fota/server/firmware"
+
 	"github.com/fotastack/fota/inplace"
 	"github.com/fotastack/fota/server"
-	"github.com/fotastack/fota/server/store"
+	"github.com/fotastack/fota/server/campaign"
+	"github.com/fotastack/fota/server/store/bolt"
 )
 
 // `fota client --flash` takes a firmware update end to end: the client
@@ -32,30 +36,19 @@ func TestClientFlashTakesFirmwareUpdate(t *testing.T) {
 	fw := generateDemoFirmware(48<<10, 3)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
-	st, err := store.OpenBolt(filepath.Join(dir, "fota.db"))
+	st, err := bolt.Open(filepath.Join(dir, "fota.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := server.Start(server.Config{Store: st, CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Logger: log})
+	srv, err := server.Start(server.Config{Store: st, CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		Bootstrap: bootstrap.Options{CoAPSAddr: "127.0.0.1:0"}, Logger: log,
+		Campaign: campaign.Config{Tick: 50 * time.Millisecond, Poll: 200 * time.Millisecond, DeviceTimeout: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	bs, err := startBootstrapBeside(srv, st, "", "127.0.0.1:0", "", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bs.Close() })
-	repo, err := server.NewFirmware(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm, err := server.NewCampaigns(repo, server.CampaignConfig{Tick: 50 * time.Millisecond, Poll: 200 * time.Millisecond, DeviceTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cm.Close() })
+	bs, repo, cm := srv.Bootstrap, srv.Firmware, srv.Campaigns
 	token, _ := srv.APIToken()
 	api := apiClient{base: "http://" + srv.HTTPAddr().String(), token: token, hc: &http.Client{Timeout: 30 * time.Second}}
 	if _, err := demoUpload(api, fw.V1, demoV1); err != nil {
@@ -75,8 +68,8 @@ func TestClientFlashTakesFirmwareUpdate(t *testing.T) {
 		name, method string
 		bootstrap    bool
 	}{
-		{"server-push", server.DeliveryPush, false},
-		{"bootstrap-pull", server.DeliveryPull, true},
+		{"server-push", campaign.DeliveryPush, false},
+		{"bootstrap-pull", campaign.DeliveryPull, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ep := "cli-" + tc.name
@@ -102,23 +95,23 @@ func TestClientFlashTakesFirmwareUpdate(t *testing.T) {
 			if err := waitRegistered(ctx, srv, []string{ep}, demoV1, 20*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			body, err := api.do("POST", "/api/campaigns", server.Campaign{Name: ep, Image: img2.ID, Method: tc.method,
-				Waves: []float64{100}, Concurrency: 1, Targets: server.Selector{Endpoints: []string{ep}}})
+			body, err := api.do("POST", "/api/campaigns", campaign.Campaign{Name: ep, Image: img2.ID, Method: tc.method,
+				Waves: []float64{100}, Concurrency: 1, Targets: campaign.Selector{Endpoints: []string{ep}}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var created server.CampaignStatus
+			var created campaign.Status
 			if err := json.Unmarshal(body, &created); err != nil {
 				t.Fatal(err)
 			}
-			var devs []server.CampaignDevice
+			var devs []campaign.Device
 			for {
 				c, d, err := cm.Campaign(created.ID)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if c.State != server.CampaignRunning {
-					if c.State != server.CampaignCompleted {
+				if c.State != campaign.Running {
+					if c.State != campaign.Completed {
 						t.Fatalf("campaign %s: %s", c.State, c.Reason)
 					}
 					devs = d
@@ -130,7 +123,7 @@ func TestClientFlashTakesFirmwareUpdate(t *testing.T) {
 				case <-time.After(100 * time.Millisecond):
 				}
 			}
-			if len(devs) != 1 || devs[0].State != server.DeviceSucceeded || devs[0].PackageKind != server.PackageDelta {
+			if len(devs) != 1 || devs[0].State != campaign.DeviceSucceeded || devs[0].PackageKind != fwrepo.PackageDelta {
 				t.Fatalf("device states %+v", devs)
 			}
 			// Re-registered running v2 (/3/0/3 read from the device).

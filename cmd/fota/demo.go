@@ -23,11 +23,15 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/fotastack/fota/server/bootstrap"
+	fwrepo "github.com/fotastack/fota/server/firmware"
+
 	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/client/firmware"
 	"github.com/fotastack/fota/inplace"
 	"github.com/fotastack/fota/server"
-	"github.com/fotastack/fota/server/store"
+	"github.com/fotastack/fota/server/campaign"
+	"github.com/fotastack/fota/server/store/bolt"
 )
 
 func init() {
@@ -37,7 +41,7 @@ func init() {
 // demoOptions is what `fota demo` runs.
 type demoOptions struct {
 	Devices     int
-	Mode        string    // server.DeliveryPull or server.DeliveryPush
+	Mode        string    // campaign.DeliveryPull or campaign.DeliveryPush
 	Waves       []float64 // cumulative percentages
 	Concurrency int
 	Firmware    demoFirmware
@@ -66,7 +70,7 @@ type demoResult struct {
 func runDemo(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	n := fs.Int("devices", 20, "number of simulated devices")
-	mode := fs.String("mode", server.DeliveryPull, "delivery: pull (device fetches the Package URI over CoAPS, Block2) or push (server writes /5/0/0, Block1)")
+	mode := fs.String("mode", campaign.DeliveryPull, "delivery: pull (device fetches the Package URI over CoAPS, Block2) or push (server writes /5/0/0, Block1)")
 	waves := fs.String("waves", "20,100", "cumulative wave sizes in percent")
 	conc := fs.Int("concurrency", 10, "devices updating at once")
 	fwDir := fs.String("firmware-dir", "", "directory of firmware pairs (default $FOTA_FIRMWARE_DIR, else ../shared/firmware)")
@@ -81,7 +85,7 @@ func runDemo(args []string) error {
 	if *n < 1 || *n > 1000 {
 		return &exitError{2, fmt.Errorf("--devices %d: want 1..1000", *n)}
 	}
-	if *mode != server.DeliveryPull && *mode != server.DeliveryPush {
+	if *mode != campaign.DeliveryPull && *mode != campaign.DeliveryPush {
 		return &exitError{2, fmt.Errorf("--mode %q: want pull or push", *mode)}
 	}
 	var ws []float64
@@ -204,32 +208,21 @@ func runDemoJob(ctx context.Context, o demoOptions) (res demoResult, err error) 
 
 	// 1. Servers: DM (CoAP + DTLS + HTTP API), bootstrap (DTLS), firmware
 	// repository and campaign engine, over one temp bbolt file.
-	st, err := store.OpenBolt(filepath.Join(dir, "fota.db"))
+	st, err := bolt.Open(filepath.Join(dir, "fota.db"))
 	if err != nil {
 		return res, err
 	}
 	defer st.Close()
-	srv, err := server.Start(server.Config{Store: st, CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Logger: o.Log})
+	// A short campaign tick and poll: the demo's devices are on loopback
+	// and a user is watching; a production server keeps the defaults.
+	srv, err := server.Start(server.Config{Store: st, CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		Bootstrap: bootstrap.Options{CoAPSAddr: "127.0.0.1:0"}, Logger: o.Log,
+		Campaign: campaign.Config{Tick: 50 * time.Millisecond, Poll: 250 * time.Millisecond, DeviceTimeout: 90 * time.Second}})
 	if err != nil {
-		return res, fmt.Errorf("start DM server: %w", err)
+		return res, fmt.Errorf("start server: %w", err)
 	}
 	defer srv.Close()
-	bs, err := startBootstrapBeside(srv, st, "", "127.0.0.1:0", "", o.Log) // cmd/fota/bootstrap.go
-	if err != nil {
-		return res, fmt.Errorf("start bootstrap server: %w", err)
-	}
-	defer bs.Close()
-	fw, err := server.NewFirmware(srv)
-	if err != nil {
-		return res, err
-	}
-	// A short tick and poll: the demo's devices are on loopback and a
-	// user is watching; a production server keeps the defaults.
-	cm, err := server.NewCampaigns(fw, server.CampaignConfig{Tick: 50 * time.Millisecond, Poll: 250 * time.Millisecond, DeviceTimeout: 90 * time.Second})
-	if err != nil {
-		return res, err
-	}
-	defer cm.Close()
+	bs, fw, cm := srv.Bootstrap, srv.Firmware, srv.Campaigns
 	token, _ := srv.APIToken()
 	apiURL := "http://" + srv.HTTPAddr().String()
 	api := apiClient{base: apiURL, token: token, hc: &http.Client{Timeout: 2 * time.Minute}} // cmd/fota/provision.go
@@ -292,13 +285,13 @@ func runDemoJob(ctx context.Context, o demoOptions) (res demoResult, err error) 
 	// 4. The campaign, created over the HTTP API as `fota campaign create`
 	// does, watched in process.
 	tc := time.Now()
-	c := server.Campaign{Name: "demo", Image: img2.ID, Method: o.Mode, Waves: o.Waves, Concurrency: o.Concurrency,
-		Targets: server.Selector{Endpoints: eps}}
+	c := campaign.Campaign{Name: "demo", Image: img2.ID, Method: o.Mode, Waves: o.Waves, Concurrency: o.Concurrency,
+		Targets: campaign.Selector{Endpoints: eps}}
 	body, err := api.do("POST", "/api/campaigns", c)
 	if err != nil {
 		return res, fmt.Errorf("create campaign: %w", err)
 	}
-	var created server.CampaignStatus
+	var created campaign.Status
 	if err := json.Unmarshal(body, &created); err != nil {
 		return res, fmt.Errorf("create campaign: read answer: %w", err)
 	}
@@ -309,21 +302,21 @@ func runDemoJob(ctx context.Context, o demoOptions) (res demoResult, err error) 
 	}
 	res.CampaignTime = time.Since(tc)
 	res.WaveTimes = waveTimes
-	if final.State != server.CampaignCompleted {
+	if final.State != campaign.Completed {
 		fmt.Fprintf(out, "campaign %s: %s\n", final.State, final.Reason)
 	}
 
 	// 5. What the devices run now, read back from each (/3/0/3).
-	sum := server.Summarize(states)
+	sum := campaign.Summarize(states)
 	res.Total = len(eps)
 	res.Failed = sum.Failed
 	res.BytesSent = sum.BytesSent
 	res.BytesFull = int64(len(eps)) * int64(len(o.Firmware.V2))
 	for _, s := range states {
-		if s.State == server.DeviceSucceeded && res.PackageSize == 0 {
+		if s.State == campaign.DeviceSucceeded && res.PackageSize == 0 {
 			res.PackageSize, res.PackageKind = s.PackageSize, s.PackageKind
 		}
-		if s.State == server.DeviceFailed {
+		if s.State == campaign.DeviceFailed {
 			fmt.Fprintf(out, "  %s failed: result %d %s\n", s.Endpoint, s.Result, s.Error)
 		}
 	}
@@ -358,26 +351,26 @@ func runDemoJob(ctx context.Context, o demoOptions) (res demoResult, err error) 
 }
 
 // demoUpload posts an image to the firmware repository.
-func demoUpload(api apiClient, data []byte, version string) (server.Image, error) {
+func demoUpload(api apiClient, data []byte, version string) (fwrepo.Image, error) {
 	q := url.Values{"version": {version}, "deviceType": {demoDeviceType}}
 	req, err := http.NewRequest("POST", api.base+"/api/firmware?"+q.Encode(), bytes.NewReader(data))
 	if err != nil {
-		return server.Image{}, err
+		return fwrepo.Image{}, err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set("Authorization", "Bearer "+api.token)
 	resp, err := api.hc.Do(req)
 	if err != nil {
-		return server.Image{}, fmt.Errorf("upload %s: %w", version, err)
+		return fwrepo.Image{}, fmt.Errorf("upload %s: %w", version, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusCreated {
-		return server.Image{}, fmt.Errorf("upload %s: %s: %s", version, resp.Status, strings.TrimSpace(string(body)))
+		return fwrepo.Image{}, fmt.Errorf("upload %s: %s: %s", version, resp.Status, strings.TrimSpace(string(body)))
 	}
-	var img server.Image
+	var img fwrepo.Image
 	if err := json.Unmarshal(body, &img); err != nil {
-		return server.Image{}, fmt.Errorf("upload %s: read answer: %w", version, err)
+		return fwrepo.Image{}, fmt.Errorf("upload %s: read answer: %w", version, err)
 	}
 	return img, nil
 }
@@ -417,7 +410,7 @@ func demoFlashGeometry(v1, v2 int) inplace.Geometry {
 // startDemoDevice provisions ep on the server, manufactures its flash with
 // v1 and its factory bootstrap account only, bootstraps over DTLS-PSK and
 // starts the client on the DM account it was given.
-func startDemoDevice(ctx context.Context, api apiClient, bsAddr, dir, ep string, key []byte, img1 server.Image, o demoOptions) (*demoDevice, error) {
+func startDemoDevice(ctx context.Context, api apiClient, bsAddr, dir, ep string, key []byte, img1 fwrepo.Image, o demoOptions) (*demoDevice, error) {
 	bsKey := make([]byte, 16)
 	if _, err := rand.Read(bsKey); err != nil {
 		return nil, err
@@ -520,7 +513,7 @@ func waitRegistered(ctx context.Context, srv *server.Server, eps []string, versi
 // a progress bar per wave (devices of that wave finished), fed from the
 // campaign's persisted device states. It returns the final state and how
 // long each wave took, from its start to its last device finishing.
-func watchDemoCampaign(ctx context.Context, cm *server.Campaigns, id string, out io.Writer, live bool) (server.Campaign, []server.CampaignDevice, []time.Duration, error) {
+func watchDemoCampaign(ctx context.Context, cm *campaign.Engine, id string, out io.Writer, live bool) (campaign.Campaign, []campaign.Device, []time.Duration, error) {
 	var (
 		bar       *progressBar
 		wave      = -1
@@ -528,7 +521,7 @@ func watchDemoCampaign(ctx context.Context, cm *server.Campaigns, id string, out
 		times     []time.Duration
 		waves     []float64
 	)
-	finishWave := func(devs []server.CampaignDevice) {
+	finishWave := func(devs []campaign.Device) {
 		if wave < 0 {
 			return
 		}
@@ -553,7 +546,7 @@ func watchDemoCampaign(ctx context.Context, cm *server.Campaigns, id string, out
 		waves = c.Waves
 		// Waves are processed in order; the campaign moves to wave k+1
 		// only once wave k reached its success threshold.
-		for wave < c.Wave || (wave < len(c.Waves)-1 && c.State != server.CampaignRunning && waveDone(devs, wave+1)) {
+		for wave < c.Wave || (wave < len(c.Waves)-1 && c.State != campaign.Running && waveDone(devs, wave+1)) {
 			if wave >= 0 {
 				times = append(times, time.Since(waveStart))
 				finishWave(devs)
@@ -575,7 +568,7 @@ func watchDemoCampaign(ctx context.Context, cm *server.Campaigns, id string, out
 		if bar != nil {
 			bar.Set(countDone(devs, wave))
 		}
-		if c.State != server.CampaignRunning {
+		if c.State != campaign.Running {
 			if wave >= 0 && len(times) <= wave {
 				times = append(times, time.Since(waveStart))
 			}
@@ -592,10 +585,10 @@ func watchDemoCampaign(ctx context.Context, cm *server.Campaigns, id string, out
 }
 
 // countDone counts the finished devices of wave k.
-func countDone(devs []server.CampaignDevice, k int) int64 {
+func countDone(devs []campaign.Device, k int) int64 {
 	var n int64
 	for _, d := range devs {
-		if d.Wave == k && (d.State == server.DeviceSucceeded || d.State == server.DeviceFailed) {
+		if d.Wave == k && (d.State == campaign.DeviceSucceeded || d.State == campaign.DeviceFailed) {
 			n++
 		}
 	}
@@ -603,12 +596,12 @@ func countDone(devs []server.CampaignDevice, k int) int64 {
 }
 
 // waveDone reports whether every device of wave k has finished.
-func waveDone(devs []server.CampaignDevice, k int) bool {
+func waveDone(devs []campaign.Device, k int) bool {
 	n := 0
 	for _, d := range devs {
 		if d.Wave == k {
 			n++
-			if d.State != server.DeviceSucceeded && d.State != server.DeviceFailed {
+			if d.State != campaign.DeviceSucceeded && d.State != campaign.DeviceFailed {
 				return false
 			}
 		}

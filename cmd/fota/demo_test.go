@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	fwrepo "github.com/fotastack/fota/server/firmware"
+
 	"github.com/fotastack/fota/inplace"
-	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/campaign"
 )
 
 // The demo's whole path with four devices and a generated pair: servers
@@ -21,9 +23,9 @@ import (
 // a two-wave delta campaign, in-place install, re-registration on v2
 // (read back from each device's /3/0/3), clean shutdown.
 func TestDemoEveryDeviceEndsOnV2(t *testing.T) {
-	for _, mode := range []string{server.DeliveryPull, server.DeliveryPush} {
+	for _, mode := range []string{campaign.DeliveryPull, campaign.DeliveryPush} {
 		t.Run(mode, func(t *testing.T) {
-			if testing.Short() && mode == server.DeliveryPush {
+			if testing.Short() && mode == campaign.DeliveryPush {
 				t.Skip("one mode in -short")
 			}
 			var out bytes.Buffer
@@ -41,7 +43,7 @@ func TestDemoEveryDeviceEndsOnV2(t *testing.T) {
 			if r.Total != 4 || r.Updated != 4 || r.Failed != 0 {
 				t.Fatalf("updated %d/%d, failed %d\n%s", r.Updated, r.Total, r.Failed, out.String())
 			}
-			if r.PackageKind != server.PackageDelta || r.PackageSize == 0 || r.PackageSize >= len(o.Firmware.V2)/2 {
+			if r.PackageKind != fwrepo.PackageDelta || r.PackageSize == 0 || r.PackageSize >= len(o.Firmware.V2)/2 {
 				t.Fatalf("package %s of %d bytes for a %d-byte image", r.PackageKind, r.PackageSize, len(o.Firmware.V2))
 			}
 			if r.BytesSent != 4*int64(r.PackageSize) || r.BytesFull != 4*int64(len(o.Firmware.V2)) {
@@ -176,7 +178,7 @@ func BenchmarkDemo20Devices(b *testing.B) {
 	if err != nil || !ok {
 		b.Skipf("../shared/firmware/%s absent: %v", defaultDemoPair, err)
 	}
-	o := demoOptions{Devices: 20, Mode: server.DeliveryPull, Waves: []float64{20, 100}, Concurrency: 10, Firmware: fw,
+	o := demoOptions{Devices: 20, Mode: campaign.DeliveryPull, Waves: []float64{20, 100}, Concurrency: 10, Firmware: fw,
 		Out: io.Discard, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	var r demoResult
 	for b.Loop() {

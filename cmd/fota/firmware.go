@@ -2,13 +2,11 @@ package main
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,38 +15,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/fotastack/fota/server"
+	fwrepo "github.com/fotastack/fota/server/firmware"
 )
 
 func init() {
 	register("firmware", "firmware repository of a running server: add, list, rm, key", runFirmware)
-}
-
-// fotaService is the firmware repository and campaign engine started
-// beside the DM server by `fota server`.
-type fotaService struct {
-	fw *server.Firmware
-	cm *server.Campaigns
-}
-
-func (f *fotaService) Close() { f.cm.Close() }
-
-// startFOTABeside attaches the firmware repository (/fw/* on the DM
-// listeners, /api/firmware) and the campaign engine (/api/campaigns) to srv.
-func startFOTABeside(srv *server.Server, publicHost string, log *slog.Logger) (*fotaService, error) {
-	fw, err := server.NewFirmware(srv)
-	if err != nil {
-		return nil, err
-	}
-	cm, err := server.NewCampaigns(fw, server.CampaignConfig{PackageHost: publicHost})
-	if err != nil {
-		return nil, err
-	}
-	if log != nil {
-		// Devices are provisioned with this key (also at GET /api/firmware/key).
-		log.Info("firmware packages signed", "ed25519PublicKey", hex.EncodeToString(fw.PublicKey()))
-	}
-	return &fotaService{fw: fw, cm: cm}, nil
 }
 
 // apiFlags adds --url and --api-token (defaults from FOTA_URL and
@@ -131,7 +102,7 @@ func firmwareAdd(args []string) error {
 	if resp.StatusCode != http.StatusCreated {
 		return fmt.Errorf("upload: %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
-	var img server.Image
+	var img fwrepo.Image
 	if err := json.Unmarshal(body, &img); err != nil {
 		return fmt.Errorf("read answer: %w", err)
 	}
@@ -153,7 +124,7 @@ func firmwareList(args []string) error {
 	if err != nil {
 		return err
 	}
-	var imgs []server.Image
+	var imgs []fwrepo.Image
 	if err := json.Unmarshal(out, &imgs); err != nil {
 		return fmt.Errorf("read answer: %w", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/campaign"
 	"github.com/fotastack/fota/server/servertest"
 )
 
@@ -13,11 +13,7 @@ import (
 // real server's HTTP API.
 func TestFirmwareAndCampaignCommands(t *testing.T) {
 	srv := servertest.Start(t)
-	svc, err := startFOTABeside(srv.Server, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	fw, cm := srv.Firmware, srv.Campaigns
 	dir := t.TempDir()
 	img := filepath.Join(dir, "v2.bin")
 	if err := os.WriteFile(img, []byte("firmware image v2"), 0o600); err != nil {
@@ -33,24 +29,24 @@ func TestFirmwareAndCampaignCommands(t *testing.T) {
 	if err := runFirmware([]string{"add", img, "--version", "3.0"}); err == nil {
 		t.Fatal("add without device type accepted")
 	}
-	imgs, err := svc.fw.Images()
-	if err != nil || len(imgs) != 1 || imgs[0].Size != 17 || svc.fw.Profile("sensor").EraseBlock != 1024 {
+	imgs, err := fw.Images()
+	if err != nil || len(imgs) != 1 || imgs[0].Size != 17 || fw.Profile("sensor").EraseBlock != 1024 {
 		t.Fatalf("images %+v %v", imgs, err)
 	}
 	if err := runCampaign(append([]string{"create", "--device-type", "sensor", "--version", "2.0", "--endpoints", "a,b",
 		"--waves", "50,100", "--window", "22:00-04:00"}, api...)); err != nil {
 		t.Fatal(err)
 	}
-	list := svc.cm.List()
+	list := cm.List()
 	if len(list) != 1 || list[0].Planned != 2 || len(list[0].Waves) != 2 || list[0].Window.Start != "22:00" {
 		t.Fatalf("campaigns %+v", list)
 	}
 	id := list[0].ID
-	for _, step := range []struct{ action, want string }{{"pause", server.CampaignPaused}, {"resume", server.CampaignRunning}, {"abort", server.CampaignAborted}} {
+	for _, step := range []struct{ action, want string }{{"pause", campaign.Paused}, {"resume", campaign.Running}, {"abort", campaign.Aborted}} {
 		if err := runCampaign(append([]string{step.action, id}, api...)); err != nil {
 			t.Fatal(err)
 		}
-		if c, _, _ := svc.cm.Campaign(id); c.State != step.want {
+		if c, _, _ := cm.Campaign(id); c.State != step.want {
 			t.Fatalf("after %s: %s", step.action, c.State)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 	"log/slog"
 	"math"
 	"net/url"
@@ -15,6 +14,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/client/firmware"

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,7 +13,7 @@ import (
 	"syscall"
 
 	"github.com/fotastack/fota/server"
-	"github.com/fotastack/fota/server/store"
+	"github.com/fotastack/fota/server/store/bolt"
 )
 
 func init() {
@@ -60,30 +61,22 @@ func runServer(args []string) error {
 		}
 		cfg.ClientCAs = pool
 	}
-	st, err := store.OpenBolt(*db)
+	st, err := bolt.Open(*db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if st.Migrated != "" {
+		log.Info("store migrated to this release's layout", "file", *db, "what", st.Migrated)
+	}
 	cfg.Store = st
+	cfg.Bootstrap.CoAPAddr, cfg.Bootstrap.CoAPSAddr, cfg.PublicHost = *bsCoap, *bsCoaps, *publicHost
 	srv, err := server.Start(cfg)
 	if err != nil {
 		return err
 	}
-	if *bsCoap != "" || *bsCoaps != "" {
-		bs, err := startBootstrapBeside(srv, st, *bsCoap, *bsCoaps, *publicHost, log) // cmd/fota/bootstrap.go
-		if err != nil {
-			srv.Close()
-			return err
-		}
-		defer bs.Close()
-	}
-	fota, err := startFOTABeside(srv, *publicHost, log) // cmd/fota/firmware.go
-	if err != nil {
-		srv.Close()
-		return err
-	}
-	defer fota.Close()
+	// Devices are provisioned with this key (also at GET /api/firmware/key).
+	log.Info("firmware packages signed", "ed25519PublicKey", hex.EncodeToString(srv.Firmware.PublicKey()))
 	if tok, generated := srv.APIToken(); generated {
 		fmt.Fprintf(os.Stderr, "API token (generated, stored in %s; shown once): %s\n", *db, tok)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fotastack/fota/server"
 	"github.com/fotastack/fota/server/store"
+	"github.com/fotastack/fota/server/store/bolt"
 )
 
 // Token is the API token of test servers.
@@ -23,7 +24,7 @@ const Token = "test-token"
 // Server is a running test server.
 type Server struct {
 	*server.Server
-	Store  *store.Bolt
+	Store  *bolt.Store
 	DBPath string
 	URL    string // http://127.0.0.1:port
 	t      testing.TB
@@ -41,7 +42,7 @@ func Start(t testing.TB, mod ...func(*server.Config)) *Server {
 // state of an earlier server: a restart).
 func StartAt(t testing.TB, path string, mod ...func(*server.Config)) *Server {
 	t.Helper()
-	st, err := store.OpenBolt(path)
+	st, err := bolt.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,254 @@
+// Package firmware is the firmware repository and package service: images
+// of each device type, the signed in-place delta (or full) packages made
+// from them on demand for the device type's flash and RAM, the signing key,
+// and the download of packages over CoAP Block2 at /fw/{packageID} on the
+// device management listeners, with each device's progress.
+//
+// Images and packages are kept through the store interfaces (FirmwareStore:
+// records, and blobs streamed in and read by range), so a 4 MiB image served
+// to 10,000 devices is read block by block from one stored copy.
+package firmware
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/fotastack/fota/delta"
+	"github.com/fotastack/fota/server/dm"
+	"github.com/fotastack/fota/server/store"
+)
+
+// Store is what the repository keeps: its records and blobs, and the
+// signing key among the settings.
+type Store interface {
+	store.FirmwareStore
+	store.SettingStore
+}
+
+// MaxImageSize bounds an uploaded image or opaque package.
+const MaxImageSize = 64 << 20
+
+// settingSigningKey is the store setting holding the Ed25519 signing key
+// (64-byte private key), made on first start.
+const settingSigningKey = "firmware-signing-key"
+
+// Errors of the firmware repository; the HTTP API maps them to 404, 409, 400.
+var (
+	ErrNoImage     = errors.New("no such firmware image")
+	ErrNoPackage   = errors.New("no such firmware package")
+	ErrImageExists = errors.New("firmware image already exists")
+	ErrBadImage    = errors.New("bad firmware image")
+)
+
+// Image is one firmware image of a device type, or an opaque package for
+// another vendor's update client (Opaque: served as is, never diffed).
+type Image = store.Image
+
+// DeviceProfile is what the package service must know of a device type to
+// make an in-place package the device can apply.
+type DeviceProfile = store.DeviceProfile
+
+// ImageID is the stable ID of the image of (deviceType, version).
+func ImageID(deviceType, version string) string {
+	h := sha256.Sum256([]byte(deviceType + "\x00" + version))
+	return hex.EncodeToString(h[:6])
+}
+
+// Repository is the firmware repository and package service of a server:
+// it stores images, makes signed delta packages on demand, and serves them
+// over CoAP Block2 at /fw/{packageID} on the DM listeners.
+type Repository struct {
+	dm  *dm.Server
+	st  Store
+	key ed25519.PrivateKey
+
+	buildMu sync.Mutex // one delta.Make at a time: it is CPU and memory heavy
+	builds  int        // packages made by this process (cache misses), under buildMu
+
+	cache    *packageCache
+	verified sync.Map // package ID -> true once its blob matched its hash
+	progress *downloadProgress
+}
+
+// New attaches the firmware repository to the device management server
+// srv: it loads or makes the signing key and adds the CoAP route /fw/*.
+func New(srv *dm.Server, st Store) (*Repository, error) {
+	f := &Repository{dm: srv, st: st, cache: newPackageCache(64 << 20), progress: newDownloadProgress()}
+	var err error
+	if f.key, err = loadOrMakeKey(st); err != nil {
+		return nil, err
+	}
+	srv.Router().Handle("GET", "fw/*", f.handleDownload)
+	return f, nil
+}
+
+// loadOrMakeKey returns the signing key stored in the settings, making and
+// storing one on first start.
+func loadOrMakeKey(st store.SettingStore) (ed25519.PrivateKey, error) {
+	b, err := st.Setting(settingSigningKey)
+	if err == nil {
+		k, perr := delta.ParsePrivateKey(b)
+		if perr != nil {
+			return nil, fmt.Errorf("firmware: stored signing key: %w", perr)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("firmware: read signing key: %w", err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("firmware: generate signing key: %w", err)
+	}
+	if err := st.PutSetting(settingSigningKey, []byte(hex.EncodeToString(priv))); err != nil {
+		return nil, fmt.Errorf("firmware: store signing key: %w", err)
+	}
+	return priv, nil
+}
+
+// PublicKey is the key devices verify packages with (provision it on them).
+func (f *Repository) PublicKey() ed25519.PublicKey { return f.key.Public().(ed25519.PublicKey) }
+
+// Builds is how many packages this process has made (each cache miss makes
+// one; a cached package is never made again).
+func (f *Repository) Builds() int {
+	f.buildMu.Lock()
+	defer f.buildMu.Unlock()
+	return f.builds
+}
+
+// AddImage stores an image of deviceType at version (see Upload).
+func (f *Repository) AddImage(deviceType, version string, data []byte, opaque bool) (Image, error) {
+	return f.Upload(deviceType, version, bytes.NewReader(data), opaque)
+}
+
+// Upload stores the image r yields, streamed into the store, as the image
+// of deviceType at version. Its SeqNo is one more than the highest of the
+// device type's images, so packages to newer uploads pass the devices'
+// anti-rollback check. opaque stores a package for another vendor's
+// client, served as is.
+func (f *Repository) Upload(deviceType, version string, r io.Reader, opaque bool) (Image, error) {
+	if deviceType == "" || len(deviceType) > 64 || version == "" || len(version) > 64 {
+		return Image{}, fmt.Errorf("%w: device type and version must be 1 to 64 bytes", ErrBadImage)
+	}
+	id := ImageID(deviceType, version)
+	if _, err := f.st.Image(id); err == nil {
+		return Image{}, fmt.Errorf("%w: %s %s", ErrImageExists, deviceType, version)
+	}
+	sum, size, err := f.st.PutBlob(r, MaxImageSize)
+	if err != nil {
+		return Image{}, fmt.Errorf("%w: %v (limit %d bytes)", ErrBadImage, err, MaxImageSize)
+	}
+	if size == 0 {
+		return Image{}, fmt.Errorf("%w: 0 bytes", ErrBadImage)
+	}
+	img, err := f.st.AddImage(Image{
+		ID: id, DeviceType: deviceType, Version: version,
+		Size: int(size), SHA256: sum, Opaque: opaque, Created: time.Now().UTC(),
+	})
+	if errors.Is(err, store.ErrExists) {
+		return Image{}, fmt.Errorf("%w: %s %s", ErrImageExists, deviceType, version)
+	}
+	if err != nil {
+		return Image{}, fmt.Errorf("store image %s %s: %w", deviceType, version, err)
+	}
+	f.dm.Logger().Info("firmware image added", "deviceType", deviceType, "version", version, "size", size, "sha256", sum[:16])
+	return img, nil
+}
+
+// Images lists the stored images, by device type then upload order.
+func (f *Repository) Images() ([]Image, error) {
+	out, err := f.st.Images()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].DeviceType != out[j].DeviceType {
+			return out[i].DeviceType < out[j].DeviceType
+		}
+		return out[i].SeqNo < out[j].SeqNo
+	})
+	return out, err
+}
+
+// Image returns the image with this ID, or ErrNoImage.
+func (f *Repository) Image(id string) (Image, error) {
+	img, err := f.st.Image(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Image{}, fmt.Errorf("%w: %q", ErrNoImage, id)
+	}
+	return img, err
+}
+
+// FindImage returns the image of deviceType at version, or ErrNoImage.
+func (f *Repository) FindImage(deviceType, version string) (Image, error) {
+	return f.Image(ImageID(deviceType, version))
+}
+
+// ImageData returns a copy of an image's bytes.
+func (f *Repository) ImageData(img Image) ([]byte, error) { return f.readBlob(img.SHA256) }
+
+// readBlob reads a whole blob (to make a package of it, or to push it).
+func (f *Repository) readBlob(sum string) ([]byte, error) {
+	b, err := f.st.OpenBlob(sum)
+	if err != nil {
+		return nil, fmt.Errorf("firmware: %w", err)
+	}
+	out := make([]byte, b.Size())
+	if _, err := b.ReadAt(out, 0); err != nil && !(errors.Is(err, io.EOF) && b.Size() == 0) {
+		return nil, fmt.Errorf("firmware: read blob %s: %w", sum, err)
+	}
+	return out, nil
+}
+
+// DeleteImage removes an image, the packages made from or to it and the
+// blobs no longer used.
+func (f *Repository) DeleteImage(id string) error {
+	dropped, err := f.st.DeleteImage(id)
+	for _, p := range dropped {
+		f.cache.drop(p)
+		f.verified.Delete(p)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %q", ErrNoImage, id)
+	}
+	return err
+}
+
+// SetProfile stores the erase block and RAM of a device type; packages are
+// made for them (defaults: delta.DefaultEraseBlock, delta.DefaultRAM).
+func (f *Repository) SetProfile(p DeviceProfile) error {
+	if p.DeviceType == "" || len(p.DeviceType) > 64 {
+		return fmt.Errorf("%w: device type must be 1 to 64 bytes", ErrBadImage)
+	}
+	if p.EraseBlock != 0 && (p.EraseBlock < delta.MinEraseBlock || p.EraseBlock > delta.MaxEraseBlock) {
+		return fmt.Errorf("%w: erase block %d outside [%d, %d]", ErrBadImage, p.EraseBlock, delta.MinEraseBlock, delta.MaxEraseBlock)
+	}
+	if p.RAM < 0 || p.RAM > 64<<20 {
+		return fmt.Errorf("%w: ram %d", ErrBadImage, p.RAM)
+	}
+	return f.st.PutProfile(p)
+}
+
+// Profile returns the stored profile of a device type, with defaults filled.
+func (f *Repository) Profile(deviceType string) DeviceProfile {
+	p, err := f.st.Profile(deviceType)
+	if err != nil {
+		p = DeviceProfile{DeviceType: deviceType}
+	}
+	if p.EraseBlock == 0 {
+		p.EraseBlock = delta.DefaultEraseBlock
+	}
+	if p.RAM == 0 {
+		// What a device with the installer's default budget grants the
+		// decoder: a property of the package format, so delta says it.
+		p.RAM = delta.DefaultRAM
+	}
+	return p
+}
