@@ -5,9 +5,14 @@
 // whether it has several instances, and for every resource the ID, name,
 // operations (R, W, RW, E or none), data type, single or multiple, mandatory
 // or optional, range and units. The built-in models (objects 0 to 7 and 9,
-// Firmware Update at version 1.1) are OMA DDF files embedded from ddf/ and
-// read by the same loader, LoadDDF, that reads custom DDF files at run time
-// (Registry.LoadDir).
+// Firmware Update at version 1.1, LwM2M Server at 1.2 and 1.1) are OMA DDF
+// files embedded from ddf/ and read by the same loader, LoadDDF, that reads
+// custom DDF files at run time (Registry.LoadDir).
+//
+// It is the one source of resource names, types, operations and
+// multiplicity in the module: the server types and validates what devices
+// send with it, and the device client builds its objects from it
+// (Registry.ForEnabler picks the object version a client implements).
 //
 // A Registry is what the rest of the stack asks:
 //   - the lwm2m codecs use Registry.ResourceType (their TypeResolver) to

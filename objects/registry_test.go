@@ -178,6 +178,74 @@ func TestCoreObjectResourcesMatchSpec(t *testing.T) {
 	})
 }
 
+// TestServerObject11MatchesSpec checks the LwM2M Server object at object
+// version 1.1 (OMA-SUP-XML_1-V1_1, LwM2M 1.1), which the registry keeps
+// beside 1.2 because 1.2 is defined for LwM2M 1.2: in 1.1 Lifetime is an
+// Integer (Unsigned Integer in 1.2), and resources 24 to 27 do not exist.
+func TestServerObject11MatchesSpec(t *testing.T) {
+	o, ok := Default().GetVersion(1, "1.1")
+	if !ok {
+		t.Fatal("LwM2M Server 1.1 not in Default()")
+	}
+	if got := fmt.Sprintf("%s %s %v %v", o.URN, o.LwM2MVersion, o.Multiple, o.Mandatory); got != "urn:oma:lwm2m:oma:1:1.1 1.1 true true" {
+		t.Errorf("header = %s", got)
+	}
+	if !slices.Equal(o.ResourceIDs(), span(0, 23)) {
+		t.Errorf("resources = %v, want 0..23", o.ResourceIDs())
+	}
+	S, Opt, Mand := false, false, true
+	for _, f := range []resFact{
+		{"/1/0/0", "Short Server ID", R, lwm2m.TypeInteger, S, Mand, "1..65534", ""},
+		{"/1/0/1", "Lifetime", RW, lwm2m.TypeInteger, S, Mand, "", "s"},
+		{"/1/0/6", "Notification Storing When Disabled or Offline", RW, lwm2m.TypeBoolean, S, Mand, "", ""},
+		{"/1/0/7", "Binding", RW, lwm2m.TypeString, S, Mand, "", ""},
+		{"/1/0/8", "Registration Update Trigger", E, lwm2m.TypeNone, S, Mand, "", ""},
+		{"/1/0/9", "Bootstrap-Request Trigger", E, lwm2m.TypeNone, S, Opt, "", ""},
+		{"/1/0/13", "Registration Priority Order", RW, lwm2m.TypeUnsignedInteger, S, Opt, "", ""},
+		{"/1/0/23", "Mute Send", RW, lwm2m.TypeBoolean, S, Opt, "", ""},
+	} {
+		res, ok := o.Resource(lwm2m.MustParsePath(f.path).Resource())
+		if !ok {
+			t.Errorf("%s: not defined", f.path)
+			continue
+		}
+		got := resFact{f.path, res.Name, res.Operations, res.Type, res.Multiple, res.Mandatory, res.Range, res.Units}
+		if got != f {
+			t.Errorf("%s:\n got %+v\nwant %+v", f.path, got, f)
+		}
+	}
+}
+
+// TestForEnablerPicksNewestVersionOfTheClientsEnabler: a LwM2M 1.1 client
+// implements Server 1.1, not 1.2 (defined for LwM2M 1.2), and the newest
+// version of objects whose newest version is defined for 1.1 or earlier.
+func TestForEnablerPicksNewestVersionOfTheClientsEnabler(t *testing.T) {
+	r := Default()
+	cases := []struct {
+		id            uint16
+		enabler, want string
+		wantFound     bool
+	}{
+		{1, "1.1", "1.1", true},
+		{1, "1.2", "1.2", true},
+		{1, "1.0", "", false},
+		{3, "1.1", "1.2", true}, // Device 1.2 is defined for LwM2M 1.1
+		{2, "1.1", "1.1", true}, // Access Control 1.1 for LwM2M 1.0
+		{5, "1.0", "", false},
+		{404, "1.1", "", false},
+	}
+	for _, c := range cases {
+		m, ok := r.ForEnabler(c.id, c.enabler)
+		got := ""
+		if ok {
+			got = m.Version
+		}
+		if ok != c.wantFound || got != c.want {
+			t.Errorf("ForEnabler(%d, %s) = %q, %v; want %q, %v", c.id, c.enabler, got, ok, c.want, c.wantFound)
+		}
+	}
+}
+
 func TestBuiltinRangesParsed(t *testing.T) {
 	r := Default()
 	cases := []struct {
