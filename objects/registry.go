@@ -39,10 +39,12 @@ var (
 
 // Builtin returns the models the package ships, parsed once from the DDF
 // files in ddf/ through the same loader as custom models: 0 LwM2M Security,
-// 1 LwM2M Server (object versions 1.2 and 1.1, the one LwM2M 1.1 clients
-// implement), 2 Access Control, 3 Device, 4 Connectivity Monitoring,
+// 1 LwM2M Server, 2 Access Control, 3 Device, 4 Connectivity Monitoring,
 // 5 Firmware Update (object version 1.1), 6 Location, 7 Connectivity
-// Statistics and 9 Software Management. The models are shared: read only.
+// Statistics and 9 Software Management, at their newest object versions;
+// and the earlier versions a LwM2M 1.1 client implements (Server 1.1,
+// Device 1.1, Access Control 1.0), which Get does not return but
+// GetVersion does. The models are shared: read only.
 func Builtin() ([]*ObjectModel, error) {
 	builtinOnce.Do(func() {
 		builtinModels, builtinErr = loadFS(builtinDDF, "ddf")
@@ -114,23 +116,6 @@ func (r *Registry) GetVersion(id uint16, version string) (*ObjectModel, bool) {
 	defer r.mu.RUnlock()
 	for _, m := range r.objects[id] {
 		if compareVersions(m.Version, version) == 0 {
-			return m, true
-		}
-	}
-	return nil, false
-}
-
-// ForEnabler returns the newest registered version of object id defined
-// for LwM2M enabler version lwm2mVersion or an earlier one (the model's
-// LwM2MVersion, the DDF's <LWM2MVersion>). It is the version a client of
-// that enabler implements: an object version made for a later enabler may
-// rely on operations the client lacks (Server 1.2 is defined for LwM2M
-// 1.2; a 1.1 client implements Server 1.1).
-func (r *Registry) ForEnabler(id uint16, lwm2mVersion string) (*ObjectModel, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, m := range r.objects[id] { // newest first
-		if compareVersions(m.LwM2MVersion, lwm2mVersion) <= 0 {
 			return m, true
 		}
 	}

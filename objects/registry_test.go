@@ -187,12 +187,6 @@ func TestServerObject11MatchesSpec(t *testing.T) {
 	if !ok {
 		t.Fatal("LwM2M Server 1.1 not in Default()")
 	}
-	if got := fmt.Sprintf("%s %s %v %v", o.URN, o.LwM2MVersion, o.Multiple, o.Mandatory); got != "urn:oma:lwm2m:oma:1:1.1 1.1 true true" {
-		t.Errorf("header = %s", got)
-	}
-	if !slices.Equal(o.ResourceIDs(), span(0, 23)) {
-		t.Errorf("resources = %v, want 0..23", o.ResourceIDs())
-	}
 	S, Opt, Mand := false, false, true
 	for _, f := range []resFact{
 		{"/1/0/0", "Short Server ID", R, lwm2m.TypeInteger, S, Mand, "1..65534", ""},
@@ -216,33 +210,47 @@ func TestServerObject11MatchesSpec(t *testing.T) {
 	}
 }
 
-// TestForEnablerPicksNewestVersionOfTheClientsEnabler: a LwM2M 1.1 client
-// implements Server 1.1, not 1.2 (defined for LwM2M 1.2), and the newest
-// version of objects whose newest version is defined for 1.1 or earlier.
-func TestForEnablerPicksNewestVersionOfTheClientsEnabler(t *testing.T) {
+// TestEarlierVersionsMatchSpec checks the headers of the earlier object
+// versions the registry keeps for LwM2M 1.1 clients, and the facts in
+// which they differ from the newest versions (Device 1.1 per
+// OMA-SUP-XML_LWM2M_Device-V1_1, Access Control 1.0 per
+// OMA-SUP-XML_LWM2M_Access_Control-V1_0), and that Get still returns the
+// newest.
+func TestEarlierVersionsMatchSpec(t *testing.T) {
 	r := Default()
 	cases := []struct {
 		id            uint16
-		enabler, want string
-		wantFound     bool
+		version, urn  string
+		lwm2m, newest string
+		resources     []uint16
 	}{
-		{1, "1.1", "1.1", true},
-		{1, "1.2", "1.2", true},
-		{1, "1.0", "", false},
-		{3, "1.1", "1.2", true}, // Device 1.2 is defined for LwM2M 1.1
-		{2, "1.1", "1.1", true}, // Access Control 1.1 for LwM2M 1.0
-		{5, "1.0", "", false},
-		{404, "1.1", "", false},
+		{1, "1.1", "urn:oma:lwm2m:oma:1:1.1", "1.1", "1.2", span(0, 23)},
+		{2, "1.0", "urn:oma:lwm2m:oma:2", "1.0", "1.1", span(0, 3)},
+		{3, "1.1", "urn:oma:lwm2m:oma:3:1.1", "1.1", "1.2", span(0, 22)},
 	}
 	for _, c := range cases {
-		m, ok := r.ForEnabler(c.id, c.enabler)
-		got := ""
-		if ok {
-			got = m.Version
+		o, ok := r.GetVersion(c.id, c.version)
+		if !ok {
+			t.Errorf("object %d version %s not in Default()", c.id, c.version)
+			continue
 		}
-		if ok != c.wantFound || got != c.want {
-			t.Errorf("ForEnabler(%d, %s) = %q, %v; want %q, %v", c.id, c.enabler, got, ok, c.want, c.wantFound)
+		if o.URN != c.urn || o.LwM2MVersion != c.lwm2m || !slices.Equal(o.ResourceIDs(), c.resources) {
+			t.Errorf("object %d v%s: URN %s, LwM2M %s, resources %v", c.id, c.version, o.URN, o.LwM2MVersion, o.ResourceIDs())
 		}
+		if n, _ := r.Get(c.id); n.Version != c.newest {
+			t.Errorf("Get(%d) = v%s, want the newest, v%s", c.id, n.Version, c.newest)
+		}
+	}
+	d, _ := r.GetVersion(3, "1.1")
+	if e := d.Resources[11]; e.Range != "0..8" || !slices.Equal(e.Bounds, []Interval{{0, 8}}) {
+		t.Errorf("Device 1.1 Error Code range %q %v, want 0..8", e.Range, e.Bounds)
+	}
+	if b := d.Resources[9]; b.Units != "%" {
+		t.Errorf("Device 1.1 Battery Level units %q, want %%", b.Units)
+	}
+	a, _ := r.GetVersion(2, "1.0")
+	if acl := a.Resources[2]; acl.Range != "16-bit" || acl.Bounds != nil || !acl.Multiple || acl.Operations != RW {
+		t.Errorf("Access Control 1.0 ACL = %v range %q bounds %v", acl, acl.Range, acl.Bounds)
 	}
 }
 
