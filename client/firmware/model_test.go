@@ -1,8 +1,10 @@
 package firmware
 
 import (
+	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fotastack/fota/client"
@@ -36,5 +38,21 @@ func TestObjectIsTheRegistrysFirmwareUpdate(t *testing.T) {
 	}
 	if !slices.Equal(ids, m.ResourceIDs()) {
 		t.Errorf("resources %v, want every resource of %v: %v", ids, m, m.ResourceIDs())
+	}
+}
+
+// The Package URI length limit is the model's range (0..255 bytes): a
+// longer URI is refused with 4.00 before the state machine sees it.
+func TestPackageURILimitIsTheModelsRange(t *testing.T) {
+	if maxURILen != 255 {
+		t.Fatalf("maxURILen = %d, want 255 (LwM2M Core E.6)", maxURILen)
+	}
+	d := newDevice(t, nil)
+	long := "coap://127.0.0.1:1/" + strings.Repeat("a", maxURILen+1-len("coap://127.0.0.1:1/"))
+	if err := writeURI(d.o, long); !errors.Is(err, client.ErrBadRequest) {
+		t.Errorf("write of a %d-byte Package URI: %v, want ErrBadRequest", len(long), err)
+	}
+	if s, _ := d.o.State(); s != StateIdle {
+		t.Errorf("state %v after a refused URI, want Idle", s)
 	}
 }

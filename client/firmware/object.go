@@ -45,8 +45,9 @@ const (
 // DeliveryBoth is Delivery Method 2 (/5/0/9): pull and push.
 const DeliveryBoth = 2
 
-// maxURILen is the Package URI's range (LwM2M Core E.6: 0-255 bytes).
-const maxURILen = 255
+// maxURILen is the longest Package URI the object takes: the top of the
+// resource's range in the model (LwM2M Core E.6: 0..255 bytes).
+var maxURILen = maxLength(model, ResPackageURI)
 
 var errTooBig = errors.New("package larger than the staging area")
 
@@ -70,6 +71,20 @@ func firmwareModel() (*objects.ObjectModel, []client.ResourceDef) {
 		panic("firmware: " + err.Error())
 	}
 	return m, d
+}
+
+// maxLength is the greatest byte length resource r of m allows. It panics
+// on a model without one, which the package tests rule out.
+func maxLength(m *objects.ObjectModel, r uint16) int {
+	res, ok := m.Resource(r)
+	if !ok || len(res.Lengths) == 0 {
+		panic(fmt.Sprintf("firmware: %v gives resource %d no length range", m, r))
+	}
+	var top float64
+	for _, iv := range res.Lengths {
+		top = max(top, iv.Max)
+	}
+	return int(top)
 }
 
 // Config is what the Firmware Update object needs from its device.
