@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fotastack/fota/lwm2m"
+	"github.com/fotastack/fota/objects"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
@@ -49,7 +50,7 @@ const (
 
 func addSwitch(c *Client) *SimpleObject {
 	o := NewSimpleObject(switchObject, "1.0", false,
-		ResourceDef{ID: switchState, Name: "Digital Input State", Type: lwm2m.TypeBoolean, Ops: OpRead})
+		ResourceDef{ID: switchState, Name: "Digital Input State", Type: lwm2m.TypeBoolean, Operations: objects.R})
 	o.AddInstance(0, map[uint16]lwm2m.Value{switchState: lwm2m.Boolean(false)})
 	c.SetObject(o)
 	return o
@@ -241,7 +242,7 @@ func TestObserveEpmax(t *testing.T) {
 	s := newTestServer(t, false)
 	c, _ := startClient(t, s, nil)
 	temp := NewSimpleObject(3303, "1.0", false,
-		ResourceDef{ID: 5700, Name: "Sensor Value", Type: lwm2m.TypeFloat, Ops: OpRead})
+		ResourceDef{ID: 5700, Name: "Sensor Value", Type: lwm2m.TypeFloat, Operations: objects.R})
 	temp.AddInstance(0, map[uint16]lwm2m.Value{5700: lwm2m.Float(20)})
 	c.SetObject(quietObject{temp})
 	d := s.device(c.cfg.Endpoint)

@@ -356,7 +356,7 @@ func (s *bsSession) serveWrite(w mux.ResponseWriter, r *mux.Message, p lwm2m.Pat
 // objects the device implements.
 func (s *bsSession) serveDiscover(w mux.ResponseWriter, p lwm2m.Path) {
 	var b strings.Builder
-	b.WriteString(`lwm2m="1.1"`)
+	b.WriteString(`lwm2m="` + LwM2MVersion + `"`)
 	objs := []uint16{0, 1, 2}
 	for _, o := range s.c.objectList() {
 		if o.ID() > 2 {
@@ -623,12 +623,7 @@ func installAccounts(c *Client, a *Accounts, acc DMAccount) {
 	if acl := a.Instances(2); len(acl) > 0 {
 		// Access Control (LwM2M Core E.3): shown to the DM server as
 		// provisioned; the client core does not enforce it.
-		o := NewSimpleObject(2, "1.0", true,
-			ResourceDef{ID: 0, Name: "Object ID", Type: lwm2m.TypeInteger, Ops: OpRead},
-			ResourceDef{ID: 1, Name: "Object Instance ID", Type: lwm2m.TypeInteger, Ops: OpRead},
-			ResourceDef{ID: 2, Name: "ACL", Type: lwm2m.TypeInteger, Ops: OpReadWrite, Multiple: true},
-			ResourceDef{ID: 3, Name: "Access Control Owner", Type: lwm2m.TypeInteger, Ops: OpReadWrite},
-		)
+		o := newAccessControlObject()
 		for _, i := range acl {
 			single := map[uint16]lwm2m.Value{}
 			multi := map[uint16]lwm2m.Value{}
@@ -641,7 +636,7 @@ func installAccounts(c *Client, a *Accounts, acc DMAccount) {
 			}
 			o.AddInstance(i, single)
 			if len(multi) > 0 {
-				_ = o.SetMultiple(lwm2m.ResourcePath(2, i, 2), multi)
+				_ = o.SetMultiple(lwm2m.ResourcePath(2, i, acACL), multi)
 			}
 		}
 		c.SetObject(o)

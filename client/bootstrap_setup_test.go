@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fotastack/fota/lwm2m"
+	"github.com/fotastack/fota/objects"
 )
 
 // savedDMAccount stores a DM account for s in dir, as a finished bootstrap
@@ -37,7 +38,7 @@ func TestRunWithBootstrapSetup(t *testing.T) {
 	got := make(chan *Client, 1)
 	setupCtx := make(chan context.Context, 1)
 	bc := BootstrapConfig{URI: "coap://127.0.0.1:9", Setup: func(ctx context.Context, c *Client) error {
-		o := NewSimpleObject(3442, "1.0", false, ResourceDef{ID: 0, Name: "x", Type: lwm2m.TypeInteger, Ops: OpRead})
+		o := NewSimpleObject(3442, "1.0", false, ResourceDef{ID: 0, Name: "x", Type: lwm2m.TypeInteger, Operations: objects.R})
 		o.AddInstance(0, map[uint16]lwm2m.Value{0: lwm2m.Integer(7)})
 		c.SetObject(o)
 		got <- c

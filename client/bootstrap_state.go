@@ -16,25 +16,33 @@ import (
 )
 
 // The objects a bootstrap server provisions on this device: Security (0),
-// Server (1) and Access Control (2). Their resources and types, LwM2M
-// Core E.1 to E.3; a write of any other resource is refused (the device
-// has nowhere to keep it).
+// Server (1) and Access Control (2), and the resources of each the device
+// keeps (LwM2M Core E.1 to E.3); a write of any other resource is refused
+// (the device has nowhere to keep it). Their types are those of the
+// objects' models (Model), as for every object of the client.
+var bootstrapResources = map[uint16][]uint16{
+	0: {SecServerURI, SecBootstrapServer, SecMode, SecPublicKeyOrID, SecServerPublicKey, SecSecretKey,
+		SecShortServerID, SecClientHoldOffTime, SecBootstrapAccountTimeout, SecMatchingType},
+	1: {SrvShortServerID, SrvLifetime, SrvDefaultPmin, SrvDefaultPmax, SrvDisableTimeout,
+		SrvNotificationStore, SrvBinding},
+	2: {acObjectID, acInstanceID, acACL, acOwner},
+}
+
+// bootstrapVersions are the object versions of those objects, the ones
+// NewSecurityObject, NewServerObject and the Access Control object of
+// installAccounts implement.
+var bootstrapVersions = map[uint16]string{0: securityVersion, 1: serverVersion, 2: accessControlVersion}
+
+// bootstrapTypes maps /o/0/r of every kept resource to its type.
 var bootstrapTypes = lwm2m.TypeMap{}
 
 func init() {
-	def := func(o uint16, t lwm2m.Type, rs ...uint16) {
-		for _, r := range rs {
-			bootstrapTypes[lwm2m.ResourcePath(o, 0, r)] = t
+	for o, rs := range bootstrapResources {
+		_, defs := builtinDefs(o, bootstrapVersions[o], rs...)
+		for _, d := range defs {
+			bootstrapTypes[lwm2m.ResourcePath(o, 0, d.ID)] = d.Type
 		}
 	}
-	def(0, lwm2m.TypeString, SecServerURI)
-	def(0, lwm2m.TypeBoolean, SecBootstrapServer)
-	def(0, lwm2m.TypeInteger, SecMode, SecShortServerID, 11, 12, 13) // 11 hold-off, 12 bootstrap account timeout, 13 matching type
-	def(0, lwm2m.TypeOpaque, SecPublicKeyOrID, SecServerPublicKey, SecSecretKey)
-	def(1, lwm2m.TypeInteger, SrvShortServerID, SrvLifetime, SrvDefaultPmin, SrvDefaultPmax, 5)
-	def(1, lwm2m.TypeBoolean, SrvNotificationStore)
-	def(1, lwm2m.TypeString, SrvBinding)
-	def(2, lwm2m.TypeInteger, 0, 1, 2, 3)
 }
 
 // bootstrapResourceType types the resources of objects 0..2 in any instance.

@@ -166,7 +166,7 @@ func (c *Client) checkWritable(p lwm2m.Path) error {
 		if !ok {
 			return notFound(p)
 		}
-		if !d.Ops.Has(OpWrite) {
+		if !d.Writable() {
 			return fmt.Errorf("write %v: resource is not writable: %w", p, ErrNotAllowed)
 		}
 		return nil
@@ -177,7 +177,7 @@ func (c *Client) checkWritable(p lwm2m.Path) error {
 	}
 	for _, d := range defs {
 		if d.ID == p.Resource() {
-			if !d.Ops.Has(OpWrite) {
+			if !d.Writable() {
 				return fmt.Errorf("write %v: resource is not writable: %w", p, ErrNotAllowed)
 			}
 			return nil

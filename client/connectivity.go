@@ -14,21 +14,17 @@ const (
 	ConnCellID          = 8
 )
 
+// connectivityVersion is the Connectivity Monitoring object version the
+// client implements and announces (</4>;ver=1.3).
+const connectivityVersion = "1.3"
+
 // NewConnectivityObject makes the Connectivity Monitoring object (4) with
 // instance 0: bearer (41 = Ethernet in the bearer table, our simulated
 // device), radio signal strength in dBm and the IP address in use. The
 // application updates values with Set; observations fire on change.
 func NewConnectivityObject(bearer int64, ip string) *SimpleObject {
-	o := NewSimpleObject(4, "1.3", false,
-		ResourceDef{ID: ConnNetworkBearer, Name: "Network Bearer", Type: lwm2m.TypeInteger, Ops: OpRead},
-		ResourceDef{ID: ConnAvailableBearer, Name: "Available Network Bearer", Type: lwm2m.TypeInteger, Ops: OpRead, Multiple: true},
-		ResourceDef{ID: ConnSignalStrength, Name: "Radio Signal Strength", Type: lwm2m.TypeInteger, Ops: OpRead},
-		ResourceDef{ID: ConnLinkQuality, Name: "Link Quality", Type: lwm2m.TypeInteger, Ops: OpRead},
-		ResourceDef{ID: ConnIPAddresses, Name: "IP Addresses", Type: lwm2m.TypeString, Ops: OpRead, Multiple: true},
-		ResourceDef{ID: ConnLinkUtilization, Name: "Link Utilization", Type: lwm2m.TypeUnsignedInteger, Ops: OpRead},
-		ResourceDef{ID: ConnAPN, Name: "APN", Type: lwm2m.TypeString, Ops: OpRead, Multiple: true},
-		ResourceDef{ID: ConnCellID, Name: "Cell ID", Type: lwm2m.TypeInteger, Ops: OpRead},
-	)
+	o := newBuiltinObject(4, connectivityVersion, ConnNetworkBearer, ConnAvailableBearer, ConnSignalStrength,
+		ConnLinkQuality, ConnIPAddresses, ConnLinkUtilization, ConnAPN, ConnCellID)
 	o.AddInstance(0, map[uint16]lwm2m.Value{
 		ConnNetworkBearer:  lwm2m.Integer(bearer),
 		ConnSignalStrength: lwm2m.Integer(-70),

@@ -7,7 +7,12 @@ import (
 	"github.com/fotastack/fota/lwm2m"
 )
 
-// Device object (ID 3) resource IDs, LwM2M Core E.4.
+// deviceVersion is the Device object version the client implements and
+// announces (</3>;ver=1.1).
+const deviceVersion = "1.1"
+
+// Device object (ID 3) resource IDs, LwM2M Core E.4: the resources
+// NewDeviceObject implements. Their definitions are the registry's (Model).
 const (
 	DevManufacturer      = 0
 	DevModel             = 1
@@ -36,26 +41,14 @@ type DeviceInfo struct {
 	SoftwareVersion string
 }
 
-// NewDeviceObject makes the Device object (3) with instance 0. Current
+// NewDeviceObject makes the Device object (3) with instance 0, at the
+// object version and with the resource definitions of Model(3, deviceVersion). Current
 // Time is the device clock plus whatever offset the server wrote; Reboot
 // and Factory Reset are wired by the caller with OnExecute.
 func NewDeviceObject(info DeviceInfo, bindings string) *SimpleObject {
-	o := NewSimpleObject(3, "1.1", false,
-		ResourceDef{ID: DevManufacturer, Name: "Manufacturer", Type: lwm2m.TypeString, Ops: OpRead},
-		ResourceDef{ID: DevModel, Name: "Model Number", Type: lwm2m.TypeString, Ops: OpRead},
-		ResourceDef{ID: DevSerial, Name: "Serial Number", Type: lwm2m.TypeString, Ops: OpRead},
-		ResourceDef{ID: DevFirmwareVersion, Name: "Firmware Version", Type: lwm2m.TypeString, Ops: OpRead},
-		ResourceDef{ID: DevReboot, Name: "Reboot", Ops: OpExecute},
-		ResourceDef{ID: DevFactoryReset, Name: "Factory Reset", Ops: OpExecute},
-		ResourceDef{ID: DevErrorCode, Name: "Error Code", Type: lwm2m.TypeInteger, Ops: OpRead, Multiple: true},
-		ResourceDef{ID: DevCurrentTime, Name: "Current Time", Type: lwm2m.TypeTime, Ops: OpReadWrite},
-		ResourceDef{ID: DevUTCOffset, Name: "UTC Offset", Type: lwm2m.TypeString, Ops: OpReadWrite},
-		ResourceDef{ID: DevTimezone, Name: "Timezone", Type: lwm2m.TypeString, Ops: OpReadWrite},
-		ResourceDef{ID: DevSupportedBindings, Name: "Supported Binding and Modes", Type: lwm2m.TypeString, Ops: OpRead},
-		ResourceDef{ID: DevDeviceType, Name: "Device Type", Type: lwm2m.TypeString, Ops: OpRead},
-		ResourceDef{ID: DevHardwareVersion, Name: "Hardware Version", Type: lwm2m.TypeString, Ops: OpRead},
-		ResourceDef{ID: DevSoftwareVersion, Name: "Software Version", Type: lwm2m.TypeString, Ops: OpRead},
-	)
+	o := newBuiltinObject(3, deviceVersion, DevManufacturer, DevModel, DevSerial, DevFirmwareVersion,
+		DevReboot, DevFactoryReset, DevErrorCode, DevCurrentTime, DevUTCOffset, DevTimezone,
+		DevSupportedBindings, DevDeviceType, DevHardwareVersion, DevSoftwareVersion)
 	o.AddInstance(0, map[uint16]lwm2m.Value{
 		DevManufacturer:      lwm2m.String(info.Manufacturer),
 		DevModel:             lwm2m.String(info.Model),

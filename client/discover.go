@@ -73,7 +73,7 @@ func (c *Client) Discover(p lwm2m.Path) (string, error) {
 			}
 			matched = true
 			dim := ""
-			if d.Multiple && d.Ops.Has(OpRead) {
+			if d.Multiple && d.Readable() {
 				if es, err := o.Read(rp); err == nil {
 					dim = ";dim=" + strconv.Itoa(len(es))
 				}

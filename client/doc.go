@@ -5,7 +5,11 @@
 // A Client holds Objects (object.go: a small interface per object, with
 // SimpleObject in simple.go as the generic value-store implementation and
 // the standard Security 0, Server 1, Device 3, Connectivity Monitoring 4
-// and Firmware Update 5 built on it). Run registers with the server over
+// and Firmware Update 5 built on it). The standard objects name the object
+// version and the resource IDs they implement; every resource's name,
+// type, operations and multiplicity is the definition package objects
+// holds for that version (model.go), never a declaration of the client's
+// own. Run registers with the server over
 // CoAP or DTLS (transport.go: pion/dtls with PSK or X.509 and Connection
 // ID, explicit handshake with a timeout), keeps the registration alive
 // with Updates, registers again when the server forgot it, and de-registers

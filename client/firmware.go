@@ -15,6 +15,10 @@ const (
 	FwDeliveryMethod  = 9
 )
 
+// FirmwareObjectVersion is the Firmware Update object version the client
+// implements and announces (</5>;ver=1.1), here and in package firmware.
+const FirmwareObjectVersion = "1.1"
+
 // Firmware Update states (/5/0/3) and delivery methods (/5/0/9).
 const (
 	FwStateIdle        = 0
@@ -33,17 +37,8 @@ const (
 // (download, install) is issue 7's: it replaces this object with its own
 // implementation through Client.SetObject.
 func NewFirmwareObject() *SimpleObject {
-	o := NewSimpleObject(5, "1.1", false,
-		ResourceDef{ID: FwPackage, Name: "Package", Type: lwm2m.TypeOpaque, Ops: OpWrite},
-		ResourceDef{ID: FwPackageURI, Name: "Package URI", Type: lwm2m.TypeString, Ops: OpReadWrite},
-		ResourceDef{ID: FwUpdate, Name: "Update", Ops: OpExecute},
-		ResourceDef{ID: FwState, Name: "State", Type: lwm2m.TypeInteger, Ops: OpRead},
-		ResourceDef{ID: FwUpdateResult, Name: "Update Result", Type: lwm2m.TypeInteger, Ops: OpRead},
-		ResourceDef{ID: FwPackageName, Name: "PkgName", Type: lwm2m.TypeString, Ops: OpRead},
-		ResourceDef{ID: FwPackageVersion, Name: "PkgVersion", Type: lwm2m.TypeString, Ops: OpRead},
-		ResourceDef{ID: FwProtocolSupport, Name: "Firmware Update Protocol Support", Type: lwm2m.TypeInteger, Ops: OpRead, Multiple: true},
-		ResourceDef{ID: FwDeliveryMethod, Name: "Firmware Update Delivery Method", Type: lwm2m.TypeInteger, Ops: OpRead},
-	)
+	o := newBuiltinObject(5, FirmwareObjectVersion, FwPackage, FwPackageURI, FwUpdate, FwState, FwUpdateResult,
+		FwPackageName, FwPackageVersion, FwProtocolSupport, FwDeliveryMethod)
 	o.AddInstance(0, map[uint16]lwm2m.Value{
 		FwPackageURI:     lwm2m.String(""),
 		FwState:          lwm2m.Integer(FwStateIdle),

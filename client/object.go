@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/fotastack/fota/lwm2m"
+	"github.com/fotastack/fota/objects"
 )
 
 // Errors an Object returns; they are lwm2m's sentinels, so the client
@@ -25,45 +26,13 @@ var (
 	ErrNotAcceptable = lwm2m.ErrNotAcceptable
 )
 
-// Ops is the set of operations a resource allows (LwM2M Core Appendix D:
-// the "Operations" column of an object definition).
-type Ops uint8
-
-// The operation bits.
-const (
-	OpRead Ops = 1 << iota
-	OpWrite
-	OpExecute
-
-	OpReadWrite = OpRead | OpWrite
-)
-
-// Has reports whether all bits of o2 are in o.
-func (o Ops) Has(o2 Ops) bool { return o&o2 == o2 }
-
-func (o Ops) String() string {
-	s := ""
-	if o.Has(OpRead) {
-		s += "R"
-	}
-	if o.Has(OpWrite) {
-		s += "W"
-	}
-	if o.Has(OpExecute) {
-		s += "E"
-	}
-	return s
-}
-
-// ResourceDef describes one resource of an object: its ID, type, allowed
-// operations and whether it is a multiple-instance resource.
-type ResourceDef struct {
-	ID       uint16
-	Name     string
-	Type     lwm2m.Type
-	Ops      Ops
-	Multiple bool
-}
+// ResourceDef describes one resource of an object: ID, name, operations,
+// type, single or multiple, mandatory or optional. It is the object
+// registry's own type, so the built-in objects hold the registry's
+// definitions themselves (Model, Defs, NewModelObject) instead of
+// declarations that could drift from them. Objects the registry does not
+// know (an application's own) may still fill one in by hand.
+type ResourceDef = objects.ResourceModel
 
 // Object is one LwM2M object implemented on the device. The client routes
 // every server operation on /o, /o/i, /o/i/r and /o/i/r/ri to the Object

@@ -240,7 +240,7 @@ func (c *Client) registerQuery() []string {
 	q := []string{
 		"ep=" + c.cfg.Endpoint,
 		"lt=" + strconv.FormatInt(int64(lt/time.Second), 10),
-		"lwm2m=1.1",
+		"lwm2m=" + LwM2MVersion,
 		"b=" + c.binding(),
 	}
 	if c.cfg.Queue {

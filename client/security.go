@@ -1,7 +1,5 @@
 package client
 
-import "github.com/fotastack/fota/lwm2m"
-
 // Security object (ID 0) resource IDs, LwM2M Core E.1.
 const (
 	SecServerURI       = 0
@@ -11,7 +9,16 @@ const (
 	SecServerPublicKey = 4
 	SecSecretKey       = 5
 	SecShortServerID   = 10
+
+	SecClientHoldOffTime       = 11
+	SecBootstrapAccountTimeout = 12
+	SecMatchingType            = 13
 )
+
+// securityVersion is the Security object version the client implements:
+// 1.2 is defined for LwM2M 1.1. The object is never announced (LwM2M Core
+// 6.2.1), so its version does not reach the wire.
+const securityVersion = "1.2"
 
 // Security modes (resource /0/x/2).
 const (
@@ -23,15 +30,10 @@ const (
 
 // NewSecurityObject makes the Security object (0). It holds the server
 // URIs and keys; the LwM2M server may not read or write it (LwM2M Core
-// E.1: only the bootstrap server may), which the client enforces.
+// E.1: only the bootstrap server may), which the client enforces. Its
+// resources have no operations in the object definition for that reason;
+// bootstrap writes go to Accounts, not through this object.
 func NewSecurityObject() *SimpleObject {
-	return NewSimpleObject(0, "1.1", true,
-		ResourceDef{ID: SecServerURI, Name: "LWM2M Server URI", Type: lwm2m.TypeString, Ops: OpReadWrite},
-		ResourceDef{ID: SecBootstrapServer, Name: "Bootstrap-Server", Type: lwm2m.TypeBoolean, Ops: OpReadWrite},
-		ResourceDef{ID: SecMode, Name: "Security Mode", Type: lwm2m.TypeInteger, Ops: OpReadWrite},
-		ResourceDef{ID: SecPublicKeyOrID, Name: "Public Key or Identity", Type: lwm2m.TypeOpaque, Ops: OpReadWrite},
-		ResourceDef{ID: SecServerPublicKey, Name: "Server Public Key", Type: lwm2m.TypeOpaque, Ops: OpReadWrite},
-		ResourceDef{ID: SecSecretKey, Name: "Secret Key", Type: lwm2m.TypeOpaque, Ops: OpReadWrite},
-		ResourceDef{ID: SecShortServerID, Name: "Short Server ID", Type: lwm2m.TypeInteger, Ops: OpReadWrite},
-	)
+	return newBuiltinObject(0, securityVersion, SecServerURI, SecBootstrapServer, SecMode, SecPublicKeyOrID,
+		SecServerPublicKey, SecSecretKey, SecShortServerID)
 }

@@ -9,28 +9,24 @@ const (
 	SrvDefaultPmin       = 2
 	SrvDefaultPmax       = 3
 	SrvDisable           = 4
+	SrvDisableTimeout    = 5
 	SrvNotificationStore = 6
 	SrvBinding           = 7
 	SrvUpdateTrigger     = 8
 	SrvBootstrapTrigger  = 9
 )
 
+// serverVersion is the Server object version the client implements: 1.2
+// is defined for LwM2M 1.2, later than this client.
+const serverVersion = "1.1"
+
 // NewServerObject makes the Server object (1) with one instance for the
 // server account: short server ID, lifetime in seconds and binding. The
 // client wires the executable resources (Registration Update Trigger,
 // Bootstrap-Request Trigger) and reacts to lifetime writes.
 func NewServerObject(shortID int64, lifetime int64, binding string) *SimpleObject {
-	o := NewSimpleObject(1, "1.1", true,
-		ResourceDef{ID: SrvShortServerID, Name: "Short Server ID", Type: lwm2m.TypeInteger, Ops: OpRead},
-		ResourceDef{ID: SrvLifetime, Name: "Lifetime", Type: lwm2m.TypeInteger, Ops: OpReadWrite},
-		ResourceDef{ID: SrvDefaultPmin, Name: "Default Minimum Period", Type: lwm2m.TypeInteger, Ops: OpReadWrite},
-		ResourceDef{ID: SrvDefaultPmax, Name: "Default Maximum Period", Type: lwm2m.TypeInteger, Ops: OpReadWrite},
-		ResourceDef{ID: SrvDisable, Name: "Disable", Ops: OpExecute},
-		ResourceDef{ID: SrvNotificationStore, Name: "Notification Storing When Disabled or Offline", Type: lwm2m.TypeBoolean, Ops: OpReadWrite},
-		ResourceDef{ID: SrvBinding, Name: "Binding", Type: lwm2m.TypeString, Ops: OpReadWrite},
-		ResourceDef{ID: SrvUpdateTrigger, Name: "Registration Update Trigger", Ops: OpExecute},
-		ResourceDef{ID: SrvBootstrapTrigger, Name: "Bootstrap-Request Trigger", Ops: OpExecute},
-	)
+	o := newBuiltinObject(1, serverVersion, SrvShortServerID, SrvLifetime, SrvDefaultPmin, SrvDefaultPmax,
+		SrvDisable, SrvNotificationStore, SrvBinding, SrvUpdateTrigger, SrvBootstrapTrigger)
 	o.AddInstance(0, map[uint16]lwm2m.Value{
 		SrvShortServerID:     lwm2m.Integer(shortID),
 		SrvLifetime:          lwm2m.Integer(lifetime),

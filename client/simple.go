@@ -204,7 +204,7 @@ func (o *SimpleObject) Instances() []uint16 {
 // dynamic) in instance in. The caller holds o.mu.
 func (o *SimpleObject) present(in *simpleInstance, r uint16) bool {
 	d := o.defs[r]
-	if d.Ops.Has(OpExecute) {
+	if d.Executable() {
 		return true
 	}
 	if _, ok := o.reads[r]; ok {
@@ -247,7 +247,7 @@ func (o *SimpleObject) Read(p lwm2m.Path) ([]lwm2m.Entry, error) {
 		var out []lwm2m.Entry
 		for _, r := range o.defOrder {
 			d := o.defs[r]
-			if !d.Ops.Has(OpRead) || !o.present(in, r) {
+			if !d.Readable() || !o.present(in, r) {
 				continue
 			}
 			out = o.appendResource(out, in, p.Instance(), d)
@@ -258,7 +258,7 @@ func (o *SimpleObject) Read(p lwm2m.Path) ([]lwm2m.Entry, error) {
 	if !ok || !o.present(in, d.ID) {
 		return nil, notFound(p)
 	}
-	if !d.Ops.Has(OpRead) {
+	if !d.Readable() {
 		return nil, fmt.Errorf("read %v: %w", p, ErrNotAllowed)
 	}
 	if p.IsResourceInstance() {
@@ -306,7 +306,7 @@ func (o *SimpleObject) Write(p lwm2m.Path, entries []lwm2m.Entry, replace bool) 
 		if !ok {
 			return fmt.Errorf("write %v: %w", e.Path, ErrNotFound)
 		}
-		if !d.Ops.Has(OpWrite) {
+		if !d.Writable() {
 			return fmt.Errorf("write %v: resource is not writable: %w", e.Path, ErrNotAllowed)
 		}
 		if e.Path.IsResourceInstance() != d.Multiple {
@@ -373,7 +373,7 @@ func (o *SimpleObject) Execute(p lwm2m.Path, args string) error {
 	if !ok || !known {
 		return notFound(p)
 	}
-	if !d.Ops.Has(OpExecute) {
+	if !d.Executable() {
 		return fmt.Errorf("execute %v: resource is not executable: %w", p, ErrNotAllowed)
 	}
 	if f == nil {

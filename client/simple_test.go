@@ -5,14 +5,15 @@ import (
 	"testing"
 
 	"github.com/fotastack/fota/lwm2m"
+	"github.com/fotastack/fota/objects"
 )
 
 func testObject() *SimpleObject {
 	o := NewSimpleObject(3303, "1.1", true,
-		ResourceDef{ID: 5700, Name: "Sensor Value", Type: lwm2m.TypeFloat, Ops: OpRead},
-		ResourceDef{ID: 5750, Name: "Application Type", Type: lwm2m.TypeString, Ops: OpReadWrite},
-		ResourceDef{ID: 5605, Name: "Reset", Ops: OpExecute},
-		ResourceDef{ID: 7000, Name: "Tags", Type: lwm2m.TypeString, Ops: OpReadWrite, Multiple: true},
+		ResourceDef{ID: 5700, Name: "Sensor Value", Type: lwm2m.TypeFloat, Operations: objects.R},
+		ResourceDef{ID: 5750, Name: "Application Type", Type: lwm2m.TypeString, Operations: objects.RW},
+		ResourceDef{ID: 5605, Name: "Reset", Operations: objects.E},
+		ResourceDef{ID: 7000, Name: "Tags", Type: lwm2m.TypeString, Operations: objects.RW, Multiple: true},
 	)
 	o.AddInstance(0, map[uint16]lwm2m.Value{5700: lwm2m.Float(21.5), 5750: lwm2m.String("room")})
 	_ = o.SetMultiple(lwm2m.ResourcePath(3303, 0, 7000), map[uint16]lwm2m.Value{0: lwm2m.String("a"), 1: lwm2m.String("b")})

@@ -41,7 +41,10 @@ var (
 // files in ddf/ through the same loader as custom models: 0 LwM2M Security,
 // 1 LwM2M Server, 2 Access Control, 3 Device, 4 Connectivity Monitoring,
 // 5 Firmware Update (object version 1.1), 6 Location, 7 Connectivity
-// Statistics and 9 Software Management. The models are shared: read only.
+// Statistics and 9 Software Management, at their newest object versions;
+// and the earlier versions a LwM2M 1.1 client implements (Server 1.1,
+// Device 1.1, Access Control 1.0), which Get does not return but
+// GetVersion does. The models are shared: read only.
 func Builtin() ([]*ObjectModel, error) {
 	builtinOnce.Do(func() {
 		builtinModels, builtinErr = loadFS(builtinDDF, "ddf")

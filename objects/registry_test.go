@@ -178,6 +178,82 @@ func TestCoreObjectResourcesMatchSpec(t *testing.T) {
 	})
 }
 
+// TestServerObject11MatchesSpec checks the LwM2M Server object at object
+// version 1.1 (OMA-SUP-XML_1-V1_1, LwM2M 1.1), which the registry keeps
+// beside 1.2 because 1.2 is defined for LwM2M 1.2: in 1.1 Lifetime is an
+// Integer (Unsigned Integer in 1.2), and resources 24 to 27 do not exist.
+func TestServerObject11MatchesSpec(t *testing.T) {
+	o, ok := Default().GetVersion(1, "1.1")
+	if !ok {
+		t.Fatal("LwM2M Server 1.1 not in Default()")
+	}
+	S, Opt, Mand := false, false, true
+	for _, f := range []resFact{
+		{"/1/0/0", "Short Server ID", R, lwm2m.TypeInteger, S, Mand, "1..65534", ""},
+		{"/1/0/1", "Lifetime", RW, lwm2m.TypeInteger, S, Mand, "", "s"},
+		{"/1/0/6", "Notification Storing When Disabled or Offline", RW, lwm2m.TypeBoolean, S, Mand, "", ""},
+		{"/1/0/7", "Binding", RW, lwm2m.TypeString, S, Mand, "", ""},
+		{"/1/0/8", "Registration Update Trigger", E, lwm2m.TypeNone, S, Mand, "", ""},
+		{"/1/0/9", "Bootstrap-Request Trigger", E, lwm2m.TypeNone, S, Opt, "", ""},
+		{"/1/0/13", "Registration Priority Order", RW, lwm2m.TypeUnsignedInteger, S, Opt, "", ""},
+		{"/1/0/23", "Mute Send", RW, lwm2m.TypeBoolean, S, Opt, "", ""},
+	} {
+		res, ok := o.Resource(lwm2m.MustParsePath(f.path).Resource())
+		if !ok {
+			t.Errorf("%s: not defined", f.path)
+			continue
+		}
+		got := resFact{f.path, res.Name, res.Operations, res.Type, res.Multiple, res.Mandatory, res.Range, res.Units}
+		if got != f {
+			t.Errorf("%s:\n got %+v\nwant %+v", f.path, got, f)
+		}
+	}
+}
+
+// TestEarlierVersionsMatchSpec checks the headers of the earlier object
+// versions the registry keeps for LwM2M 1.1 clients, and the facts in
+// which they differ from the newest versions (Device 1.1 per
+// OMA-SUP-XML_LWM2M_Device-V1_1, Access Control 1.0 per
+// OMA-SUP-XML_LWM2M_Access_Control-V1_0), and that Get still returns the
+// newest.
+func TestEarlierVersionsMatchSpec(t *testing.T) {
+	r := Default()
+	cases := []struct {
+		id            uint16
+		version, urn  string
+		lwm2m, newest string
+		resources     []uint16
+	}{
+		{1, "1.1", "urn:oma:lwm2m:oma:1:1.1", "1.1", "1.2", span(0, 23)},
+		{2, "1.0", "urn:oma:lwm2m:oma:2", "1.0", "1.1", span(0, 3)},
+		{3, "1.1", "urn:oma:lwm2m:oma:3:1.1", "1.1", "1.2", span(0, 22)},
+	}
+	for _, c := range cases {
+		o, ok := r.GetVersion(c.id, c.version)
+		if !ok {
+			t.Errorf("object %d version %s not in Default()", c.id, c.version)
+			continue
+		}
+		if o.URN != c.urn || o.LwM2MVersion != c.lwm2m || !slices.Equal(o.ResourceIDs(), c.resources) {
+			t.Errorf("object %d v%s: URN %s, LwM2M %s, resources %v", c.id, c.version, o.URN, o.LwM2MVersion, o.ResourceIDs())
+		}
+		if n, _ := r.Get(c.id); n.Version != c.newest {
+			t.Errorf("Get(%d) = v%s, want the newest, v%s", c.id, n.Version, c.newest)
+		}
+	}
+	d, _ := r.GetVersion(3, "1.1")
+	if e := d.Resources[11]; e.Range != "0..8" || !slices.Equal(e.Bounds, []Interval{{0, 8}}) {
+		t.Errorf("Device 1.1 Error Code range %q %v, want 0..8", e.Range, e.Bounds)
+	}
+	if b := d.Resources[9]; b.Units != "%" {
+		t.Errorf("Device 1.1 Battery Level units %q, want %%", b.Units)
+	}
+	a, _ := r.GetVersion(2, "1.0")
+	if acl := a.Resources[2]; acl.Range != "16-bit" || acl.Bounds != nil || !acl.Multiple || acl.Operations != RW {
+		t.Errorf("Access Control 1.0 ACL = %v range %q bounds %v", acl, acl.Range, acl.Bounds)
+	}
+}
+
 func TestBuiltinRangesParsed(t *testing.T) {
 	r := Default()
 	cases := []struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/inplace"
 	"github.com/fotastack/fota/lwm2m"
+	"github.com/fotastack/fota/objects"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
@@ -44,25 +45,46 @@ const (
 // DeliveryBoth is Delivery Method 2 (/5/0/9): pull and push.
 const DeliveryBoth = 2
 
-// maxURILen is the Package URI's range (LwM2M Core E.6: 0-255 bytes).
-const maxURILen = 255
+// maxURILen is the longest Package URI the object takes: the top of the
+// resource's range in the model (LwM2M Core E.6: 0..255 bytes).
+var maxURILen = maxLength(model, ResPackageURI)
 
 var errTooBig = errors.New("package larger than the staging area")
 
-var defs = []client.ResourceDef{
-	{ID: ResPackage, Name: "Package", Type: lwm2m.TypeOpaque, Ops: client.OpWrite},
-	{ID: ResPackageURI, Name: "Package URI", Type: lwm2m.TypeString, Ops: client.OpReadWrite},
-	{ID: ResUpdate, Name: "Update", Ops: client.OpExecute},
-	{ID: ResState, Name: "State", Type: lwm2m.TypeInteger, Ops: client.OpRead},
-	{ID: ResUpdateResult, Name: "Update Result", Type: lwm2m.TypeInteger, Ops: client.OpRead},
-	{ID: ResPkgName, Name: "PkgName", Type: lwm2m.TypeString, Ops: client.OpRead},
-	{ID: ResPkgVersion, Name: "PkgVersion", Type: lwm2m.TypeString, Ops: client.OpRead},
-	{ID: ResProtocolSupport, Name: "Firmware Update Protocol Support", Type: lwm2m.TypeInteger, Ops: client.OpRead, Multiple: true},
-	{ID: ResDeliveryMethod, Name: "Firmware Update Delivery Method", Type: lwm2m.TypeInteger, Ops: client.OpRead},
-	{ID: ResCancel, Name: "Cancel", Ops: client.OpExecute},
-	{ID: ResSeverity, Name: "Severity", Type: lwm2m.TypeInteger, Ops: client.OpReadWrite},
-	{ID: ResLastStateChange, Name: "Last State Change Time", Type: lwm2m.TypeTime, Ops: client.OpRead},
-	{ID: ResMaximumDeferTime, Name: "Maximum Defer Period", Type: lwm2m.TypeUnsignedInteger, Ops: client.OpReadWrite},
+// model is the Firmware Update object at the version the device
+// implements (client.FirmwareObjectVersion); defs are the registry's
+// definitions of the resources this object implements, in increasing ID
+// order.
+var model, defs = firmwareModel()
+
+func firmwareModel() (*objects.ObjectModel, []client.ResourceDef) {
+	m, ok := client.Model(ObjectID, client.FirmwareObjectVersion)
+	if !ok {
+		panic(fmt.Sprintf("firmware: no built-in model of object %d version %s", ObjectID, client.FirmwareObjectVersion))
+	}
+	d, err := client.Defs(m, ResPackage, ResPackageURI, ResUpdate, ResState, ResUpdateResult,
+		ResPkgName, ResPkgVersion, ResProtocolSupport, ResDeliveryMethod, ResCancel, ResSeverity,
+		ResLastStateChange, ResMaximumDeferTime)
+	if err != nil {
+		// The IDs are fixed and the models embedded: a broken build,
+		// which the package tests catch.
+		panic("firmware: " + err.Error())
+	}
+	return m, d
+}
+
+// maxLength is the greatest byte length resource r of m allows. It panics
+// on a model without one, which the package tests rule out.
+func maxLength(m *objects.ObjectModel, r uint16) int {
+	res, ok := m.Resource(r)
+	if !ok || len(res.Lengths) == 0 {
+		panic(fmt.Sprintf("firmware: %v gives resource %d no length range", m, r))
+	}
+	var top float64
+	for _, iv := range res.Lengths {
+		top = max(top, iv.Max)
+	}
+	return int(top)
 }
 
 // Config is what the Firmware Update object needs from its device.
@@ -323,8 +345,8 @@ func (o *Object) clearDownload() {
 // ID implements client.Object.
 func (o *Object) ID() uint16 { return ObjectID }
 
-// Version implements client.Object: object version 1.1.
-func (o *Object) Version() string { return "1.1" }
+// Version implements client.Object: the model's object version.
+func (o *Object) Version() string { return model.Version }
 
 // Instances implements client.Object: the single instance 0.
 func (o *Object) Instances() []uint16 { return []uint16{0} }
@@ -395,7 +417,7 @@ func (o *Object) Read(p lwm2m.Path) ([]lwm2m.Entry, error) {
 	if p.IsInstance() {
 		var out []lwm2m.Entry
 		for _, d := range defs {
-			if d.Ops.Has(client.OpRead) {
+			if d.Readable() {
 				out = append(out, o.value(d.ID)...)
 			}
 		}
@@ -405,7 +427,7 @@ func (o *Object) Read(p lwm2m.Path) ([]lwm2m.Entry, error) {
 	if !ok {
 		return nil, fmt.Errorf("%v: %w", p, client.ErrNotFound)
 	}
-	if !d.Ops.Has(client.OpRead) {
+	if !d.Readable() {
 		return nil, fmt.Errorf("read %v: %w", p, client.ErrNotAllowed)
 	}
 	es := o.value(d.ID)
@@ -436,7 +458,7 @@ func (o *Object) Write(p lwm2m.Path, entries []lwm2m.Entry, replace bool) error 
 		if !ok {
 			return fmt.Errorf("write %v: %w", e.Path, client.ErrNotFound)
 		}
-		if !d.Ops.Has(client.OpWrite) {
+		if !d.Writable() {
 			return fmt.Errorf("write %v: %w", e.Path, client.ErrNotAllowed)
 		}
 		switch d.ID {
