@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,27 +23,15 @@ import (
 // address turns that listener off.
 type Config struct {
 	Store store.Store // required; the caller opens and closes it
-	// CoAPAddr, CoAPSAddr and HTTPAddr are listen addresses ("" = off).
-	CoAPAddr, CoAPSAddr, HTTPAddr string
+	// Config is device management's: the CoAP and DTLS listeners, X.509,
+	// request timeouts, queue mode, hibernation, transmission parameters
+	// and the logger (its Store and Events are filled by Start).
+	dm.Config
+	// HTTPAddr is the HTTP API's listen address ("" = off).
+	HTTPAddr string
 	// APIToken protects the HTTP API. Empty: taken from the store, or
 	// generated and stored on first start (Server.APIToken tells which).
 	APIToken string
-	// Certificates and ClientCAs enable X.509 devices over DTLS.
-	Certificates []tls.Certificate
-	ClientCAs    *x509.CertPool
-	// RequestTimeout bounds each request to a device (default 10 s).
-	RequestTimeout time.Duration
-	// QueueAwake is how long a queue-mode device listens after it last
-	// sent us something (LwM2M Core 6.5; default 20 s).
-	QueueAwake time.Duration
-	// QueueSize bounds the requests waiting for one sleeping device (default 16).
-	QueueSize int
-	// HibernateAfter hibernates DTLS sessions idle that long (dm.Config).
-	HibernateAfter time.Duration
-	// HandshakeTimeout bounds one DTLS handshake (default 10 s).
-	HandshakeTimeout time.Duration
-	// Transmission sets the CoAP transmission parameters per device type.
-	Transmission dm.TransmissionConfig
 	// Campaign tunes the campaign engine.
 	Campaign campaign.Config
 	// Bootstrap starts the bootstrap server beside the DM server when one
@@ -58,7 +44,6 @@ type Config struct {
 	// into bootstrapped accounts and Package URIs (default: the listen
 	// address, 127.0.0.1 for wildcards).
 	PublicHost string
-	Logger     *slog.Logger
 }
 
 // Server is the whole LwM2M server: device management (the embedded
@@ -101,14 +86,9 @@ func Start(cfg Config) (*Server, error) {
 	if s.apiToken, s.tokenNew, err = apiToken(cfg.Store, cfg.APIToken); err != nil {
 		return nil, err
 	}
-	s.Server, err = dm.Start(dm.Config{
-		Store: cfg.Store, CoAPAddr: cfg.CoAPAddr, CoAPSAddr: cfg.CoAPSAddr,
-		Certificates: cfg.Certificates, ClientCAs: cfg.ClientCAs,
-		RequestTimeout: cfg.RequestTimeout, QueueAwake: cfg.QueueAwake, QueueSize: cfg.QueueSize,
-		HibernateAfter: cfg.HibernateAfter, HandshakeTimeout: cfg.HandshakeTimeout,
-		Transmission: cfg.Transmission, Logger: cfg.Logger,
-	})
-	if err != nil {
+	dc := cfg.Config
+	dc.Store, dc.Logger = cfg.Store, cfg.Logger
+	if s.Server, err = dm.Start(dc); err != nil {
 		return nil, err
 	}
 	if s.Firmware, err = firmware.New(s.Server, cfg.Store); err != nil {

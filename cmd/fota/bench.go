@@ -163,12 +163,7 @@ func benchFleet(args []string) error {
 		*hibernate = max(*hibernate, 10*(prof.RTT()+prof.Jitter))
 		hsTimeout = max(hsTimeout, 20*(prof.RTT()+prof.Jitter))
 	}
-	srv, err := server.Start(server.Config{
-		Store: st, CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIToken: "bench",
-		HibernateAfter: *hibernate, HandshakeTimeout: hsTimeout, Logger: log,
-		Transmission: dm.TransmissionConfig{ByType: dm.DefaultTransmissions()},
-		Campaign:     benchCampaignConfig(prof),
-	})
+	srv, err := server.Start(server.Config{Store: st, HTTPAddr: "127.0.0.1:0", APIToken: "bench", Campaign: benchCampaignConfig(prof), Config: dm.Config{CoAPSAddr: "127.0.0.1:0", HibernateAfter: *hibernate, HandshakeTimeout: hsTimeout, Logger: log, Transmission: dm.TransmissionConfig{ByType: dm.DefaultTransmissions()}}})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/fotastack/fota/client/linksim"
 	"github.com/fotastack/fota/inplace"
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/store/bolt"
 )
 
@@ -32,7 +33,7 @@ func TestBenchCampaignUpdatesFleetOverSimulatedLink(t *testing.T) {
 	}
 	defer st.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.Start(server.Config{Store: st, CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIToken: "t", Logger: log})
+	srv, err := server.Start(server.Config{Store: st, HTTPAddr: "127.0.0.1:0", APIToken: "t", Config: dm.Config{CoAPSAddr: "127.0.0.1:0", Logger: log}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fotastack/fota/server/bootstrap"
+	"github.com/fotastack/fota/server/dm"
 	fwrepo "github.com/fotastack/fota/server/firmware"
 
 	"github.com/fotastack/fota/inplace"
@@ -41,9 +42,7 @@ func TestClientFlashTakesFirmwareUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := server.Start(server.Config{Store: st, CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		Bootstrap: bootstrap.Options{CoAPSAddr: "127.0.0.1:0"}, Logger: log,
-		Campaign: campaign.Config{Tick: 50 * time.Millisecond, Poll: 200 * time.Millisecond, DeviceTimeout: 30 * time.Second}})
+	srv, err := server.Start(server.Config{Store: st, HTTPAddr: "127.0.0.1:0", Bootstrap: bootstrap.Options{CoAPSAddr: "127.0.0.1:0"}, Campaign: campaign.Config{Tick: 50 * time.Millisecond, Poll: 200 * time.Millisecond, DeviceTimeout: 30 * time.Second}, Config: dm.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", Logger: log}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/fotastack/fota/server/bootstrap"
+	"github.com/fotastack/fota/server/dm"
 	fwrepo "github.com/fotastack/fota/server/firmware"
 
 	"github.com/fotastack/fota/client"
@@ -215,9 +216,7 @@ func runDemoJob(ctx context.Context, o demoOptions) (res demoResult, err error) 
 	defer st.Close()
 	// A short campaign tick and poll: the demo's devices are on loopback
 	// and a user is watching; a production server keeps the defaults.
-	srv, err := server.Start(server.Config{Store: st, CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		Bootstrap: bootstrap.Options{CoAPSAddr: "127.0.0.1:0"}, Logger: o.Log,
-		Campaign: campaign.Config{Tick: 50 * time.Millisecond, Poll: 250 * time.Millisecond, DeviceTimeout: 90 * time.Second}})
+	srv, err := server.Start(server.Config{Store: st, HTTPAddr: "127.0.0.1:0", Bootstrap: bootstrap.Options{CoAPSAddr: "127.0.0.1:0"}, Campaign: campaign.Config{Tick: 50 * time.Millisecond, Poll: 250 * time.Millisecond, DeviceTimeout: 90 * time.Second}, Config: dm.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", Logger: o.Log}})
 	if err != nil {
 		return res, fmt.Errorf("start server: %w", err)
 	}

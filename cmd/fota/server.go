@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/store/bolt"
 )
 
@@ -42,7 +43,7 @@ func runServer(args []string) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := server.Config{CoAPAddr: *coap, CoAPSAddr: *coaps, HTTPAddr: *httpAddr, APIToken: *token, Logger: log}
+	cfg := server.Config{HTTPAddr: *httpAddr, APIToken: *token, Config: dm.Config{CoAPAddr: *coap, CoAPSAddr: *coaps, Logger: log}}
 	if *certFile != "" {
 		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
 		if err != nil {

@@ -63,8 +63,8 @@ func (a *API) fwUpload(w http.ResponseWriter, r *http.Request) {
 		}
 		return r.FormValue(k)
 	}
-	var data []byte
-	var err error
+	// The image is streamed into the store, never read whole here.
+	var body io.Reader = r.Body
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt == "multipart/form-data" {
 		if err := r.ParseMultipartForm(8 << 20); err != nil {
@@ -77,14 +77,9 @@ func (a *API) fwUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer file.Close()
-		data, err = io.ReadAll(io.LimitReader(file, firmware.MaxImageSize+1))
-	} else {
-		data, err = io.ReadAll(io.LimitReader(r.Body, firmware.MaxImageSize+1))
+		body = file
 	}
-	if err != nil {
-		httpError(w, http.StatusBadRequest, "read image: "+err.Error())
-		return
-	}
+	var err error
 	dt, ver := param("deviceType"), param("version")
 	opaque := param("opaque") == "true" || param("opaque") == "1"
 	if eb, ram := param("eraseBlock"), param("ram"); eb != "" || ram != "" {
@@ -106,7 +101,7 @@ func (a *API) fwUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	img, err := a.cfg.Firmware.AddImage(dt, ver, data, opaque)
+	img, err := a.cfg.Firmware.Upload(dt, ver, body, opaque)
 	if err != nil {
 		firmwareHTTPError(w, err)
 		return

@@ -132,7 +132,7 @@ func nodeValue(rp lwm2m.Path, typ string, raw json.RawMessage) (lwm2m.Value, err
 			return lwm2m.Value{}, fmt.Errorf("%v: %w", rp, err)
 		}
 		t = pt
-	} else if rt, ok := objects.Default().ResourceType(lwm2m.ResourcePath(rp.Object(), rp.Instance(), rp.Resource())); ok {
+	} else if rt, ok := models.ResourceType(lwm2m.ResourcePath(rp.Object(), rp.Instance(), rp.Resource())); ok {
 		t = rt
 	}
 	var text string
@@ -170,3 +170,6 @@ func nodeValue(rp lwm2m.Path, typ string, raw json.RawMessage) (lwm2m.Value, err
 	}
 	return val, nil
 }
+
+// models types the values of JSON nodes (read only, built once).
+var models = objects.Default()

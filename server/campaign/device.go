@@ -238,7 +238,7 @@ func compositeFormat(dev *dm.Device) lwm2m.ContentFormat {
 
 // compositeValues decodes a composite answer into text values by path.
 func compositeValues(resp *dm.Response) (map[string]string, error) {
-	entries, err := lwm2m.Decode(resp.Format, lwm2m.Root, resp.Payload, objects.Default())
+	entries, err := lwm2m.Decode(resp.Format, lwm2m.Root, resp.Payload, models)
 	if err != nil {
 		return nil, err
 	}
@@ -615,3 +615,6 @@ func (m *Engine) packageURI(ep string, p firmware.Package) (string, error) {
 
 // format is a pointer to f, for Request's optional formats.
 func format(f lwm2m.ContentFormat) *lwm2m.ContentFormat { return &f }
+
+// models types the values devices report (read only, built once).
+var models = objects.Default()

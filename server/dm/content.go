@@ -45,7 +45,7 @@ func ResponseJSON(r *Response, path string) map[string]any {
 		if err != nil {
 			base = lwm2m.Path{}
 		}
-		entries, err := lwm2m.Decode(r.Format, base, r.Payload, objects.Default())
+		entries, err := lwm2m.Decode(r.Format, base, r.Payload, models)
 		if err != nil {
 			out["decodeError"] = err.Error()
 		} else {
@@ -140,3 +140,8 @@ func CodeName(c codes.Code) string {
 	}
 	return strings.ToUpper(strings.ReplaceAll(c.String(), " ", "_"))
 }
+
+// models types decoded values. One registry for the process: objects.Default
+// builds a new one at each call, too much for every notification; this one
+// is only read.
+var models = objects.Default()

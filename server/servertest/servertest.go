@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/store"
 	"github.com/fotastack/fota/server/store/bolt"
 )
@@ -46,10 +47,7 @@ func StartAt(t testing.TB, path string, mod ...func(*server.Config)) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{
-		Store: st, CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		APIToken: Token, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	cfg := server.Config{Store: st, HTTPAddr: "127.0.0.1:0", APIToken: Token, Config: dm.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	tw := &testWriter{t: t}
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelDebug}))

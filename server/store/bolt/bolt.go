@@ -35,6 +35,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/fotastack/fota/server/store"
 )
@@ -93,7 +94,7 @@ func Open(path string) (*Store, error) {
 		FreelistType:   bbolt.FreelistMapType,
 	})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: another process (a running fota server?) holds the file; stop it or use another --db", path)
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)

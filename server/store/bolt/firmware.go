@@ -11,6 +11,7 @@ import (
 	"io"
 
 	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/fotastack/fota/server/store"
 )
@@ -257,7 +258,7 @@ func deleteBlob(tx *bbolt.Tx, sum string) error {
 		}
 		return err
 	}
-	if err := tx.Bucket(bucketFwChunks).DeleteBucket([]byte(e.Chunks)); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+	if err := tx.Bucket(bucketFwChunks).DeleteBucket([]byte(e.Chunks)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		return err
 	}
 	return idx.Delete([]byte(sum))
