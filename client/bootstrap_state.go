@@ -31,6 +31,13 @@ func init() {
 	def(0, lwm2m.TypeBoolean, SecBootstrapServer)
 	def(0, lwm2m.TypeInteger, SecMode, SecShortServerID, 11, 12, 13) // 11 hold-off, 12 bootstrap account timeout, 13 matching type
 	def(0, lwm2m.TypeOpaque, SecPublicKeyOrID, SecServerPublicKey, SecSecretKey)
+	// The SMS resources (6 mode, 7 and 8 keys, 9 number), SNI (14) and
+	// Certificate Usage (15) are kept, unused: Leshan's bootstrap server
+	// writes whole Security instances with all of them, and a refused
+	// resource fails the whole Bootstrap-Write.
+	def(0, lwm2m.TypeInteger, 6, 15)
+	def(0, lwm2m.TypeOpaque, 7, 8)
+	def(0, lwm2m.TypeString, 9, 14)
 	def(1, lwm2m.TypeInteger, SrvShortServerID, SrvLifetime, SrvDefaultPmin, SrvDefaultPmax, 5)
 	def(1, lwm2m.TypeBoolean, SrvNotificationStore)
 	def(1, lwm2m.TypeString, SrvBinding)
