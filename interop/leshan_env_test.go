@@ -444,10 +444,10 @@ func poll(t *testing.T, d time.Duration, what string, f func() (bool, string)) {
 // fotaServer is our `fota server` with its bootstrap server and firmware
 // repository, on free ports of 127.0.0.1.
 type fotaServer struct {
-	p                  *proc
-	api, token         string
-	coap, coaps        string // host:port
-	bsCoap, bsCoaps    string
+	p                 *proc
+	api, token        string
+	coap, coaps       string // host:port
+	bsCoap, bsCoaps   string
 	firmwarePublicKey string
 	bin, dir          string
 }
