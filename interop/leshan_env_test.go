@@ -84,6 +84,9 @@ func leshanDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if os.Getenv("FOTA_LESHAN_DIR") == "" {
+		buildLeshan(t, abs)
+	}
 	missing := ""
 	if _, err := exec.LookPath("java"); err != nil {
 		missing = "java is not installed (install a JDK 17, e.g. apt-get install openjdk-17-jdk-headless)"
@@ -99,6 +102,30 @@ func leshanDir(t *testing.T) string {
 		t.Skip(missing)
 	}
 	return abs
+}
+
+var leshanBuild sync.Once
+
+// buildLeshan runs Maven on interop/leshan/pom.xml once per test binary
+// when the default folder is not built yet and mvn is installed (Maven's
+// cache makes it quick after the first time). Its failure is reported by
+// leshanDir's checks that follow.
+func buildLeshan(t *testing.T, abs string) {
+	leshanBuild.Do(func() {
+		if _, err := os.Stat(filepath.Join(abs, "classes", "io", "fotastack", "interop", "LeshanBootstrapMain.class")); err == nil {
+			return
+		}
+		mvn, err := exec.LookPath("mvn")
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, mvn, "-B", "-q", "-f", filepath.Join("leshan", "pom.xml"), "package").CombinedOutput()
+		if err != nil {
+			t.Logf("mvn -f interop/leshan/pom.xml package: %v\n%s", err, out)
+		}
+	})
 }
 
 // freeUDPPort and freeTCPPort return a port on 127.0.0.1 that was free a
