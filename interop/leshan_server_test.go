@@ -400,6 +400,20 @@ func TestLeshanServer(t *testing.T) {
 		})
 		update(t, "3.0")
 	})
+
+	t.Run("NoKeyInLogs", func(t *testing.T) {
+		for _, p := range []*proc{dev, bs, ls.p, srv.p} {
+			b, err := os.ReadFile(p.log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{bsKey, dmKey, srv.token} {
+				if strings.Contains(strings.ToLower(string(b)), k) {
+					t.Errorf("%s's output holds a secret", p.name)
+				}
+			}
+		}
+	})
 }
 
 // javaBytes is b as the JSON Gson reads into a Java byte[] (signed).
