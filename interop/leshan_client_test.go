@@ -55,7 +55,8 @@ func (s *fotaServer) registration(t *testing.T, ep string) (registration, bool) 
 
 func TestLeshanClient(t *testing.T) {
 	dir := leshanDir(t)
-	srv := startFotaServer(t)
+	certs := makePKI(t, "leshan-x509")
+	srv := startFotaServer(t, "--cert", certs.serverPEM, "--key", certs.serverKeyPEM, "--client-ca", certs.caPEM)
 	events := subscribe(t, srv.api+"/api/event", srv.token)
 
 	// lifecycle registers, updates and de-registers a Leshan client over
@@ -96,6 +97,33 @@ func TestLeshanClient(t *testing.T) {
 		key := randomHex(t, 16)
 		srv.addPSK(t, "leshan-psk", "leshan-psk-id", key)
 		lifecycle(t, "leshan-psk", "coaps", srv.coaps, "leshan-psk-id", key)
+	})
+
+	t.Run("RegisterUpdateDeregisterDTLSX509", func(t *testing.T) {
+		ep := "leshan-x509"
+		if code, b := srv.do(t, "PUT", "/api/security/clients", map[string]any{"endpoint": ep, "tls": map[string]any{"mode": "x509"}}); code/100 != 2 {
+			t.Fatalf("our API: x509 credential: %d %s", code, b)
+		}
+		c := leshanClient(t, dir, ep, "", "-n", ep, "-u", "coaps://"+srv.coaps, "-l", "120",
+			"-c", certs.clientDER, "-k", certs.clientKey, "-s", certs.serverDER)
+		line, _ := c.waitLine(t, 0, `^(REGISTERED|REGISTRATION_FAILURE|REGISTRATION_TIMEOUT)`, 60*time.Second)
+		if !strings.HasPrefix(line, "REGISTERED") {
+			t.Fatalf("Leshan over X.509: %q", line)
+		}
+		reg, ok := srv.registration(t, ep)
+		if !ok || reg.Transport != "coaps" || reg.Security != "x509" || reg.Identity != ep {
+			t.Fatalf("registration over X.509 in our API: %+v (ok %v)", reg, ok)
+		}
+		code, r, raw := srv.deviceOp(t, "GET", "/api/clients/"+ep+"/3/0/2", nil)
+		if v, _ := r.value("/3/0/2"); code != 200 || v != ep {
+			t.Fatalf("read over X.509: %d %s", code, raw)
+		}
+		n := c.lineCount()
+		c.send(t, "stop")
+		c.waitLine(t, n, `^DEREGISTERED$`, 20*time.Second)
+		if _, ok := srv.registration(t, ep); ok {
+			t.Fatalf("%s still registered after de-registration", ep)
+		}
 	})
 
 	// One Leshan client over DTLS-PSK stays registered for the

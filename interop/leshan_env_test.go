@@ -4,11 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -479,7 +485,7 @@ type fotaServer struct {
 	bin, dir          string
 }
 
-func startFotaServer(t *testing.T) *fotaServer {
+func startFotaServer(t *testing.T, extra ...string) *fotaServer {
 	t.Helper()
 	bin := fotaBin(t)
 	dir := t.TempDir()
@@ -490,8 +496,9 @@ func startFotaServer(t *testing.T) *fotaServer {
 	s.bsCoaps = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
 	s.api = "http://" + httpAddr
-	cmd := exec.Command(bin, "server", "--db", filepath.Join(dir, "fota.db"), "--coap", s.coap, "--coaps", s.coaps,
-		"--http", httpAddr, "--bootstrap-coap", s.bsCoap, "--bootstrap-coaps", s.bsCoaps)
+	args := []string{"server", "--db", filepath.Join(dir, "fota.db"), "--coap", s.coap, "--coaps", s.coaps,
+		"--http", httpAddr, "--bootstrap-coap", s.bsCoap, "--bootstrap-coaps", s.bsCoaps}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	// The token goes by environment, never on the command line.
 	cmd.Env = append(os.Environ(), "FOTA_API_TOKEN="+s.token)
 	s.p = startProc(t, "fota-server", cmd)
@@ -577,4 +584,74 @@ func (s *fotaServer) deviceOp(t *testing.T, method, path string, body any) (int,
 	var r apiResult
 	_ = json.Unmarshal(b, &r)
 	return code, r, string(b)
+}
+
+// pki is a test CA with a server certificate (CN and IP 127.0.0.1) and a
+// client certificate whose CN is an endpoint name, written as files: PEM
+// for our server, DER (and PKCS#8 for the key) for Leshan.
+type pki struct {
+	caPEM, serverPEM, serverKeyPEM  string
+	serverDER, clientDER, clientKey string
+}
+
+func makePKI(t *testing.T, endpoint string) pki {
+	t.Helper()
+	dir := t.TempDir()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	caKey, srvKey, cliKey := newKey(), newKey(), newKey()
+	now := time.Now()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fota interop test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	leaf := func(serial int64, cn string, key *ecdsa.PrivateKey, ip bool, usage ...x509.ExtKeyUsage) []byte {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage}
+		if ip {
+			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	srvDER := leaf(2, "127.0.0.1", srvKey, true, x509.ExtKeyUsageServerAuth)
+	// Scandium (Leshan's DTLS) builds one connector for both roles and
+	// wants serverAuth in the client's certificate too.
+	cliDER := leaf(3, endpoint, cliKey, false, x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth)
+	srvKeyDER, err := x509.MarshalECPrivateKey(srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliPKCS8, err := x509.MarshalPKCS8PrivateKey(cliKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pki{
+		caPEM:        write("ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
+		serverPEM:    write("server.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER})),
+		serverKeyPEM: write("server.key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: srvKeyDER})),
+		serverDER:    write("server.der", srvDER),
+		clientDER:    write("client.der", cliDER),
+		clientKey:    write("client.key.der", cliPKCS8),
+	}
 }

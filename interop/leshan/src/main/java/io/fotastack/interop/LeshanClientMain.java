@@ -36,6 +36,7 @@ import org.eclipse.leshan.core.request.UpdateRequest;
  * <pre>
  * java -cp 'target/classes:target/lib/*' io.fotastack.interop.LeshanClientMain \
  *     -n ENDPOINT (-u coap[s]://HOST:PORT | -b coap[s]://HOST:PORT) [-i PSK_IDENTITY] [-l LIFETIME]
+ *     [-c CLIENT_CERT.der -k CLIENT_KEY.pkcs8.der -s SERVER_CERT.der]   (X.509 instead of PSK)
  * </pre>
  */
 public class LeshanClientMain {
@@ -71,9 +72,18 @@ public class LeshanClientMain {
                     : Security.noSecBootstap(bootstrapURI));
             init.setClassForObject(LwM2mId.SERVER, Server.class);
         } else {
-            init.setInstancesForObject(LwM2mId.SECURITY, pskId != null
-                    ? Security.psk(serverURI, 123, pskId.getBytes(StandardCharsets.UTF_8), key)
-                    : Security.noSec(serverURI, 123));
+            Security sec;
+            if (opt.containsKey("-c")) {
+                // X.509: our certificate (DER), our private key (PKCS#8 DER) and the server's
+                // certificate (DER), each from a file.
+                sec = Security.x509(serverURI, 123, readFile(opt.get("-c")), readFile(opt.get("-k")),
+                        readFile(opt.get("-s")));
+            } else if (pskId != null) {
+                sec = Security.psk(serverURI, 123, pskId.getBytes(StandardCharsets.UTF_8), key);
+            } else {
+                sec = Security.noSec(serverURI, 123);
+            }
+            init.setInstancesForObject(LwM2mId.SECURITY, sec);
             init.setInstancesForObject(LwM2mId.SERVER, new Server(123, lifetime));
         }
         TestDevice device = new TestDevice(ep);
@@ -175,6 +185,10 @@ public class LeshanClientMain {
         }
         client.destroy(true);
         System.exit(0);
+    }
+
+    static byte[] readFile(String path) throws java.io.IOException {
+        return java.nio.file.Files.readAllBytes(java.nio.file.Paths.get(path));
     }
 
     static byte[] hex(String s) {
