@@ -35,7 +35,8 @@ import (
 // on free ports; every process runs in its own process group, killed at
 // the end of its test.
 
-// leshanVersion is the Leshan release interop/leshan/pom.xml resolves.
+// leshanVersion is the Leshan release interop/leshan/pom.xml resolves (and
+// interop/README.md names in its table).
 const leshanVersion = "2.0.0-M4"
 
 var (
@@ -96,8 +97,8 @@ func leshanDir(t *testing.T) string {
 	missing := ""
 	if _, err := exec.LookPath("java"); err != nil {
 		missing = "java is not installed (install a JDK 17, e.g. apt-get install openjdk-17-jdk-headless)"
-	} else if m, _ := filepath.Glob(filepath.Join(abs, "lib", "leshan-server-demo-*.jar")); len(m) == 0 {
-		missing = fmt.Sprintf("no Leshan in %s (install Maven and run: mvn -B -q -f interop/leshan/pom.xml package)", abs)
+	} else if _, err := os.Stat(filepath.Join(abs, "lib", "leshan-server-demo-"+leshanVersion+".jar")); err != nil {
+		missing = fmt.Sprintf("no Leshan %s in %s (install Maven and run: mvn -B -q -f interop/leshan/pom.xml package)", leshanVersion, abs)
 	} else if _, err := os.Stat(filepath.Join(abs, "classes", "io", "fotastack", "interop", "LeshanClientMain.class")); err != nil {
 		missing = fmt.Sprintf("our Leshan harnesses are not built in %s (run: mvn -B -q -f interop/leshan/pom.xml package)", abs)
 	}
