@@ -22,7 +22,12 @@ import (
 // objects' models (Model), as for every object of the client.
 var bootstrapResources = map[uint16][]uint16{
 	0: {SecServerURI, SecBootstrapServer, SecMode, SecPublicKeyOrID, SecServerPublicKey, SecSecretKey,
-		SecShortServerID, SecClientHoldOffTime, SecBootstrapAccountTimeout, SecMatchingType},
+		SecShortServerID, SecClientHoldOffTime, SecBootstrapAccountTimeout, SecMatchingType,
+		// The SMS resources (6 mode, 7 and 8 keys, 9 number), SNI (14) and
+		// Certificate Usage (15) are kept, unused: Leshan's bootstrap server
+		// writes whole Security instances with all of them, and a refused
+		// resource fails the whole Bootstrap-Write.
+		6, 7, 8, 9, 14, 15},
 	1: {SrvShortServerID, SrvLifetime, SrvDefaultPmin, SrvDefaultPmax, SrvDisableTimeout,
 		SrvNotificationStore, SrvBinding},
 	2: {acObjectID, acInstanceID, acACL, acOwner},

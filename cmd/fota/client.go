@@ -36,7 +36,7 @@ func runClientCtx(ctx context.Context, args []string) error {
 	server := fs.String("server", "coap://127.0.0.1:5683", "LwM2M server URI, coap://HOST:PORT or coaps://HOST:PORT")
 	bootstrapURI := fs.String("bootstrap", "", "bootstrap server URI: the device holds only this factory account (--psk-id/--psk-key are its bootstrap credentials) and gets its DM account by bootstrap, kept in --state-dir")
 	pskID := fs.String("psk-id", "", "DTLS PSK identity (coaps)")
-	pskKey := fs.String("psk-key", "", "DTLS PSK key in hex (coaps)")
+	pskKey := fs.String("psk-key", os.Getenv("FOTA_PSK_KEY"), "DTLS PSK key in hex (coaps; default $FOTA_PSK_KEY, which keeps the key out of process listings)")
 	lifetime := fs.Duration("lifetime", 300*time.Second, "registration lifetime")
 	queue := fs.Bool("queue", false, "queue mode: sleep between updates")
 	queueWait := fs.Duration("queue-wait", 93*time.Second, "queue mode: how long to stay reachable after talking to the server")
