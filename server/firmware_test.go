@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,7 +104,7 @@ func TestFirmwareRepositoryAPI(t *testing.T) {
 	if code := srv.API("GET", "/api/firmware", nil, &imgs); code != 200 || len(imgs) != 2 {
 		t.Fatalf("list: %d %v", code, imgs)
 	}
-	if imgs[0].Version != "1.0" || imgs[1].Version != "2.0" || imgs[1].SeqNo != imgs[0].SeqNo+1 || imgs[1].Size != len(new) {
+	if imgs[0].Version != "1.0" || imgs[1].Version != "2.0" || imgs[1].SeqNo <= imgs[0].SeqNo || imgs[1].Size != len(new) {
 		t.Fatalf("images %+v", imgs)
 	}
 	var pk map[string]any
@@ -495,5 +496,38 @@ func BenchmarkBlock2Retained(b *testing.B) {
 		for _, cc := range conns {
 			cc.Close()
 		}
+	}
+}
+
+// Issue 14: the rollback counter follows the version, not the order of
+// upload. 2.0 uploaded before 1.0 keeps the higher counter; a version that
+// is not semantic needs an explicit counter, and two versions may not share
+// one.
+func TestImageCounterFollowsVersion(t *testing.T) {
+	srv, fw := startFirmware(t, filepath.Join(t.TempDir(), "fota.db"))
+	old, new := testImages(4096, 3)
+	v2, err := fw.AddImage("meter", "2.0", new, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := fw.AddImage("meter", "1.0", old, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1.SeqNo >= v2.SeqNo {
+		t.Fatalf("1.0 uploaded after 2.0 has counter %d, 2.0 has %d", v1.SeqNo, v2.SeqNo)
+	}
+	code, body := apiRaw(t, srv, "POST", "/api/firmware?deviceType=meter&version=nightly", "", old)
+	if code != 400 || !strings.Contains(string(body), "--seq") {
+		t.Fatalf("non-semantic version without seq: %d %s", code, body)
+	}
+	if code, body := apiRaw(t, srv, "POST", "/api/firmware?deviceType=meter&version=nightly&seq=7", "", old); code != 201 {
+		t.Fatalf("non-semantic version with seq: %d %s", code, body)
+	}
+	if code, body := apiRaw(t, srv, "POST", "/api/firmware?deviceType=meter&version=nightly-2&seq=7", "", new); code != 400 {
+		t.Fatalf("a second version with counter 7: %d %s", code, body)
+	}
+	if _, err := fw.AddImage("meter", "1.0.0", old, false); err == nil {
+		t.Fatal("1.0.0 beside 1.0 (the same version) was accepted")
 	}
 }

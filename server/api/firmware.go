@@ -16,7 +16,7 @@ import (
 
 // firmwareRoutes: the firmware repository (behind the token):
 //
-//	POST   /api/firmware?deviceType=T&version=V[&opaque=true]  raw body, or multipart with a "file" part
+//	POST   /api/firmware?deviceType=T&version=V[&seq=N][&opaque=true]  raw body, or multipart with a "file" part
 //	GET    /api/firmware                     the images
 //	GET    /api/firmware/{id}                one image
 //	DELETE /api/firmware/{id}                an image and its packages
@@ -101,7 +101,16 @@ func (a *API) fwUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	img, err := a.cfg.Firmware.Upload(dt, ver, body, opaque)
+	spec := firmware.ImageSpec{DeviceType: dt, Version: ver, Opaque: opaque}
+	if v := param("seq"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n == 0 {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("seq %q: want a rollback counter from 1 up", v))
+			return
+		}
+		spec.SeqNo = uint32(n)
+	}
+	img, err := a.cfg.Firmware.Upload(spec, body)
 	if err != nil {
 		firmwareHTTPError(w, err)
 		return

@@ -50,6 +50,15 @@ func (f *Repository) PackageFor(target Image, fromVersion string, full bool) (Pa
 	}
 	prof := f.Profile(target.DeviceType)
 	pub := f.PublicKey()
+	gen, err := f.Generation(target.DeviceType)
+	if err != nil {
+		return Package{}, err
+	}
+	// The rollback counter: the image's, raised by the downgrades allowed
+	// so far (AllowDowngrade). packageID includes it, so a package made
+	// before a downgrade is not served after it.
+	counted := target
+	counted.SeqNo = target.SeqNo + gen*generationUnit
 	var from Image
 	kind := PackageFull
 	if !full && fromVersion != "" && fromVersion != target.Version {
@@ -57,7 +66,7 @@ func (f *Repository) PackageFor(target Image, fromVersion string, full bool) (Pa
 			from, kind = img, PackageDelta
 		}
 	}
-	id := packageID(kind, from, target, prof, pub)
+	id := packageID(kind, from, counted, prof, pub)
 	if p, err := f.Package(id); err == nil {
 		return p, nil
 	}
@@ -82,7 +91,7 @@ func (f *Repository) PackageFor(target Image, fromVersion string, full bool) (Pa
 	// the same in-place installer on the device, with every byte a literal.
 	pkg, err := delta.Make(oldData, newData, delta.Options{
 		InPlace: true, EraseBlock: prof.EraseBlock, RAM: prof.RAM, Key: f.key,
-		DeviceType: target.DeviceType, Version: target.Version, SeqNo: target.SeqNo,
+		DeviceType: target.DeviceType, Version: target.Version, SeqNo: counted.SeqNo,
 	})
 	if err != nil {
 		return Package{}, fmt.Errorf("make %s package %s -> %s: %w", kind, fromVersion, target.Version, err)

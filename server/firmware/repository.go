@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -126,23 +127,59 @@ func (f *Repository) Builds() int {
 	return f.builds
 }
 
+// ImageSpec names an image being uploaded.
+type ImageSpec struct {
+	DeviceType, Version string
+	// Opaque is a package for another vendor's client, served as is.
+	Opaque bool
+	// SeqNo is the rollback counter of the image's packages; 0 derives it
+	// from Version, which must then be semantic (Version.Code).
+	SeqNo uint32
+}
+
 // AddImage stores an image of deviceType at version (see Upload).
 func (f *Repository) AddImage(deviceType, version string, data []byte, opaque bool) (Image, error) {
-	return f.Upload(deviceType, version, bytes.NewReader(data), opaque)
+	return f.Upload(ImageSpec{DeviceType: deviceType, Version: version, Opaque: opaque}, bytes.NewReader(data))
 }
 
 // Upload stores the image r yields, streamed into the store, as the image
-// of deviceType at version. Its SeqNo is one more than the highest of the
-// device type's images, so packages to newer uploads pass the devices'
-// anti-rollback check. opaque stores a package for another vendor's
-// client, served as is.
-func (f *Repository) Upload(deviceType, version string, r io.Reader, opaque bool) (Image, error) {
+// of spec.DeviceType at spec.Version. Its rollback counter (SeqNo) follows
+// the version order, so whatever the order of uploads a package to a newer
+// version passes the devices' anti-rollback check and one to an older
+// version does not (a downgrade needs a campaign that allows it, which
+// raises the generation: PackageFor).
+func (f *Repository) Upload(spec ImageSpec, r io.Reader) (Image, error) {
+	deviceType, version := spec.DeviceType, spec.Version
 	if deviceType == "" || len(deviceType) > 64 || version == "" || len(version) > 64 {
 		return Image{}, fmt.Errorf("%w: device type and version must be 1 to 64 bytes", ErrBadImage)
+	}
+	seq := spec.SeqNo
+	if seq >= generationUnit {
+		return Image{}, fmt.Errorf("%w: --seq %d is over %d", ErrBadImage, seq, generationUnit-1)
+	}
+	if seq == 0 {
+		v, err := ParseVersion(version)
+		switch {
+		case err == nil:
+			seq = v.Code()
+		case !spec.Opaque:
+			return Image{}, fmt.Errorf("%w: %v; a version that is not semantic needs its rollback counter (--seq N, the API's seq=N)", ErrBadImage, err)
+		}
 	}
 	id := ImageID(deviceType, version)
 	if _, err := f.st.Image(id); err == nil {
 		return Image{}, fmt.Errorf("%w: %s %s", ErrImageExists, deviceType, version)
+	}
+	if seq != 0 && !spec.Opaque {
+		imgs, err := f.st.Images()
+		if err != nil {
+			return Image{}, err
+		}
+		for _, o := range imgs {
+			if o.DeviceType == deviceType && o.SeqNo == seq && !o.Opaque {
+				return Image{}, fmt.Errorf("%w: rollback counter %d is already %s %s's; give another --seq", ErrBadImage, seq, deviceType, o.Version)
+			}
+		}
 	}
 	sum, size, err := f.st.PutBlob(r, MaxImageSize)
 	if err != nil {
@@ -152,8 +189,8 @@ func (f *Repository) Upload(deviceType, version string, r io.Reader, opaque bool
 		return Image{}, fmt.Errorf("%w: 0 bytes", ErrBadImage)
 	}
 	img, err := f.st.AddImage(Image{
-		ID: id, DeviceType: deviceType, Version: version,
-		Size: int(size), SHA256: sum, Opaque: opaque, Created: time.Now().UTC(),
+		ID: id, DeviceType: deviceType, Version: version, SeqNo: seq,
+		Size: int(size), SHA256: sum, Opaque: spec.Opaque, Created: time.Now().UTC(),
 	})
 	if errors.Is(err, store.ErrExists) {
 		return Image{}, fmt.Errorf("%w: %s %s", ErrImageExists, deviceType, version)
@@ -161,8 +198,58 @@ func (f *Repository) Upload(deviceType, version string, r io.Reader, opaque bool
 	if err != nil {
 		return Image{}, fmt.Errorf("store image %s %s: %w", deviceType, version, err)
 	}
-	f.dm.Logger().Info("firmware image added", "deviceType", deviceType, "version", version, "size", size, "sha256", sum[:16])
+	f.dm.Logger().Info("firmware image added", "deviceType", deviceType, "version", version, "seq", img.SeqNo, "size", size, "sha256", sum[:16])
 	return img, nil
+}
+
+// generationUnit is the first rollback counter above every version's: the
+// counter of a package is its image's SeqNo plus generation x generationUnit.
+const generationUnit = 1 << 28
+
+// maxGeneration bounds the downgrades of one device type (the counter is
+// 32 bits).
+const maxGeneration = 15
+
+func generationKey(deviceType string) string { return "firmware-generation/" + deviceType }
+
+// Generation is how many downgrades have been allowed for deviceType: the
+// rollback counter of its packages is raised by as many generationUnits.
+func (f *Repository) Generation(deviceType string) (uint32, error) {
+	b, err := f.st.Setting(generationKey(deviceType))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read firmware generation of %s: %w", deviceType, err)
+	}
+	n, err := strconv.ParseUint(string(b), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("stored firmware generation of %s: %w", deviceType, err)
+	}
+	return uint32(n), nil
+}
+
+// AllowDowngrade raises the generation of deviceType, so that a package to
+// an older version carries a counter above every package made before (the
+// devices accept it), and every package made after, to any version, one
+// above it again. Packages are remade for the new counter. An operator's
+// explicit downgrade is the only way the generation moves.
+func (f *Repository) AllowDowngrade(deviceType string) (uint32, error) {
+	f.buildMu.Lock()
+	defer f.buildMu.Unlock()
+	g, err := f.Generation(deviceType)
+	if err != nil {
+		return 0, err
+	}
+	if g >= maxGeneration {
+		return 0, fmt.Errorf("%w: %s has been downgraded %d times, the most the rollback counter allows; upload the older code under a new, higher version instead", ErrBadImage, deviceType, g)
+	}
+	g++
+	if err := f.st.PutSetting(generationKey(deviceType), []byte(strconv.FormatUint(uint64(g), 10))); err != nil {
+		return 0, fmt.Errorf("store firmware generation of %s: %w", deviceType, err)
+	}
+	f.dm.Logger().Info("firmware downgrade allowed: rollback counters raised", "deviceType", deviceType, "generation", g)
+	return g, nil
 }
 
 // Images lists the stored images, by device type then upload order.
