@@ -2,10 +2,12 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,12 +42,19 @@ func startRealDeviceLifetime(t *testing.T, e *campaignEnv, ep, version string, i
 // device dials (a proxy in front of the server, say).
 func startRealDeviceAt(t *testing.T, e *campaignEnv, ep, version string, image []byte, lifetime time.Duration, uri string) *realDevice {
 	t.Helper()
+	return startRealDeviceSeq(t, e, ep, version, image, lifetime, uri, 1)
+}
+
+// startRealDeviceSeq is startRealDeviceAt with the anti-rollback counter
+// the device's flash is provisioned with (what its running image had).
+func startRealDeviceSeq(t *testing.T, e *campaignEnv, ep, version string, image []byte, lifetime time.Duration, uri string, seq uint32) *realDevice {
+	t.Helper()
 	dir := t.TempDir()
 	f, err := inplace.CreateFlash(filepath.Join(dir, "flash.bin"), inplace.Geometry{Size: 256 << 10, EraseBlock: 4096, PageSize: 256}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := inplace.Provision{Image: image, Version: version, DeviceType: "sim", TrustedKey: e.fw.PublicKey(), SeqNo: 1}
+	p := inplace.Provision{Image: image, Version: version, DeviceType: "sim", TrustedKey: e.fw.PublicKey(), SeqNo: seq}
 	if err := p.Write(f); err != nil {
 		t.Fatal(err)
 	}
@@ -207,4 +216,51 @@ func TestCampaignRealClientsRestart(t *testing.T) {
 			t.Fatalf("device %+v", s)
 		}
 	}
+}
+
+// Issue 14: a campaign to an older version is refused, naming the
+// versions; with allowDowngrade the real device (whose installer refuses a
+// package below its rollback counter) is moved back to 1.0, and a later
+// campaign takes it up to 2.0 again: the counters stay in order.
+func TestCampaignDowngradeRealClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real devices with in-place install")
+	}
+	e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"))
+	v1, v2 := testImages(40<<10, 13)
+	img2, err := e.fw.AddImage("sim", "2.0", v2, false) // newest first: the order of upload must not matter
+	if err != nil {
+		t.Fatal(err)
+	}
+	img1, err := e.fw.AddImage("sim", "1.0", v1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRealDeviceSeq(t, e, "down-1", "2.0", v2, 0, "coaps://"+e.srv.CoAPSAddr().String(), img2.SeqNo)
+	waitFor(t, "device registered", func() bool { return e.srv.Device("down-1") != nil })
+	target := campaign.Selector{Endpoints: []string{"down-1"}}
+	_, err = e.cm.Create(campaign.Campaign{Image: img1.ID, Targets: target})
+	if !errors.Is(err, campaign.ErrDowngrade) || !strings.Contains(err.Error(), "1.0") || !strings.Contains(err.Error(), "2.0") {
+		t.Fatalf("campaign 2.0 -> 1.0 without allowDowngrade: %v", err)
+	}
+	if len(e.cm.List()) != 0 {
+		t.Fatal("the refused campaign was stored")
+	}
+	run := func(c campaign.Campaign, want string) {
+		t.Helper()
+		c, err := e.cm.Create(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, states := waitCampaign(t, e.cm, c.ID, "ended", func(c campaign.Campaign, _ []campaign.Device) bool { return c.State != campaign.Running })
+		if c.State != campaign.Completed || states[0].State != campaign.DeviceSucceeded || states[0].Result != 1 {
+			t.Fatalf("campaign to %s: %s %s\n%+v", want, c.State, c.Reason, states)
+		}
+		resp, err := e.srv.Read(context.Background(), "down-1", "/3/0/3", nil)
+		if err != nil || string(resp.Payload) != want {
+			t.Fatalf("device runs %q (%v), want %s", resp.Payload, err, want)
+		}
+	}
+	run(campaign.Campaign{Image: img1.ID, Targets: target, AllowDowngrade: true}, "1.0")
+	run(campaign.Campaign{Image: img2.ID, Targets: target}, "2.0")
 }

@@ -668,3 +668,80 @@ func TestCampaignMaintenanceWindow(t *testing.T) {
 		t.Fatal("bad window accepted")
 	}
 }
+
+// Issue 14: a device that stops answering and an endpoint that never
+// registered both fail after the campaign's device timeout instead of being
+// waited on forever; a second campaign of the same image and devices is
+// refused while the first runs; the operator's retry runs the failed
+// devices again and the one that came back is updated.
+func TestCampaignUnreachableDevicesFailThenRetry(t *testing.T) {
+	e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"), func(c *server.Config) { c.RequestTimeout = 300 * time.Millisecond })
+	e.addImages(t)
+	down := newFwDevice(t, e.srv, "down-1", "sensor", "1.0", e.v1, e.fw.PublicKey())
+	down.close() // gone without de-registering: its registration stays
+	def := campaign.Campaign{Image: e.img2.ID, Targets: campaign.Selector{Endpoints: []string{"down-1", "never-1"}},
+		DeviceTimeout: "1s", ErrorThreshold: 1}
+	c, err := e.cm.Create(def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dup map[string]any
+	if code := e.srv.API("POST", "/api/campaigns", def, &dup); code != http.StatusConflict {
+		t.Fatalf("a duplicate campaign: %d %v, want 409", code, dup)
+	}
+	c, states := waitCampaign(t, e.cm, c.ID, "both devices failed", func(c campaign.Campaign, devs []campaign.Device) bool {
+		return c.State == campaign.Completed
+	})
+	errs := map[string]string{}
+	for _, d := range states {
+		if d.State != campaign.DeviceFailed {
+			t.Fatalf("device %+v, want failed", d)
+		}
+		errs[d.Endpoint] = d.Error
+	}
+	if !strings.Contains(errs["never-1"], "never registered") || !strings.Contains(errs["down-1"], "not started after 1s") {
+		t.Fatalf("errors %q", errs)
+	}
+	if s := campaign.Summarize(states); s.Failed != 2 || s.Skipped != 0 || s.Succeeded != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	newFwDevice(t, e.srv, "down-1", "sensor", "1.0", e.v1, e.fw.PublicKey()) // it comes back
+	var st campaign.Status
+	if code := e.srv.API("POST", "/api/campaigns/"+c.ID+"/retry", nil, &st); code != http.StatusOK || st.State != campaign.Running || st.Summary.Queued != 2 {
+		t.Fatalf("retry: %d %+v", code, st)
+	}
+	c, states = waitCampaign(t, e.cm, c.ID, "retry ended", func(c campaign.Campaign, devs []campaign.Device) bool {
+		return c.State == campaign.Completed
+	})
+	for _, d := range states {
+		want := map[string]string{"down-1": campaign.DeviceSucceeded, "never-1": campaign.DeviceFailed}[d.Endpoint]
+		if d.State != want {
+			t.Fatalf("after retry %s is %s (%s), want %s", d.Endpoint, d.State, d.Error, want)
+		}
+	}
+}
+
+// Automatic retries: a device whose update fails is tried again after the
+// backoff, up to the limit, and then stays failed.
+func TestCampaignAutomaticRetries(t *testing.T) {
+	e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"))
+	e.addImages(t)
+	d := newFwDevice(t, e.srv, "flaky-1", "sensor", "1.0", e.v1, e.fw.PublicKey())
+	d.mu.Lock()
+	d.failWith = 8 // integrity check failure, LwM2M Core E.6
+	d.mu.Unlock()
+	c, err := e.cm.Create(campaign.Campaign{Image: e.img2.ID, Targets: campaign.Selector{Endpoints: []string{"flaky-1"}},
+		Retries: 2, RetryBackoff: "1s", ErrorThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, states := waitCampaign(t, e.cm, c.ID, "retries used up", func(c campaign.Campaign, _ []campaign.Device) bool {
+		return c.State == campaign.Completed
+	})
+	if s := states[0]; s.State != campaign.DeviceFailed || s.Attempts != 2 || s.Result != 8 {
+		t.Fatalf("device %+v, want failed after 2 retries with result 8", s)
+	}
+	if _, execs, _ := d.counts(); execs != 3 {
+		t.Fatalf("%d updates executed, want 3 (the first try and 2 retries)", execs)
+	}
+}

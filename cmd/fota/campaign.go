@@ -16,22 +16,22 @@ import (
 )
 
 func init() {
-	register("campaign", "firmware update campaigns: create, status, pause, resume, abort", runCampaign)
+	register("campaign", "firmware update campaigns: create, status, pause, resume, retry, abort", runCampaign)
 }
 
 func runCampaign(args []string) error {
 	if len(args) == 0 {
-		return &exitError{2, errors.New("usage: fota campaign create|status|pause|resume|abort [flags]")}
+		return &exitError{2, errors.New("usage: fota campaign create|status|pause|resume|retry|abort [flags]")}
 	}
 	switch args[0] {
 	case "create":
 		return campaignCreate(args[1:])
 	case "status", "list", "ls":
 		return campaignStatus(args[1:])
-	case "pause", "resume", "abort":
+	case "pause", "resume", "retry", "abort":
 		return campaignAction(args[0], args[1:])
 	}
-	return &exitError{2, fmt.Errorf("unknown campaign command %q (create, status, pause, resume, abort)", args[0])}
+	return &exitError{2, fmt.Errorf("unknown campaign command %q (create, status, pause, resume, retry, abort)", args[0])}
 }
 
 func splitList(s string) []string {
@@ -61,12 +61,23 @@ func campaignCreate(args []string) error {
 	success := fs.Float64("success", 1, "fraction of devices that must succeed before the next wave")
 	errs := fs.Float64("errors", 0.2, "fraction of failed devices that pauses the campaign")
 	window := fs.String("window", "", "daily maintenance window in UTC, HH:MM-HH:MM")
+	downgrade := fs.Bool("allow-downgrade", false, "allow moving devices to an older version than they run (refused otherwise)")
+	devTimeout := fs.Duration("device-timeout", 0, "fail a device not updated, not answering or not registered within this `duration` (default 2h)")
+	retries := fs.Int("retries", 0, "try a failed device again this many times on its own")
+	backoff := fs.Duration("retry-backoff", 0, "wait this `duration` before the first retry, doubling after (default 1m)")
+	asJSON := fs.Bool("json", false, "print the created campaign as JSON")
 	watch := fs.Bool("watch", false, "follow the campaign with progress bars until it ends")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
 	c := campaign.Campaign{Name: *name, Image: *image, DeviceType: *devType, Version: *version, Method: *method, Full: *full,
-		Concurrency: *conc, SuccessThreshold: *success, ErrorThreshold: *errs}
+		Concurrency: *conc, SuccessThreshold: *success, ErrorThreshold: *errs, AllowDowngrade: *downgrade, Retries: *retries}
+	if *devTimeout > 0 {
+		c.DeviceTimeout = devTimeout.String()
+	}
+	if *backoff > 0 {
+		c.RetryBackoff = backoff.String()
+	}
 	c.Targets.Endpoints = splitList(*endpoints)
 	c.Targets.Versions = splitList(*from)
 	for _, kv := range splitList(*filter) {
@@ -108,7 +119,11 @@ func campaignCreate(args []string) error {
 	if err := json.Unmarshal(out, &st); err != nil {
 		return fmt.Errorf("read answer: %w", err)
 	}
-	fmt.Printf("campaign %s: %s %s to %d devices, waves %v, %s\n", st.ID, st.DeviceType, st.Version, st.Planned, st.Waves, st.Method)
+	if *asJSON {
+		os.Stdout.Write(out)
+	} else {
+		fmt.Printf("campaign %s: %s %s to %d devices, waves %v, %s\n", st.ID, st.DeviceType, st.Version, st.Planned, st.Waves, st.Method)
+	}
 	if *watch {
 		return watchCampaign(a, st.ID)
 	}
@@ -119,12 +134,25 @@ func campaignStatus(args []string) error {
 	fs := flag.NewFlagSet("campaign status", flag.ContinueOnError)
 	api := apiFlags(fs)
 	watch := fs.Bool("watch", false, "follow the campaign with progress bars until it ends")
+	asJSON := fs.Bool("json", false, "print the API's JSON (with every device for one campaign)")
 	pos, err := parseWithPositionals(fs, args)
 	if err != nil {
 		return &exitError{2, err}
 	}
 	a, err := api()
 	if err != nil {
+		return err
+	}
+	if *asJSON {
+		path := "/api/campaigns"
+		if len(pos) > 0 {
+			path += "/" + url.PathEscape(pos[0])
+		}
+		out, err := a.do("GET", path, nil)
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(out)
 		return err
 	}
 	if len(pos) == 0 {
@@ -185,7 +213,7 @@ func printCampaign(st campaign.Status) {
 	}
 	tw.Flush()
 	s := st.Summary
-	fmt.Printf("%d devices: %d succeeded, %d failed, %d active, %d queued", s.Total, s.Succeeded, s.Failed, s.Active, s.Queued)
+	fmt.Printf("%d devices: %d succeeded, %d failed, %d skipped, %d active, %d queued", s.Total, s.Succeeded, s.Failed, s.Skipped, s.Active, s.Queued)
 	if s.BytesImages > 0 {
 		fmt.Printf("; %d package bytes sent where full images are %d (%.1f%%)", s.BytesSent, s.BytesImages, 100*float64(s.BytesSent)/float64(s.BytesImages))
 	}
@@ -261,5 +289,8 @@ func campaignAction(action string, args []string) error {
 		return fmt.Errorf("read answer: %w", err)
 	}
 	fmt.Printf("campaign %s: %s %s\n", st.ID, st.State, st.Reason)
+	if action == "retry" {
+		fmt.Printf("  %d failed devices queued again\n", st.Summary.Queued)
+	}
 	return nil
 }

@@ -60,6 +60,7 @@ func firmwareAdd(args []string) error {
 	opaque := fs.Bool("opaque", false, "store as another vendor's package, served as is (no delta)")
 	eraseBlock := fs.Int("erase-block", 0, "erase block of the device type in bytes (stored for its packages)")
 	ram := fs.Int("ram", 0, "RAM the device type may spend on applying a package, bytes")
+	seq := fs.Uint("seq", 0, "rollback counter of the image (default: from the version, which must then be MAJOR[.MINOR[.PATCH]])")
 	pos, err := parseWithPositionals(fs, args) // cmd/fota/flash.go
 	if err != nil {
 		return &exitError{2, err}
@@ -84,6 +85,9 @@ func firmwareAdd(args []string) error {
 	}
 	if *ram != 0 {
 		q.Set("ram", strconv.Itoa(*ram))
+	}
+	if *seq != 0 {
+		q.Set("seq", strconv.FormatUint(uint64(*seq), 10))
 	}
 	req, err := http.NewRequest("POST", a.base+"/api/firmware?"+q.Encode(), bytes.NewReader(data))
 	if err != nil {

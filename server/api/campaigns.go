@@ -19,6 +19,7 @@ import (
 //	GET  /api/campaigns/{id}              one, with its summary and devices
 //	POST /api/campaigns/{id}/pause        {"reason": "..."} optional
 //	POST /api/campaigns/{id}/resume
+//	POST /api/campaigns/{id}/retry        the failed devices again
 //	POST /api/campaigns/{id}/abort
 //	GET  /api/campaigns/{id}/events       Server-Sent Events: "status" snapshots and "device" changes
 func (a *API) campaignRoutes() {
@@ -37,7 +38,7 @@ func campaignHTTPError(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, campaign.ErrBadCampaign):
 		code = http.StatusBadRequest
-	case errors.Is(err, campaign.ErrCampaignEnd):
+	case errors.Is(err, campaign.ErrCampaignEnd), errors.Is(err, campaign.ErrDowngrade), errors.Is(err, campaign.ErrDuplicate):
 		code = http.StatusConflict
 	}
 	httpError(w, code, err.Error())
@@ -90,13 +91,15 @@ func (a *API) campaignAction(w http.ResponseWriter, r *http.Request) {
 		_, err = a.cfg.Campaigns.Pause(id, body.Reason)
 	case "resume":
 		_, err = a.cfg.Campaigns.Resume(id)
+	case "retry":
+		_, _, err = a.cfg.Campaigns.Retry(id)
 	case "abort":
 		if body.Reason == "" {
 			body.Reason = "aborted by operator"
 		}
 		_, err = a.cfg.Campaigns.Abort(id, body.Reason)
 	default:
-		httpError(w, http.StatusNotFound, fmt.Sprintf("no campaign action %q (pause, resume, abort)", r.PathValue("action")))
+		httpError(w, http.StatusNotFound, fmt.Sprintf("no campaign action %q (pause, resume, retry, abort)", r.PathValue("action")))
 		return
 	}
 	if err != nil {

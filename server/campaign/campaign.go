@@ -54,6 +54,11 @@ var (
 	ErrNoCampaign  = errors.New("no such campaign")
 	ErrBadCampaign = errors.New("bad campaign")
 	ErrCampaignEnd = errors.New("campaign has ended")
+	// ErrDowngrade refuses a campaign that would move devices to an older
+	// version than they run, unless it allows downgrades.
+	ErrDowngrade = errors.New("campaign would downgrade devices")
+	// ErrDuplicate refuses a campaign that repeats one still running.
+	ErrDuplicate = errors.New("campaign already exists")
 )
 
 func parseHHMM(s string) (int, error) {
@@ -131,6 +136,24 @@ func validate(c *Campaign) error {
 		}
 		if _, err := parseHHMM(c.Window.End); err != nil {
 			return err
+		}
+	}
+	if c.DeviceTimeout != "" {
+		d, err := time.ParseDuration(c.DeviceTimeout)
+		if err != nil || d < time.Second {
+			return fmt.Errorf("%w: device timeout %q (a duration of 1s or more, as 15s or 2h)", ErrBadCampaign, c.DeviceTimeout)
+		}
+	}
+	if c.Retries < 0 || c.Retries > 10 {
+		return fmt.Errorf("%w: retries %d (0 to 10)", ErrBadCampaign, c.Retries)
+	}
+	if c.Retries > 0 && c.RetryBackoff == "" {
+		c.RetryBackoff = "1m"
+	}
+	if c.RetryBackoff != "" {
+		d, err := time.ParseDuration(c.RetryBackoff)
+		if err != nil || d < time.Second {
+			return fmt.Errorf("%w: retry backoff %q (a duration of 1s or more)", ErrBadCampaign, c.RetryBackoff)
 		}
 	}
 	if len(c.Targets.Endpoints) > 1_000_000 {
@@ -280,12 +303,19 @@ func (m *Engine) Create(c Campaign) (Campaign, error) {
 	img, err := m.fw.Image(c.Image)
 	if err != nil && c.DeviceType != "" && c.Version != "" {
 		img, err = m.fw.FindImage(c.DeviceType, c.Version)
+		if errors.Is(err, firmware.ErrNoImage) {
+			err = fmt.Errorf("no %s image at version %s in the repository (upload it first: fota firmware add FILE --device-type %s --version %s)",
+				c.DeviceType, c.Version, c.DeviceType, c.Version)
+		}
 	}
 	if err != nil {
 		return Campaign{}, fmt.Errorf("%w: target image: %v", ErrBadCampaign, err)
 	}
 	c.Image, c.DeviceType, c.Version = img.ID, img.DeviceType, img.Version
 	if err := validate(&c); err != nil {
+		return Campaign{}, err
+	}
+	if err := m.refuseDuplicate(c); err != nil {
 		return Campaign{}, err
 	}
 	c.ID = newCampaignID()
@@ -309,6 +339,9 @@ func (m *Engine) Create(c Campaign) (Campaign, error) {
 				initial = append(initial, d.Endpoint())
 			}
 		}
+	}
+	if err := m.checkDowngrade(c, img, initial); err != nil {
+		return Campaign{}, err
 	}
 	c.Planned = len(initial)
 	r.c = c
@@ -493,6 +526,48 @@ func (m *Engine) saveDevice(id string, d Device) error {
 	return err
 }
 
+// Retry puts the campaign's failed devices back in the queue (their
+// automatic retries counted anew) and runs the campaign again if it had
+// completed or paused itself; it returns the campaign and how many devices
+// it requeued. An aborted campaign is not retried: make a new one.
+func (m *Engine) Retry(id string) (Campaign, int, error) {
+	m.mu.Lock()
+	r := m.runs[id]
+	if r == nil {
+		m.mu.Unlock()
+		return Campaign{}, 0, fmt.Errorf("%w: %s", ErrNoCampaign, id)
+	}
+	if r.c.State == Aborted {
+		c := r.c
+		m.mu.Unlock()
+		return c, 0, fmt.Errorf("%w: campaign %s was aborted; create a new one", ErrCampaignEnd, id)
+	}
+	var devs []Device
+	for _, ep := range r.order {
+		if d := r.devices[ep]; d.State == DeviceFailed {
+			requeue(d, true)
+			d.Updated = time.Now().UTC()
+			devs = append(devs, *d)
+		}
+	}
+	if len(devs) > 0 && r.c.State != Running {
+		r.c.State, r.c.Reason = Running, fmt.Sprintf("retry of %d failed devices", len(devs))
+	}
+	r.c.Updated = time.Now().UTC()
+	c := r.c
+	m.mu.Unlock()
+	if err := m.st.PutCampaign(c, devs); err != nil {
+		return c, 0, fmt.Errorf("store campaign %s: %w", id, err)
+	}
+	m.log.Info("campaign retry", "id", id, "devices", len(devs))
+	for _, d := range devs {
+		m.publishDevice(id, d)
+	}
+	m.publishCampaign(c)
+	m.kick()
+	return c, len(devs), nil
+}
+
 // Summary counts a campaign's devices by state.
 type Summary struct {
 	Total       int            `json:"total"`
@@ -501,6 +576,8 @@ type Summary struct {
 	Failed      int            `json:"failed"`
 	Active      int            `json:"active"`
 	Queued      int            `json:"queued"`
+	Skipped     int            `json:"skipped"`     // another type or version, or already on the target
+	Retrying    int            `json:"retrying"`    // failed, tried again at their RetryAt
 	BytesSent   int64          `json:"bytesSent"`   // package bytes devices downloaded (succeeded ones)
 	BytesImages int64          `json:"bytesImages"` // what full images would have cost them
 }
@@ -518,6 +595,11 @@ func Summarize(devs []Device) Summary {
 			s.BytesImages += int64(d.ImageSize)
 		case d.State == DeviceFailed:
 			s.Failed++
+			if !d.RetryAt.IsZero() {
+				s.Retrying++
+			}
+		case d.State == DeviceSkipped:
+			s.Skipped++
 		case d.State == DeviceQueued:
 			s.Queued++
 		case isActive(&d):
@@ -622,6 +704,16 @@ func (m *Engine) step(id string) {
 			}
 		}
 	}
+	// Failed devices whose retry is due go back in the queue.
+	var touched []*Device
+	if r.c.State == Running {
+		for _, ep := range r.order {
+			if d := r.devices[ep]; d.State == DeviceFailed && !d.RetryAt.IsZero() && !now.Before(d.RetryAt) {
+				requeue(d, false)
+				touched = append(touched, d)
+			}
+		}
+	}
 	var fails, succ, done, total, inWave, waveSucc, waveDone, active int
 	for _, ep := range r.order {
 		d := r.devices[ep]
@@ -701,8 +793,28 @@ func (m *Engine) step(id string) {
 				continue
 			}
 			dev := m.srv.Device(ep)
-			if dev == nil || !m.srv.Awake(dev, now) {
-				continue // not registered, or a queue-mode device asleep: when it wakes
+			if dev == nil {
+				// Its turn has come and it is not registered: it fails
+				// after the device timeout rather than being waited on
+				// forever (an endpoint misspelt, a device never installed).
+				if d.Waiting.IsZero() {
+					d.Waiting = now.UTC()
+					touched = append(touched, d)
+				} else if timeout := m.deviceTimeout(r.c); now.Sub(d.Waiting) > timeout {
+					d.State = DeviceFailed
+					d.Error = fmt.Sprintf("never registered: endpoint %q not seen in %s (check the name, or that the device is on)", ep, timeout)
+					d.Updated = now.UTC()
+					m.scheduleRetry(r.c, d)
+					touched = append(touched, d)
+				}
+				continue
+			}
+			if !m.srv.Awake(dev, now) {
+				continue // a queue-mode device asleep: when it wakes
+			}
+			if !d.Waiting.IsZero() {
+				d.Waiting = time.Time{}
+				touched = append(touched, d)
 			}
 			if m.busyElsewhere(id, ep) {
 				continue // another campaign is updating it: one /5 object, one update at a time
@@ -722,7 +834,17 @@ func (m *Engine) step(id string) {
 		r.c.Updated = now.UTC()
 		c = r.c
 	}
+	saved := make([]Device, len(touched))
+	for i, d := range touched {
+		saved[i] = *d
+	}
 	m.mu.Unlock()
+	for _, d := range saved {
+		if err := m.saveDevice(c.ID, d); err != nil {
+			m.log.Error("store campaign device", "campaign", c.ID, "endpoint", d.Endpoint, "err", err)
+		}
+		m.publishDevice(c.ID, d)
+	}
 	if changed {
 		m.saveCampaign(c)
 		for _, d := range joined {

@@ -64,8 +64,10 @@ const maxOffers = 3
 // isTerminal: the device is done in this campaign, one way or another.
 func isTerminal(d *Device) bool {
 	switch d.State {
-	case DeviceSucceeded, DeviceFailed, DeviceSkipped, DeviceCancelled:
+	case DeviceSucceeded, DeviceSkipped, DeviceCancelled:
 		return true
+	case DeviceFailed:
+		return d.RetryAt.IsZero() // else it is tried again
 	}
 	return false
 }
@@ -107,6 +109,7 @@ func (m *Engine) commit(id string, d Device) {
 // ends (abort, server stop).
 func (m *Engine) drive(ctx context.Context, id, ep string) {
 	wake := m.wakeChan(ep)
+	first := time.Now() // of this driver: a device that never answers fails after the timeout
 	for ctx.Err() == nil {
 		c, d, ok := m.snapshot(id, ep)
 		if !ok || isTerminal(&d) {
@@ -120,8 +123,20 @@ func (m *Engine) drive(ctx context.Context, id, ep string) {
 		if err != nil {
 			m.log.Debug("campaign device step", "campaign", id, "endpoint", ep, "state", d.State, "err", err)
 		}
-		if !d.Started.IsZero() && !isTerminal(&d) && time.Since(d.Started) > m.cfg.DeviceTimeout {
-			d.State, d.Error = DeviceFailed, fmt.Sprintf("timed out after %s while %s", m.cfg.DeviceTimeout, before.State)
+		timeout := m.deviceTimeout(c)
+		switch {
+		case isTerminal(&d) || d.State == DeviceFailed:
+		case !d.Started.IsZero() && time.Since(d.Started) > timeout:
+			d.State, d.Error = DeviceFailed, fmt.Sprintf("timed out after %s while %s", timeout, before.State)
+		case d.Started.IsZero() && time.Since(first) > timeout:
+			msg := "no answer"
+			if err != nil {
+				msg = err.Error()
+			}
+			d.State, d.Error = DeviceFailed, fmt.Sprintf("not started after %s (device down or unreachable: %s)", timeout, msg)
+		}
+		if d.State == DeviceFailed && before.State != DeviceFailed {
+			m.scheduleRetry(c, &d)
 		}
 		if d != before {
 			if d.State != before.State {
@@ -130,8 +145,8 @@ func (m *Engine) drive(ctx context.Context, id, ep string) {
 			m.commit(id, d)
 			m.kick()
 		}
-		if isTerminal(&d) {
-			return
+		if isTerminal(&d) || d.State == DeviceFailed {
+			return // a failed device waiting for a retry is requeued by the scheduler
 		}
 		if wait {
 			t := time.NewTimer(m.cfg.Poll)
@@ -452,6 +467,11 @@ func (m *Engine) start(ctx context.Context, c Campaign, d *Device) (bool, error)
 		d.State, d.Error = DeviceFailed, err.Error()
 		return false, nil
 	}
+	if !c.AllowDowngrade && m.isNewer(img, version) {
+		d.State, d.Error = DeviceSkipped, fmt.Sprintf("runs %s, newer than the target %s: moving it back needs a campaign that allows downgrades", version, c.Version)
+		m.stopObserving(ctx, d.Endpoint)
+		return false, nil
+	}
 	p, err := m.fw.PackageFor(img, version, c.Full)
 	if err != nil {
 		d.State, d.Error = DeviceFailed, err.Error()
@@ -618,3 +638,38 @@ func format(f lwm2m.ContentFormat) *lwm2m.ContentFormat { return &f }
 
 // models types the values devices report (read only, built once).
 var models = objects.Default()
+
+// deviceTimeout is the campaign's device timeout, else the engine's.
+func (m *Engine) deviceTimeout(c Campaign) time.Duration {
+	if t, err := time.ParseDuration(c.DeviceTimeout); err == nil && t > 0 {
+		return t
+	}
+	return m.cfg.DeviceTimeout
+}
+
+// scheduleRetry sets when a device that just failed is tried again, if the
+// campaign retries and the device has retries left: RetryBackoff after the
+// first failure, doubling each time.
+func (m *Engine) scheduleRetry(c Campaign, d *Device) {
+	if d.Attempts >= c.Retries {
+		return
+	}
+	backoff, err := time.ParseDuration(c.RetryBackoff)
+	if err != nil || backoff <= 0 {
+		backoff = time.Minute
+	}
+	d.RetryAt = time.Now().UTC().Add(backoff << d.Attempts)
+}
+
+// requeue puts a failed device back in the queue, for an automatic retry
+// (attempt counted) or the operator's (Engine.Retry: counts reset).
+func requeue(d *Device, operator bool) {
+	if operator {
+		d.Attempts = 0
+	} else {
+		d.Attempts++
+	}
+	d.State, d.Progress, d.Offers = DeviceQueued, 0, 0
+	d.RetryAt, d.Started, d.Waiting, d.OfferedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	d.Error = ""
+}

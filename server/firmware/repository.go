@@ -339,3 +339,26 @@ func (f *Repository) Profile(deviceType string) DeviceProfile {
 	}
 	return p
 }
+
+// OlderThanSome reports whether the repository holds a newer version of
+// target's device type than target (by semantic version, else by rollback
+// counter).
+func (f *Repository) OlderThanSome(target Image) bool {
+	imgs, err := f.st.Images()
+	if err != nil {
+		return true // unknown: let the caller check the devices
+	}
+	for _, o := range imgs {
+		if o.DeviceType != target.DeviceType || o.Opaque || o.ID == target.ID {
+			continue
+		}
+		if c, ok := CompareVersions(o.Version, target.Version); ok {
+			if c > 0 {
+				return true
+			}
+		} else if o.SeqNo > target.SeqNo {
+			return true
+		}
+	}
+	return false
+}

@@ -42,6 +42,17 @@ type Campaign struct {
 	// (default 0.2; 1 disables).
 	ErrorThreshold float64 `json:"errorThreshold"`
 	Window         Window  `json:"window"`
+	// AllowDowngrade lets the campaign move devices to an older version
+	// than they run (refused otherwise).
+	AllowDowngrade bool `json:"allowDowngrade,omitempty"`
+	// DeviceTimeout fails a device that has not finished, or not answered,
+	// or not registered, in this time (a Go duration, "15s", "2h"; default
+	// the engine's).
+	DeviceTimeout string `json:"deviceTimeout,omitempty"`
+	// Retries is how many times a failed device is tried again on its own,
+	// RetryBackoff ("1m" by default) after its first failure, doubling.
+	Retries      int    `json:"retries,omitempty"`
+	RetryBackoff string `json:"retryBackoff,omitempty"`
 
 	State   string    `json:"state"`
 	Reason  string    `json:"reason,omitempty"` // why it paused or ended
@@ -72,6 +83,13 @@ type CampaignDevice struct {
 	Error       string    `json:"error,omitempty"`
 	Started     time.Time `json:"started,omitempty"`
 	Updated     time.Time `json:"updated"`
+	// Attempts counts the automatic retries taken so far; RetryAt is when
+	// a failed device is tried again (zero: not again).
+	Attempts int       `json:"attempts,omitempty"`
+	RetryAt  time.Time `json:"retryAt,omitzero"`
+	// Waiting is since when the device's turn has come while it is not
+	// registered (zero: it is, or its turn has not come).
+	Waiting time.Time `json:"waitingSince,omitzero"`
 }
 
 // CampaignStore keeps campaigns and the state of each of their devices.
