@@ -30,6 +30,7 @@ import (
 	"github.com/fotastack/fota/server/campaign"
 	"github.com/fotastack/fota/server/firmware"
 	"github.com/fotastack/fota/server/servertest"
+	"github.com/fotastack/fota/server/store"
 )
 
 // fwDevice is an LwM2M device written with go-coap for the campaign tests:
@@ -743,5 +744,56 @@ func TestCampaignAutomaticRetries(t *testing.T) {
 	}
 	if _, execs, _ := d.counts(); execs != 3 {
 		t.Fatalf("%d updates executed, want 3 (the first try and 2 retries)", execs)
+	}
+}
+
+// Issue 14: every device keeps a history (registration, each campaign
+// state with its result) readable through the API, and every API call that
+// changes something is in the audit trail with who, what and how it ended.
+func TestDeviceHistoryAndAuditTrail(t *testing.T) {
+	e := startCampaigns(t, filepath.Join(t.TempDir(), "fota.db"))
+	e.addImages(t)
+	newFwDevice(t, e.srv, "hist-1", "sensor", "1.0", e.v1, e.fw.PublicKey())
+	var st campaign.Status
+	def := campaign.Campaign{Image: e.img2.ID, Targets: campaign.Selector{Endpoints: []string{"hist-1"}}}
+	if code := e.srv.API("POST", "/api/campaigns", def, &st); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	waitCampaign(t, e.cm, st.ID, "completed", func(c campaign.Campaign, _ []campaign.Device) bool { return c.State == campaign.Completed })
+	var h []store.HistoryEntry
+	waitFor(t, "history written", func() bool {
+		e.srv.API("GET", "/api/clients/hist-1/history", nil, &h)
+		return len(h) > 0 && h[len(h)-1].State == campaign.DeviceSucceeded
+	})
+	var kinds, states []string
+	for _, x := range h {
+		kinds = append(kinds, x.Kind)
+		if x.Kind == "campaign" {
+			states = append(states, x.State)
+			if x.Campaign != st.ID || x.Endpoint != "hist-1" || x.Time.IsZero() || x.Detail == "" {
+				t.Fatalf("entry %+v", x)
+			}
+		}
+	}
+	if kinds[0] != "registered" || strings.Join(states, ",") != "downloading,downloaded,updating,succeeded" {
+		t.Fatalf("history kinds %v, campaign states %v:\n%+v", kinds, states, h)
+	}
+	if last := h[len(h)-1]; last.Result != 1 {
+		t.Fatalf("the success carries no result 1: %+v", last)
+	}
+	// The audit trail: the creation, and a refused call without the token.
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/campaigns", strings.NewReader("{}"))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("POST without token: %v %v", resp, err)
+	}
+	var audit []store.AuditEntry
+	if code := e.srv.API("GET", "/api/audit", nil, &audit); code != http.StatusOK || len(audit) != 2 {
+		t.Fatalf("audit: %d %+v", code, audit)
+	}
+	if a := audit[0]; a.Action != "POST /api/campaigns" || a.Status != http.StatusCreated || a.Actor != "api-token" {
+		t.Fatalf("audit of the creation %+v", a)
+	}
+	if a := audit[1]; a.Status != http.StatusUnauthorized || a.Actor != "unauthenticated" {
+		t.Fatalf("audit of the refused call %+v", a)
 	}
 }

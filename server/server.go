@@ -16,6 +16,7 @@ import (
 	"github.com/fotastack/fota/server/campaign"
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/firmware"
+	"github.com/fotastack/fota/server/history"
 	"github.com/fotastack/fota/server/store"
 )
 
@@ -57,6 +58,7 @@ type Server struct {
 	Campaigns *campaign.Engine
 	Bootstrap *bootstrap.Server // nil unless configured
 	API       *api.API
+	history   *history.Recorder
 
 	log      *slog.Logger
 	http     *http.Server
@@ -91,6 +93,7 @@ func Start(cfg Config) (*Server, error) {
 	if s.Server, err = dm.Start(dc); err != nil {
 		return nil, err
 	}
+	s.history = history.Start(s.Events(), cfg.Store, cfg.Logger)
 	if s.Firmware, err = firmware.New(s.Server, cfg.Store); err != nil {
 		return nil, err
 	}
@@ -116,7 +119,7 @@ func Start(cfg Config) (*Server, error) {
 		s.ReserveIdentities(s.Bootstrap.BootstrapIdentity)
 	}
 	s.API = api.New(api.Config{Token: s.apiToken, DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns,
-		Bootstrap: s.Bootstrap, Logger: cfg.Logger})
+		Bootstrap: s.Bootstrap, Store: cfg.Store, Logger: cfg.Logger})
 	if cfg.HTTPAddr != "" {
 		if err := s.serveHTTP(cfg.HTTPAddr); err != nil {
 			return nil, err
@@ -199,10 +202,14 @@ func (s *Server) Close() error {
 	if s.Campaigns != nil {
 		s.Campaigns.Close()
 	}
+	var err error
 	if s.Server != nil {
-		return s.Server.Close()
+		err = s.Server.Close()
 	}
-	return nil
+	if s.history != nil {
+		s.history.Close() // after dm: its last events (de-registrations) are written
+	}
+	return err
 }
 
 // CoAPSURI is the coaps URI devices use to reach a listener at addr: a

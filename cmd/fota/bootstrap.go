@@ -64,7 +64,7 @@ func runBootstrap(args []string) error {
 		if err != nil {
 			return fmt.Errorf("listen http %s: %w", *httpAddr, err)
 		}
-		hs = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: api.New(api.Config{Token: *token, Bootstrap: b, Logger: log})}
+		hs = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: api.New(api.Config{Token: *token, Bootstrap: b, Store: st, Logger: log})}
 		go func() {
 			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("http server", "err", err)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,4 +60,51 @@ func TestFirmwareAndCampaignCommands(t *testing.T) {
 	if err := runCampaign(append([]string{"resume", id}, api...)); err == nil {
 		t.Fatal("resume of an aborted campaign succeeded")
 	}
+}
+
+// fota audit lists the calls that changed the server, newest last.
+func TestAuditCommand(t *testing.T) {
+	srv := servertest.Start(t)
+	api := []string{"--url", srv.URL, "--api-token", servertest.Token}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "v1.bin")
+	if err := os.WriteFile(img, []byte("firmware image v1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := runFirmware(append([]string{"add", img, "--version", "1.0", "--device-type", "sensor"}, api...)); err != nil {
+		t.Fatal(err)
+	}
+	out := captureStdout(t, func() error { return runAudit(append([]string{"--json"}, api...)) })
+	var es []map[string]any
+	if err := json.Unmarshal([]byte(out), &es); err != nil || len(es) != 1 || es[0]["action"] != "POST /api/firmware" || es[0]["status"] != 201.0 {
+		t.Fatalf("audit --json: %v %s", err, out)
+	}
+	if err := runAudit([]string{"extra"}); err == nil {
+		t.Fatal("an argument was accepted")
+	}
+}
+
+// captureStdout runs fn with os.Stdout redirected to a pipe and returns
+// what it printed.
+func captureStdout(t *testing.T, fn func() error) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- b
+	}()
+	ferr := fn()
+	os.Stdout = old
+	w.Close()
+	out := <-done
+	if ferr != nil {
+		t.Fatalf("%v (printed %s)", ferr, out)
+	}
+	return string(out)
 }

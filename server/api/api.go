@@ -44,7 +44,13 @@ type Config struct {
 	Campaigns *campaign.Engine
 	Bootstrap *bootstrap.Server
 	Events    *events.Broker // the SSE stream's source (default: DM's)
-	Logger    *slog.Logger
+	// Store keeps device histories and the audit trail (nil: neither is
+	// served nor written).
+	Store interface {
+		store.HistoryStore
+		store.AuditStore
+	}
+	Logger *slog.Logger
 }
 
 // API is the HTTP API: an http.Handler with its bearer-token check.
@@ -76,17 +82,56 @@ func New(cfg Config) *API {
 	if cfg.Bootstrap != nil {
 		a.bootstrapRoutes()
 	}
+	if cfg.Store != nil {
+		a.mux.HandleFunc("GET /api/audit", a.apiAudit)
+	}
 	return a
 }
 
-// ServeHTTP serves a request that carries the token.
+// ServeHTTP serves a request that carries the token. A request that may
+// change something (any method but GET and HEAD) is written to the audit
+// trail with its answer's status, refused or not.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !a.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="fota"`)
-		httpError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if !a.authorized(r) {
+			unauthorized(w)
+			return
+		}
+		a.mux.ServeHTTP(w, r)
 		return
 	}
-	a.mux.ServeHTTP(w, r)
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	actor := "api-token"
+	if !a.authorized(r) {
+		actor = "unauthenticated"
+		unauthorized(sw)
+	} else {
+		a.mux.ServeHTTP(sw, r)
+	}
+	a.audit(store.AuditEntry{Time: time.Now().UTC(), Actor: actor, Action: r.Method + " " + r.URL.Path, Status: sw.status, Remote: r.RemoteAddr})
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="fota"`)
+	httpError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Flush passes through, for event streams.
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 func (a *API) authorized(r *http.Request) bool {
@@ -112,6 +157,9 @@ func (a *API) deviceRoutes() {
 	m.HandleFunc("GET /api/security/clients", a.apiSecurityList)
 	m.HandleFunc("PUT /api/security/clients", a.apiSecurityPut)
 	m.HandleFunc("DELETE /api/security/clients/{ep}", a.apiSecurityDelete)
+	if a.cfg.Store != nil {
+		m.HandleFunc("GET /api/clients/{ep}/history", a.apiHistory)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -2,9 +2,9 @@
 // kind of record: registrations, device credentials, observations and
 // settings (device management), bootstrap configurations and bootstrap
 // credentials, firmware images, packages, device profiles and their bytes
-// (blobs), campaigns and their per-device state. Each part of the server
-// takes the interfaces it needs; Store is all of them, what one backend
-// implements. server/store/bolt is the default backend (one bbolt file);
+// (blobs), campaigns and their per-device state, each device's history and
+// the audit trail of the API. Each part of the server takes the interfaces
+// it needs; Store is all of them, what one backend implements. server/store/bolt is the default backend (one bbolt file);
 // server/store/storetest is the conformance suite every backend runs.
 //
 // This package imports nothing of ours: the records are plain data, and the
@@ -47,6 +47,8 @@ type Store interface {
 	BootstrapStore
 	FirmwareStore
 	CampaignStore
+	HistoryStore
+	AuditStore
 
 	// Close releases the store. Calls after Close fail.
 	Close() error

@@ -21,6 +21,8 @@
 //	fw_chunks                chunk bucket name -> bucket: 8-byte index -> chunk
 //	campaigns                campaign ID -> Campaign
 //	campaign_devices         campaign ID -> bucket: endpoint -> CampaignDevice
+//	device_history           endpoint -> bucket: 8-byte sequence -> HistoryEntry
+//	audit                    8-byte sequence -> AuditEntry
 //
 // The names and shapes are those the server used before its store was one
 // package, so a file written then opens unchanged; only firmware blobs, then
@@ -59,6 +61,9 @@ var (
 
 	bucketCampaigns       = []byte("campaigns")
 	bucketCampaignDevices = []byte("campaign_devices")
+
+	bucketHistory = []byte("device_history")
+	bucketAudit   = []byte("audit")
 )
 
 var allBuckets = [][]byte{
@@ -66,6 +71,7 @@ var allBuckets = [][]byte{
 	bucketBSConfigs, bucketBSCredentials, bucketBSPSKIdentities,
 	bucketFwImages, bucketFwPackages, bucketFwTypes, bucketFwBlobIndex, bucketFwChunks,
 	bucketCampaigns, bucketCampaignDevices,
+	bucketHistory, bucketAudit,
 }
 
 // Store is the bbolt implementation of store.Store: one file, one writer

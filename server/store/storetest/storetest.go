@@ -49,6 +49,8 @@ func Run(t *testing.T, b Backend) {
 		{"Packages", testPackages},
 		{"Profiles", testProfiles},
 		{"Campaigns", testCampaigns},
+		{"History", testHistory},
+		{"Audit", testAudit},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"SurvivesReopen", testReopen},
 	}
@@ -618,5 +620,48 @@ func testReopen(t *testing.T, b Backend) {
 	}
 	if devs, err := s.CampaignDevices("c"); err != nil || len(devs) != 1 || devs[0].State != "updating" {
 		t.Fatalf("campaign devices after reopen %+v %v", devs, err)
+	}
+}
+
+// A device's history keeps its newest entries, in order, apart from other
+// devices'; it outlives nothing but its bound.
+func testHistory(t *testing.T, b Backend) {
+	s := open(t, b)
+	h, err := s.History("nobody", 10)
+	if err != nil || len(h) != 0 {
+		t.Fatalf("history of an unknown endpoint: %v %v", h, err)
+	}
+	for i := range 12 {
+		e := store.HistoryEntry{Time: now.Add(time.Duration(i) * time.Second), Endpoint: "a", Kind: "campaign", Detail: fmt.Sprint(i), Result: i}
+		o := store.HistoryEntry{Time: now, Endpoint: "b", Kind: "registered", Detail: fmt.Sprint(i)}
+		must(t, s.AddHistory([]store.HistoryEntry{e, o}, 5))
+	}
+	h, err = s.History("a", 100)
+	must(t, err)
+	if len(h) != 5 || h[0].Detail != "7" || h[4].Detail != "11" || h[4].Result != 11 || !h[4].Time.Equal(now.Add(11*time.Second)) {
+		t.Fatalf("history of a (keep 5): %+v", h)
+	}
+	h, err = s.History("a", 2)
+	must(t, err)
+	if len(h) != 2 || h[0].Detail != "10" || h[1].Detail != "11" {
+		t.Fatalf("newest 2 of a: %+v", h)
+	}
+	if h, _ := s.History("b", 100); len(h) != 5 || h[0].Kind != "registered" {
+		t.Fatalf("history of b: %+v", h)
+	}
+	if err := s.AddHistory([]store.HistoryEntry{{Kind: "x"}}, 5); err == nil {
+		t.Fatal("an entry without endpoint was stored")
+	}
+}
+
+func testAudit(t *testing.T, b Backend) {
+	s := open(t, b)
+	for i := range 7 {
+		must(t, s.AddAudit(store.AuditEntry{Time: now, Actor: "api-token", Action: fmt.Sprintf("POST /api/x/%d", i), Status: 200 + i}, 4))
+	}
+	a, err := s.Audit(10)
+	must(t, err)
+	if len(a) != 4 || a[0].Action != "POST /api/x/3" || a[3].Status != 206 || a[3].Actor != "api-token" {
+		t.Fatalf("audit (keep 4): %+v", a)
 	}
 }
