@@ -214,6 +214,10 @@ func TestEndToEndUnknownPSK(t *testing.T) {
 		if e.Kind != client.EventRegisterFailed || e.Err == nil {
 			t.Fatalf("first event %+v, want a failed registration", e)
 		}
+		// The server answers unknown_psk_identity and the client says so.
+		if !strings.Contains(e.Err.Error(), `does not know PSK identity "nobody"`) {
+			t.Fatalf("failure %q does not say the identity is unknown", e.Err)
+		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no failure reported")
 	}

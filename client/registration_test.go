@@ -127,8 +127,8 @@ func TestWrongPSKFailsHandshake(t *testing.T) {
 	e := ev.wait(t, EventRegisterFailed, 5*time.Second)
 	cancel()
 	<-done
-	if e.Err == nil || !strings.Contains(e.Err.Error(), "handshake") {
-		t.Errorf("failure %v does not name the handshake", e.Err)
+	if e.Err == nil || !strings.Contains(e.Err.Error(), "handshake") || !strings.Contains(e.Err.Error(), "wrong PSK key") {
+		t.Errorf("failure %v does not name the handshake and the likely wrong key", e.Err)
 	}
 	if s.reg("evil") != nil {
 		t.Error("device with a wrong key is registered")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
@@ -149,7 +150,8 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", t.addr, err)
 	}
-	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(raw), raw.RemoteAddr(), dopts...)
+	watch := &handshakeWatch{PacketConn: dtlsnet.PacketConnFromConn(raw)}
+	dc, err := piondtls.ClientWithOptions(watch, raw.RemoteAddr(), dopts...)
 	if err != nil {
 		_ = raw.Close()
 		return nil, fmt.Errorf("dtls client %s: %w", t.addr, err)
@@ -161,7 +163,7 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 	cancel()
 	if err != nil {
 		_ = dc.Close()
-		return nil, fmt.Errorf("dtls handshake with %s: %w", t.addr, err)
+		return nil, fmt.Errorf("dtls handshake with %s: %s: %w", t.addr, watch.explain(c.cfg), err)
 	}
 	opts = append(opts, options.WithCloseSocket())
 	return onClose(coapdtls.Client(dc, opts...)), nil
@@ -252,4 +254,45 @@ type certificateOptions struct {
 	RootCAs            *x509.CertPool
 	InsecureSkipVerify bool
 	ServerName         string
+}
+
+// handshakeWatch sees the datagrams of a DTLS client's socket, so that a
+// failed handshake can be explained: pion reports a wrong key as a timeout
+// and an unknown identity as an alert it cannot name.
+type handshakeWatch struct {
+	net.PacketConn
+	received atomic.Int64
+	alert    atomic.Int32 // description of the last plaintext alert, or 0
+}
+
+func (w *handshakeWatch) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, a, err := w.PacketConn.ReadFrom(p)
+	if n > 0 {
+		w.received.Add(1)
+		// A plaintext (epoch 0) alert record: type 21, 13-byte header,
+		// level and description.
+		if n >= 15 && p[0] == 21 && p[3] == 0 && p[4] == 0 {
+			w.alert.Store(int32(p[14]))
+		}
+	}
+	return n, a, err
+}
+
+// explain says what a failed handshake most likely means, for the person
+// who configured the device.
+func (w *handshakeWatch) explain(cfg Config) string {
+	id := string(cfg.PSKIdentity)
+	switch a := w.alert.Load(); {
+	case a == 115:
+		return fmt.Sprintf("the server does not know PSK identity %q (unknown_psk_identity): check the identity, and that the server's security store has it", id)
+	case a == 80 && cfg.Certificate == nil:
+		return fmt.Sprintf("the server refused the handshake (internal_error; a server that does not know PSK identity %q answers so)", id)
+	case a != 0:
+		return fmt.Sprintf("the server refused the handshake (TLS alert %d)", a)
+	case w.received.Load() == 0:
+		return "no answer at all: is a DTLS server listening at this address?"
+	case cfg.Certificate == nil:
+		return fmt.Sprintf("the server answered but the handshake did not finish: most likely a wrong PSK key for identity %q (a server drops a Finished message it cannot verify)", id)
+	}
+	return "the server answered but the handshake did not finish: check the certificates on both sides"
 }

@@ -403,6 +403,7 @@ type association struct {
 	mute        atomic.Bool // superseded: say nothing more to the peer
 	established atomic.Bool
 	pendingDone atomic.Bool  // counted out of DTLS.pending
+	pskRefused  atomic.Bool  // the store refused the peer's PSK identity
 	lastActive  atomic.Int64 // unix nanoseconds of the last datagram in or out
 	busy        atomic.Int32 // requests being served or sent
 	handlers    atomic.Int32 // handlers running now
@@ -507,6 +508,7 @@ func (a *association) handshake(inc *incarnation) {
 			k, err := psk(id)
 			if err != nil {
 				d.log.Warn("security: dtls psk identity refused", "identity", string(id), "from", a.addr, "err", err)
+				a.pskRefused.Store(true) // its alert says so (WriteTo)
 			}
 			return k, err
 		}))
@@ -729,6 +731,9 @@ func (inc *incarnation) WriteTo(p []byte, addr net.Addr) (int, error) {
 	default:
 	}
 	inc.a.touch()
+	if inc.a.pskRefused.Load() {
+		p = unknownIdentityAlert(p)
+	}
 	return inc.a.d.pc.WriteTo(p, addr)
 }
 

@@ -462,3 +462,54 @@ func TestPendingHandshakesBounded(t *testing.T) {
 		}
 	}
 }
+
+// An identity the store refuses is answered with the unknown_psk_identity
+// alert (RFC 4279 2), not pion's internal_error: the client can tell its
+// operator what is wrong.
+func TestUnknownIdentityAlert(t *testing.T) {
+	srv := startDTLS(t)
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	w := &alertWatch{PacketConn: pc}
+	if _, err := dial(t, w, srv.Addr(), "wrong"); err == nil {
+		t.Fatal("handshake with a refused identity succeeded")
+	}
+	if got := w.desc.Load(); got != alertUnknownPSKIdentity {
+		t.Fatalf("alert description %d, want %d (unknown_psk_identity)", got, alertUnknownPSKIdentity)
+	}
+}
+
+// alertWatch records the description of the plaintext alert it reads.
+type alertWatch struct {
+	net.PacketConn
+	desc atomic.Int32
+}
+
+func (w *alertWatch) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, a, err := w.PacketConn.ReadFrom(p)
+	if n == recordHeaderLen+2 && p[0] == contentTypeAlert {
+		w.desc.Store(int32(p[recordHeaderLen+1]))
+	}
+	return n, a, err
+}
+
+func TestUnknownIdentityAlertRewrite(t *testing.T) {
+	alert := func(epoch byte, desc byte) []byte {
+		return []byte{contentTypeAlert, 0xfe, 0xfd, 0, epoch, 0, 0, 0, 0, 0, 1, 0, 2, 2, desc}
+	}
+	in := append(alert(0, alertInternalError), alert(1, alertInternalError)...)
+	out := unknownIdentityAlert(in)
+	if out[14] != alertUnknownPSKIdentity || out[29] != alertInternalError || in[14] != alertInternalError {
+		t.Fatalf("rewrite %v from %v", out, in)
+	}
+	hs := []byte{contentTypeHandshake, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 2, alertInternalError}
+	if got := unknownIdentityAlert(hs); got[14] != alertInternalError {
+		t.Fatal("a handshake record was changed")
+	}
+	if got := unknownIdentityAlert([]byte{1, 2, 3}); len(got) != 3 {
+		t.Fatal("a short datagram was changed")
+	}
+}

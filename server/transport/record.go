@@ -5,6 +5,7 @@ import "encoding/binary"
 // DTLS record layer (RFC 6347 4.1; RFC 9146 4 for tls12_cid records).
 const (
 	recordHeaderLen      = 13
+	contentTypeAlert     = 21
 	contentTypeHandshake = 22
 	contentTypeCID       = 25
 	handshakeClientHello = 1
@@ -48,4 +49,37 @@ func recordCID(b []byte, size int) []byte {
 		return nil
 	}
 	return b[11 : 11+size]
+}
+
+// TLS alert descriptions (RFC 5246 7.2, RFC 4279 2).
+const (
+	alertInternalError      = 80
+	alertUnknownPSKIdentity = 115
+)
+
+// unknownIdentityAlert returns b with the description of a plaintext
+// (epoch 0) internal_error alert changed to unknown_psk_identity, the alert
+// RFC 4279 2 names for a PSK identity the server does not know: pion sends
+// internal_error when the PSK callback fails, which tells a device's
+// operator nothing. b itself is not changed (it is pion's buffer).
+func unknownIdentityAlert(b []byte) []byte {
+	var out []byte
+	for off := 0; len(b)-off >= recordHeaderLen; {
+		rec := b[off:]
+		n := int(binary.BigEndian.Uint16(rec[11:13]))
+		if recordHeaderLen+n > len(rec) {
+			break
+		}
+		if rec[0] == contentTypeAlert && rec[3] == 0 && rec[4] == 0 && n == 2 && rec[recordHeaderLen+1] == alertInternalError {
+			if out == nil {
+				out = append([]byte(nil), b...)
+			}
+			out[off+recordHeaderLen+1] = alertUnknownPSKIdentity
+		}
+		off += recordHeaderLen + n
+	}
+	if out == nil {
+		return b
+	}
+	return out
 }
