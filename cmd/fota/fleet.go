@@ -98,7 +98,7 @@ func runFleet(args []string) error {
 	}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
-	all := false
+	all, hinted := false, false
 	lastReport := time.Now()
 	for {
 		select {
@@ -123,6 +123,16 @@ func runFleet(args []string) error {
 		if !all && time.Since(lastReport) >= 5*time.Second {
 			lastReport = time.Now()
 			fmt.Printf("fleet: %d/%d started, %d registered, %d failed attempts\n", s.Started, *devices, s.Registered, s.Failures)
+			if s.Registered == 0 && s.Failures > 0 && !hinted {
+				// The usual cause: a server that does not know the fleet's
+				// keys. Say so once instead of retrying in silence.
+				hinted = true
+				how := "run with --provision (it PUTs the keys through the HTTP API: --url, FOTA_API_TOKEN)"
+				if *provision {
+					how = "the keys were provisioned: check --server and that the server runs"
+				}
+				fmt.Fprintf(os.Stderr, "fleet: no device has registered yet and every attempt failed; if the server does not know the fleet's PSK identities (prefix %q), %s\n", *prefix, how)
+			}
 		}
 	}
 }
