@@ -34,6 +34,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -102,6 +103,9 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: another process (a running fota server?) holds the file; stop it or use another --db", path)
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("open store %s: not writable by this user (the server writes every change to it): check the file's owner and mode, or use another --db", path)
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
