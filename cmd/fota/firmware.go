@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -37,7 +38,7 @@ func apiFlags(fs *flag.FlagSet) func() (apiClient, error) {
 
 func runFirmware(args []string) error {
 	if len(args) == 0 {
-		return &exitError{2, errors.New("usage: fota firmware add FILE --version V --device-type T | list | rm ID | key")}
+		return &exitError{2, errors.New("usage: fota firmware add FILE --version V --device-type T | list | rm ID | key | example")}
 	}
 	switch args[0] {
 	case "add":
@@ -48,8 +49,10 @@ func runFirmware(args []string) error {
 		return firmwareRemove(args[1:])
 	case "key":
 		return firmwareKey(args[1:])
+	case "example":
+		return firmwareExample(args[1:])
 	}
-	return &exitError{2, fmt.Errorf("unknown firmware command %q (add, list, rm, key)", args[0])}
+	return &exitError{2, fmt.Errorf("unknown firmware command %q (add, list, rm, key, example)", args[0])}
 }
 
 func firmwareAdd(args []string) error {
@@ -186,5 +189,40 @@ func firmwareKey(args []string) error {
 		return fmt.Errorf("read answer: %w", err)
 	}
 	fmt.Println(k.PublicKey)
+	return nil
+}
+
+// firmwareExample writes two real firmware images, v1.bin and v2.bin, for
+// trying the stack by hand: the demo's pair (MicroPython for the pyboard,
+// from ../shared/firmware or --firmware-dir), else a generated pair, and
+// says which.
+func firmwareExample(args []string) error {
+	fs := flag.NewFlagSet("firmware example", flag.ContinueOnError)
+	out := fs.String("o", ".", "write v1.bin and v2.bin into this `directory`")
+	dir := fs.String("firmware-dir", "", "directory of image pairs (default $FOTA_FIRMWARE_DIR, else ../shared/firmware)")
+	pair := fs.String("pair", defaultDemoPair, "image pair (a folder of old.bin and new.bin)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, err}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{2, fmt.Errorf("firmware example takes no arguments (got %q); use -o DIR", fs.Arg(0))}
+	}
+	fw, ok, err := loadDemoFirmware(firmwareDirCandidates(*dir), *pair)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		fw = generateDemoFirmware(160<<10, 1)
+		fw.Source += "; no firmware pair found (give --firmware-dir)"
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	for name, data := range map[string][]byte{"v1.bin": fw.V1, "v2.bin": fw.V2} {
+		if err := os.WriteFile(filepath.Join(*out, name), data, 0o644); err != nil {
+			return fmt.Errorf("write example image: %w", err)
+		}
+	}
+	fmt.Printf("v1.bin (%d bytes) and v2.bin (%d bytes) in %s: %s\n", len(fw.V1), len(fw.V2), *out, fw.Source)
 	return nil
 }
