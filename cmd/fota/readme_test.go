@@ -15,28 +15,28 @@ import (
 	"time"
 )
 
-// readmeFlow returns the shell block of README.md's "Running the pieces by
-// hand" section, the by-hand flow a new user pastes line by line.
-func readmeFlow(t *testing.T) string {
+// readmeBlock returns the first shell block of README.md's section named
+// heading: what a new user pastes line by line.
+func readmeBlock(t *testing.T, heading string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
-	i := strings.Index(s, "## Running the pieces by hand")
+	i := strings.Index(s, heading+"\n")
 	if i < 0 {
-		t.Fatal(`README.md has no "## Running the pieces by hand" section`)
+		t.Fatalf("README.md has no %q section", heading)
 	}
 	s = s[i:]
 	start := strings.Index(s, "```sh\n")
 	if start < 0 {
-		t.Fatal("the by-hand section has no sh block")
+		t.Fatalf("README section %q has no sh block", heading)
 	}
 	s = s[start+len("```sh\n"):]
 	end := strings.Index(s, "```")
 	if end < 0 {
-		t.Fatal("the by-hand sh block does not end")
+		t.Fatalf("the sh block of README section %q does not end", heading)
 	}
 	return s[:end]
 }
@@ -50,7 +50,16 @@ func TestReadmeByHandFlow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the README flow: server, device, campaign")
 	}
-	flow := readmeFlow(t)
+	flow := readmeBlock(t, "## Running the pieces by hand")
+	// Then the HTTP API examples against what the flow left running, each
+	// curl failing the script on an error answer; the streams are left out.
+	var api []string
+	for _, line := range strings.Split(readmeBlock(t, "## HTTP API"), "\n") {
+		if !strings.Contains(line, "(streams)") {
+			api = append(api, line)
+		}
+	}
+	flow += "curl() { command curl -sS --fail-with-body --max-time 20 \"$@\"; echo; }\n" + strings.Join(api, "\n")
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -71,8 +72,21 @@ func (a *API) bsAPIPut(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "bad endpoint name")
 		return
 	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 256<<10))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "bootstrap config: "+err.Error())
+		return
+	}
+	// What GET answers ({"endpoint", "config", "status"}) may be PUT back
+	// as it is: its config is taken.
+	var wrapped struct {
+		Config json.RawMessage `json:"config"`
+	}
+	if json.Unmarshal(body, &wrapped) == nil && len(wrapped.Config) > 0 {
+		body = wrapped.Config
+	}
 	var c bootstrap.Config
-	dec := json.NewDecoder(io.LimitReader(r.Body, 256<<10))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		httpError(w, http.StatusBadRequest, "bootstrap config: "+err.Error())
