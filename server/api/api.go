@@ -54,6 +54,8 @@ type API struct {
 	dm  *dm.Server
 	log *slog.Logger
 	mux *routeMux
+	// openapi is the OpenAPI document of the routes served (openapi.go).
+	openapi []byte
 }
 
 // New makes the API over the parts in cfg.
@@ -65,18 +67,33 @@ func New(cfg Config) *API {
 		cfg.Events = cfg.DM.Events()
 	}
 	a := &API{cfg: cfg, dm: cfg.DM, log: cfg.Logger, mux: newRouteMux()}
+	// Each part's routes and their documentation (operations.go) together:
+	// the OpenAPI document lists what this API serves, no more.
+	s := newSchemas()
+	ops := apiOps(s)
+	a.mux.HandleFunc("GET /api/openapi.json", a.apiOpenAPI)
 	if cfg.DM != nil {
 		a.deviceRoutes()
+		ops = append(ops, deviceOps(s)...)
 	}
 	if cfg.Firmware != nil {
 		a.firmwareRoutes()
+		ops = append(ops, firmwareOps(s)...)
 	}
 	if cfg.Campaigns != nil {
 		a.campaignRoutes()
+		ops = append(ops, campaignOps(s)...)
 	}
 	if cfg.Bootstrap != nil {
 		a.bootstrapRoutes()
+		ops = append(ops, bootstrapOps(s)...)
 	}
+	doc, err := buildOpenAPI(s, ops)
+	if err != nil {
+		// Only a value json cannot encode gets here: a bug in operations.go.
+		panic("api: OpenAPI document: " + err.Error())
+	}
+	a.openapi = doc
 	return a
 }
 
