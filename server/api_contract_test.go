@@ -240,3 +240,24 @@ func TestUnsupportedBodyRefusedBeforeDevice(t *testing.T) {
 		}
 	}
 }
+
+// An image uploaded as curl --data-binary sends it (Content-Type
+// application/x-www-form-urlencoded, parameters in the query) is stored
+// whole, not parsed as a form; a multipart upload takes its parameters
+// from its fields.
+func TestFirmwareUploadAsCurlSendsIt(t *testing.T) {
+	srv := servertest.Start(t)
+	img := strings.Repeat("firmware image bytes ", 3000)
+	a := apiDo(t, srv, "POST", "/api/firmware?deviceType=meter&version=1.0", "application/x-www-form-urlencoded", img, true)
+	if a.code != http.StatusCreated || a.body["size"] != float64(len(img)) {
+		t.Fatalf("raw upload: HTTP %d %s, want 201 with size %d", a.code, a.raw, len(img))
+	}
+	var mp strings.Builder
+	mp.WriteString("--B\r\nContent-Disposition: form-data; name=\"deviceType\"\r\n\r\nmeter\r\n")
+	mp.WriteString("--B\r\nContent-Disposition: form-data; name=\"version\"\r\n\r\n2.0\r\n")
+	mp.WriteString("--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"v2.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n" + img + "x\r\n--B--\r\n")
+	a = apiDo(t, srv, "POST", "/api/firmware", "multipart/form-data; boundary=B", mp.String(), true)
+	if a.code != http.StatusCreated || a.body["size"] != float64(len(img)+1) || a.body["version"] != "2.0" {
+		t.Fatalf("multipart upload: HTTP %d %s", a.code, a.raw)
+	}
+}

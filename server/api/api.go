@@ -539,7 +539,7 @@ func (a *API) deviceBody(w http.ResponseWriter, r *http.Request, dev *dm.Device,
 	}
 	body, cf, raw, err := apiBody(r, base, format, def)
 	if errors.Is(err, errMediaType) {
-		refuse(err.Error())
+		refuse(strings.TrimPrefix(err.Error(), errMediaType.Error()+": "))
 		return nil, 0, false
 	}
 	if err != nil {
