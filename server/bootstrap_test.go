@@ -366,8 +366,8 @@ func TestBootstrapConfigValidation(t *testing.T) {
 	}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {
-			var out map[string]string
-			if code := e.dm.API("PUT", "/api/bootstrap/v", body, &out); code != http.StatusBadRequest || out["error"] == "" {
+			var out map[string]any
+			if code := e.dm.API("PUT", "/api/bootstrap/v", body, &out); code != http.StatusBadRequest || out["error"] == "" || out["error"] == nil {
 				t.Fatalf("PUT: %d %v, want 400 with a reason", code, out)
 			}
 			if code := e.dm.API("GET", "/api/bootstrap/v", nil, nil); code != http.StatusNotFound {
@@ -391,8 +391,8 @@ func TestBootstrapConfigValidation(t *testing.T) {
 		t.Fatalf("bootstrap credential: %d", code)
 	}
 	dmBody := map[string]any{"endpoint": "other2", "tls": map[string]any{"mode": "psk", "details": map[string]any{"identity": "bs-only-id", "key": "0102"}}}
-	var refusal map[string]string
-	if code := e.dm.API("PUT", "/api/security/clients", dmBody, &refusal); code != http.StatusConflict || refusal["error"] == "" {
+	var refusal map[string]any
+	if code := e.dm.API("PUT", "/api/security/clients", dmBody, &refusal); code != http.StatusConflict || refusal["error"] == "" || refusal["error"] == nil {
 		t.Fatalf("DM identity equal to a bootstrap identity: %d %v, want 409 with a reason", code, refusal)
 	}
 	if _, err := e.dm.Store.Credential("other2"); err == nil {

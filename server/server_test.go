@@ -256,8 +256,11 @@ func TestDeviceManagement(t *testing.T) {
 			if code := srv.API("GET", "/api/clients/nobody/3/0/0", nil, nil); code != 404 {
 				t.Fatalf("unknown device: HTTP %d", code)
 			}
-			if got := call("GET", "/3/0/77", nil); got["status"] != "NOT_FOUND" {
-				t.Fatalf("unknown resource: %v", got)
+			// The device's 4.04 is an HTTP error naming the device's code,
+			// not a 200 carrying it.
+			var nf map[string]any
+			if code := srv.API("GET", base+"/3/0/77", nil, &nf); code != http.StatusNotFound || nf["deviceCode"] != "4.04" || nf["status"] != float64(404) {
+				t.Fatalf("unknown resource: HTTP %d %v, want 404 with deviceCode 4.04", code, nf)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"sort"
 	"strconv"
@@ -58,7 +59,9 @@ type API struct {
 	cfg Config
 	dm  *dm.Server
 	log *slog.Logger
-	mux *http.ServeMux
+	mux *routeMux
+	// openapi is the OpenAPI document of the routes served (openapi.go).
+	openapi []byte
 }
 
 // New makes the API over the parts in cfg.
@@ -69,22 +72,42 @@ func New(cfg Config) *API {
 	if cfg.Events == nil && cfg.DM != nil {
 		cfg.Events = cfg.DM.Events()
 	}
-	a := &API{cfg: cfg, dm: cfg.DM, log: cfg.Logger, mux: http.NewServeMux()}
+	a := &API{cfg: cfg, dm: cfg.DM, log: cfg.Logger, mux: newRouteMux()}
+	// Each part's routes and their documentation (operations.go) together:
+	// the OpenAPI document lists what this API serves, no more.
+	s := newSchemas()
+	ops := apiOps(s)
+	a.mux.HandleFunc("GET /api/openapi.json", a.apiOpenAPI)
 	if cfg.DM != nil {
 		a.deviceRoutes()
+		ops = append(ops, deviceOps(s)...)
 	}
 	if cfg.Firmware != nil {
 		a.firmwareRoutes()
+		ops = append(ops, firmwareOps(s)...)
 	}
 	if cfg.Campaigns != nil {
 		a.campaignRoutes()
+		ops = append(ops, campaignOps(s)...)
 	}
 	if cfg.Bootstrap != nil {
 		a.bootstrapRoutes()
+		ops = append(ops, bootstrapOps(s)...)
 	}
 	if cfg.Store != nil {
 		a.mux.HandleFunc("GET /api/audit", a.apiAudit)
+		ao := auditOps(s)
+		if cfg.DM == nil {
+			ao = ao[:1] // no device history without device management
+		}
+		ops = append(ops, ao...)
 	}
+	doc, err := buildOpenAPI(s, ops)
+	if err != nil {
+		// Only a value json cannot encode gets here: a bug in operations.go.
+		panic("api: OpenAPI document: " + err.Error())
+	}
+	a.openapi = doc
 	return a
 }
 
@@ -92,6 +115,10 @@ func New(cfg Config) *API {
 // change something (any method but GET and HEAD) is written to the audit
 // trail with its answer's status, refused or not.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, pattern := a.mux.Handler(r); pattern == "" && a.authorized(r) {
+		a.serveUnrouted(w, r, h)
+		return
+	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		if !a.authorized(r) {
 			unauthorized(w)
@@ -113,7 +140,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="fota"`)
-	httpError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+	httpError(w, http.StatusUnauthorized, "missing or wrong bearer token: send the header \"Authorization: Bearer TOKEN\" (or ?token= for EventSource) with the token the server printed on its first start or was given in FOTA_API_TOKEN")
 }
 
 // statusWriter remembers the status a handler answered.
@@ -168,10 +195,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func httpError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
-
 func (a *API) apiClients(w http.ResponseWriter, r *http.Request) {
 	out := []map[string]any{}
 	for _, d := range a.dm.Devices() {
@@ -183,7 +206,7 @@ func (a *API) apiClients(w http.ResponseWriter, r *http.Request) {
 func (a *API) apiClient(w http.ResponseWriter, r *http.Request) {
 	d := a.dm.Device(r.PathValue("ep"))
 	if d == nil {
-		httpError(w, http.StatusNotFound, "no registered client "+strconv.Quote(r.PathValue("ep")))
+		unknownClient(w, r.PathValue("ep"))
 		return
 	}
 	c := dm.ClientJSON(d)
@@ -238,7 +261,7 @@ var mediaFormats = map[string]lwm2m.ContentFormat{
 func (a *API) apiDevice(w http.ResponseWriter, r *http.Request) {
 	ep := r.PathValue("ep")
 	if a.dm.Device(ep) == nil {
-		httpError(w, http.StatusNotFound, "no registered client "+strconv.Quote(ep))
+		unknownClient(w, ep)
 		return
 	}
 	rest := strings.Trim(r.PathValue("path"), "/")
@@ -255,7 +278,7 @@ func (a *API) apiDevice(w http.ResponseWriter, r *http.Request) {
 	if t := q.Get("timeout"); t != "" {
 		sec, err := strconv.ParseFloat(t, 64)
 		if err != nil || sec <= 0 || sec > 600 {
-			httpError(w, http.StatusBadRequest, "bad timeout "+strconv.Quote(t))
+			httpError(w, http.StatusBadRequest, "bad ?timeout="+strconv.Quote(t)+": give the seconds to wait for the device, more than 0 and at most 600")
 			return
 		}
 		var cancel context.CancelFunc
@@ -281,23 +304,27 @@ func (a *API) apiDevice(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if len(paths) == 0 && r.Method != http.MethodPut {
-			httpError(w, http.StatusBadRequest, "composite needs ?paths=/o/i/r,...")
+			httpError(w, http.StatusBadRequest, "composite needs the paths to "+r.Method+": add ?paths=/3/0/1,/1/0/1")
 			return
 		}
 	} else {
 		lp, err := lwm2m.ParsePath(path)
 		if err != nil {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("bad path %q: %v", path, err))
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("bad LwM2M path %q (%v): give /object[/instance[/resource[/instance]]] with numeric IDs, optionally followed by /observe, /discover or /attributes", path, err))
 			return
 		}
 		path = lp.String()
 		paths = []string{path}
 	}
-	best := a.dm.Device(ep).BestFormat()
+	dev := a.dm.Device(ep)
+	best := dev.BestFormat()
+	// The device's error answers name the LwM2M operation, as its log does.
+	var op string
 	var resp *dm.Response
 	var err error
 	switch {
 	case suffix == "observe" && r.Method == http.MethodPost:
+		op = "Observe"
 		if composite {
 			if accept == nil {
 				accept = format(lwm2m.FormatSenMLJSON)
@@ -309,18 +336,23 @@ func (a *API) apiDevice(w http.ResponseWriter, r *http.Request) {
 	case suffix == "observe" && r.Method == http.MethodDelete:
 		resp, err = a.dm.CancelObservation(ctx, ep, paths, composite)
 		if errors.Is(err, dm.ErrNotObserved) {
-			httpError(w, http.StatusNotFound, err.Error())
+			httpError(w, http.StatusNotFound, err.Error()+": GET /api/clients/"+ep+" lists its observations")
 			return
+		}
+		if err == nil && !resp.Success() {
+			err = fmt.Errorf("device answered %s %s", dotted(resp.Code), dm.CodeName(resp.Code))
 		}
 		if err != nil {
 			// The observation is gone from our side; the device not
-			// answering the cancel does not change that.
+			// answering the cancel, or refusing it, does not change that.
 			writeJSON(w, http.StatusOK, map[string]any{"status": "CANCELLED", "success": true, "deviceError": err.Error()})
 			return
 		}
 	case suffix == "discover" && r.Method == http.MethodGet:
+		op = "Discover"
 		resp, err = a.dm.Discover(ctx, ep, path)
 	case suffix == "attributes" && r.Method == http.MethodPut:
+		op = "Write-Attributes"
 		var attrs []string
 		for k, vs := range q {
 			switch k {
@@ -337,34 +369,39 @@ func (a *API) apiDevice(w http.ResponseWriter, r *http.Request) {
 		sort.Strings(attrs)
 		resp, err = a.dm.WriteAttributes(ctx, ep, path, attrs)
 	case suffix != "":
-		httpError(w, http.StatusMethodNotAllowed, r.Method+" not allowed on /"+suffix)
+		allow := map[string]string{"observe": "POST, DELETE", "discover": "GET", "attributes": "PUT"}[suffix]
+		w.Header().Set("Allow", allow)
+		httpError(w, http.StatusMethodNotAllowed, r.Method+" is not served on .../"+suffix+": use "+allow)
 		return
 	case composite && r.Method == http.MethodGet:
+		op = "Read-Composite"
 		if accept == nil {
 			accept = format(lwm2m.FormatSenMLJSON)
 		}
 		resp, err = a.dm.ReadComposite(ctx, ep, paths, *accept)
 	case composite && r.Method == http.MethodPut:
-		body, cf, berr := apiBody(r, "/", accept, lwm2m.FormatSenMLJSON)
-		if berr != nil {
-			httpError(w, http.StatusBadRequest, berr.Error())
+		op = "Write-Composite"
+		body, cf, ok := a.deviceBody(w, r, dev, "/", accept, lwm2m.FormatSenMLJSON)
+		if !ok {
 			return
 		}
 		resp, err = a.dm.WriteComposite(ctx, ep, cf, body)
 	case r.Method == http.MethodGet:
+		op = "Read"
 		if accept == nil && strings.Count(path, "/") < 3 {
 			accept = &best // multi-value read: the device's best format
 		}
 		resp, err = a.dm.Read(ctx, ep, path, accept)
 	case r.Method == http.MethodPut:
-		body, cf, berr := apiBody(r, path, accept, best)
-		if berr != nil {
-			httpError(w, http.StatusBadRequest, berr.Error())
+		op = "Write"
+		body, cf, ok := a.deviceBody(w, r, dev, path, accept, best)
+		if !ok {
 			return
 		}
 		replace := q.Get("replace") != "false"
 		resp, err = a.dm.Write(ctx, ep, path, replace, cf, body)
 	case r.Method == http.MethodPost && strings.Count(path, "/") == 3:
+		op = "Execute"
 		args, rerr := io.ReadAll(io.LimitReader(r.Body, 4096))
 		if rerr != nil {
 			httpError(w, http.StatusBadRequest, rerr.Error())
@@ -372,13 +409,14 @@ func (a *API) apiDevice(w http.ResponseWriter, r *http.Request) {
 		}
 		resp, err = a.dm.Execute(ctx, ep, path, string(args))
 	case r.Method == http.MethodPost:
-		body, cf, berr := apiBody(r, path, accept, best)
-		if berr != nil {
-			httpError(w, http.StatusBadRequest, berr.Error())
+		op = "Create"
+		body, cf, ok := a.deviceBody(w, r, dev, path, accept, best)
+		if !ok {
 			return
 		}
 		resp, err = a.dm.Create(ctx, ep, path, cf, body)
 	case r.Method == http.MethodDelete:
+		op = "Delete"
 		resp, err = a.dm.Delete(ctx, ep, path)
 	default:
 		httpError(w, http.StatusMethodNotAllowed, r.Method)
@@ -395,91 +433,198 @@ func (a *API) apiDevice(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusServiceUnavailable
 		}
 		a.log.Warn("api request to device failed", "endpoint", ep, "path", path, "method", r.Method, "err", err)
-		httpError(w, code, err.Error())
+		httpError(w, code, deviceFailure(ep, op, code, err))
+		return
+	}
+	if c := resp.Code >> 5; c == 4 || c == 5 {
+		target := path
+		if composite {
+			target = strings.Join(paths, ",")
+		}
+		deviceProblem(w, ep, op, target, resp)
 		return
 	}
 	writeJSON(w, http.StatusOK, dm.ResponseJSON(resp, path))
 }
 
+// errMediaType marks a body the API cannot pass to a device as it is: no
+// Content-Type, or one that is neither application/json nor the media type
+// of an LwM2M content format (415).
+var errMediaType = errors.New("unsupported media type")
+
+// mediaTypeOf is the HTTP media type of content format f, for messages and
+// the Accept header of a 415.
+func mediaTypeOf(f lwm2m.ContentFormat) string {
+	for mt, cf := range mediaFormats {
+		if cf == f {
+			return mt
+		}
+	}
+	return f.String()
+}
+
 // apiBody reads a write/create body for the node at base.
 // application/json {"value": v} writes one resource as text/plain; a
 // Leshan-style node ({"kind": "instance"|"singleResource"|"multiResource",
-// ...}) is encoded in ?format= or the device's best format; {"format": f,
-// "payload": base64} or a raw body with an LwM2M media type (or ?format=)
-// goes as is.
-func apiBody(r *http.Request, base string, format *lwm2m.ContentFormat, def lwm2m.ContentFormat) ([]byte, lwm2m.ContentFormat, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxAPIBody+1))
+// ...}) is encoded in ?format= or the device's best format. raw is true
+// when the bytes go to the device as the caller sent them: a body with an
+// LwM2M media type, or {"format": f, "payload": base64}; the caller must
+// then check that the device takes the format. An empty body needs no
+// Content-Type (an instance POST without body is a partial update).
+func apiBody(r *http.Request, base string, format *lwm2m.ContentFormat, def lwm2m.ContentFormat) (body []byte, cf lwm2m.ContentFormat, raw bool, err error) {
+	body, err = io.ReadAll(io.LimitReader(r.Body, maxAPIBody+1))
 	if err != nil {
-		return nil, 0, fmt.Errorf("read body: %w", err)
+		return nil, 0, false, fmt.Errorf("read body: %w", err)
 	}
 	if len(body) > maxAPIBody {
-		return nil, 0, fmt.Errorf("body over %d bytes", maxAPIBody)
+		return nil, 0, false, fmt.Errorf("body over %d bytes: send large payloads (firmware) through /api/firmware and a campaign", maxAPIBody)
 	}
-	ct := strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0])
-	if ct == "application/json" {
-		var j struct {
-			Value   any    `json:"value"`
-			Format  string `json:"format"`
-			Payload []byte `json:"payload"`
-			Kind    string `json:"kind"`
-		}
-		if err := json.Unmarshal(body, &j); err != nil {
-			return nil, 0, fmt.Errorf("json body: %w", err)
-		}
-		if j.Kind != "" {
-			// A Leshan-style node: typed values encoded in the requested
-			// format, else the device's best.
-			var n apiNode
-			if err := json.Unmarshal(body, &n); err != nil {
-				return nil, 0, fmt.Errorf("json node: %w", err)
-			}
-			bp, err := lwm2m.ParsePath(base)
-			if err != nil {
-				return nil, 0, fmt.Errorf("path %q: %w", base, err)
-			}
-			entries, err := nodeEntries(bp, n)
-			if err != nil {
-				return nil, 0, fmt.Errorf("json node: %w", err)
-			}
-			cf := def
-			if format != nil {
-				cf = *format
-			}
-			data, err := lwm2m.Encode(cf, bp, entries)
-			if err != nil {
-				return nil, 0, fmt.Errorf("encode as %v: %w", cf, err)
-			}
-			return data, cf, nil
-		}
-		if j.Payload != nil {
-			cf := def
-			if j.Format != "" {
-				if cf, err = formatNamed(j.Format); err != nil {
-					return nil, 0, err
-				}
-			}
-			return j.Payload, cf, nil
-		}
-		switch v := j.Value.(type) {
-		case string:
-			return []byte(v), lwm2m.FormatText, nil
-		case bool:
-			if v {
-				return []byte("1"), lwm2m.FormatText, nil
-			}
-			return []byte("0"), lwm2m.FormatText, nil
-		case float64:
-			return []byte(strconv.FormatFloat(v, 'g', -1, 64)), lwm2m.FormatText, nil
-		}
-		return nil, 0, errors.New(`json body needs "value" (string, number, bool) or "payload" (base64)`)
-	}
+	cf = def
 	if format != nil {
-		return body, *format, nil
+		cf = *format
 	}
-	if cf, ok := mediaFormats[ct]; ok {
-		return body, cf, nil
+	header := r.Header.Get("Content-Type")
+	if len(body) == 0 && header == "" {
+		return body, cf, false, nil
 	}
-	return body, def, nil
+	ct, _, perr := mime.ParseMediaType(header)
+	switch {
+	case header == "":
+		// Guessing would send the device bytes it misreads (a JSON
+		// document as SenML CBOR): the caller must say what it sends.
+		return nil, 0, false, fmt.Errorf("%w: the body has no Content-Type: send application/json ({\"value\": v} or a node) or the media type of the body's LwM2M format", errMediaType)
+	case perr != nil:
+		return nil, 0, false, fmt.Errorf("%w: Content-Type %q does not parse (%v)", errMediaType, header, perr)
+	case ct == "application/json":
+		return jsonBody(body, base, cf)
+	}
+	rf, ok := mediaFormats[ct]
+	if !ok {
+		return nil, 0, false, fmt.Errorf("%w: Content-Type %q is no LwM2M content format: send application/json or one of the formats the device takes", errMediaType, ct)
+	}
+	if format != nil && *format != rf {
+		return nil, 0, false, fmt.Errorf("?format=%v and Content-Type %s disagree: for a raw body the Content-Type names its format; drop ?format=", *format, ct)
+	}
+	return body, rf, true, nil
+}
+
+// jsonBody reads an application/json write/create body: a value, a node
+// encoded in cf, or a payload in a named format.
+func jsonBody(body []byte, base string, cf lwm2m.ContentFormat) ([]byte, lwm2m.ContentFormat, bool, error) {
+	var j struct {
+		Value   any    `json:"value"`
+		Format  string `json:"format"`
+		Payload []byte `json:"payload"`
+		Kind    string `json:"kind"`
+	}
+	if err := json.Unmarshal(body, &j); err != nil {
+		return nil, 0, false, fmt.Errorf("json body: %w", err)
+	}
+	if j.Kind != "" {
+		// A Leshan-style node: typed values encoded in the requested
+		// format, else the device's best.
+		var n apiNode
+		if err := json.Unmarshal(body, &n); err != nil {
+			return nil, 0, false, fmt.Errorf("json node: %w", err)
+		}
+		bp, err := lwm2m.ParsePath(base)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("path %q: %w", base, err)
+		}
+		entries, err := nodeEntries(bp, n)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("json node: %w", err)
+		}
+		data, err := lwm2m.Encode(cf, bp, entries)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("encode as %v: %w", cf, err)
+		}
+		return data, cf, false, nil
+	}
+	if j.Payload != nil {
+		if j.Format != "" {
+			f, err := formatNamed(j.Format)
+			if err != nil {
+				return nil, 0, false, err
+			}
+			cf = f
+		}
+		return j.Payload, cf, true, nil
+	}
+	switch v := j.Value.(type) {
+	case string:
+		return []byte(v), lwm2m.FormatText, false, nil
+	case bool:
+		if v {
+			return []byte("1"), lwm2m.FormatText, false, nil
+		}
+		return []byte("0"), lwm2m.FormatText, false, nil
+	case float64:
+		return []byte(strconv.FormatFloat(v, 'g', -1, 64)), lwm2m.FormatText, false, nil
+	}
+	return nil, 0, false, errors.New(`json body needs "value" (string, number, bool), "kind" (a node) or "payload" (base64)`)
+}
+
+// deviceBody reads the body of a Write, Create or Write-Composite to dev at
+// base and checks that the device takes its format, answering with a
+// problem (and ok false) if not: a refusal here costs the device nothing,
+// while a body it cannot read costs it a round trip and an error it may
+// only log.
+func (a *API) deviceBody(w http.ResponseWriter, r *http.Request, dev *dm.Device, base string, format *lwm2m.ContentFormat, def lwm2m.ContentFormat) ([]byte, lwm2m.ContentFormat, bool) {
+	bp, err := lwm2m.ParsePath(base)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("bad LwM2M path %q: %v", base, err))
+		return nil, 0, false
+	}
+	var takes []string
+	for _, f := range []lwm2m.ContentFormat{lwm2m.FormatText, lwm2m.FormatOpaque, lwm2m.FormatCBOR, lwm2m.FormatSenMLCBOR,
+		lwm2m.FormatSenMLJSON, lwm2m.FormatTLV, lwm2m.FormatLwM2MCBOR, lwm2m.FormatLwM2MJSON} {
+		if dev.Accepts(f, bp) {
+			takes = append(takes, mediaTypeOf(f))
+		}
+	}
+	refuse := func(detail string) {
+		// RFC 9110 12.5.1: Accept in a 415 names the media types that
+		// would have been taken.
+		w.Header().Set("Accept", strings.Join(append([]string{"application/json"}, takes...), ", "))
+		writeProblem(w, Problem{Type: ProblemContentFormat, Title: "Content format not taken by the device",
+			Status: http.StatusUnsupportedMediaType, Detail: detail, Path: bp.String(), Formats: takes})
+	}
+	body, cf, raw, err := apiBody(r, base, format, def)
+	if errors.Is(err, errMediaType) {
+		refuse(strings.TrimPrefix(err.Error(), errMediaType.Error()+": "))
+		return nil, 0, false
+	}
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return nil, 0, false
+	}
+	if raw && !dev.Accepts(cf, bp) {
+		refuse(fmt.Sprintf("device %s did not announce %s (%s) in its registration, and it is not mandatory for %s: send one of %s, or application/json to let the server encode the values",
+			quote(dev.Endpoint()), cf, mediaTypeOf(cf), bp, strings.Join(takes, ", ")))
+		return nil, 0, false
+	}
+	return body, cf, true
+}
+
+// unknownClient answers a request for an endpoint that is not registered.
+func unknownClient(w http.ResponseWriter, ep string) {
+	httpError(w, http.StatusNotFound, "no registered client "+quote(ep)+": check the endpoint name (GET /api/clients lists them) or wait until it registers")
+}
+
+// deviceFailure is the message of a request to device ep that got no
+// answer to use: what happened and what to do (code is the HTTP status).
+func deviceFailure(ep, op string, code int, err error) string {
+	msg := op + " on device " + quote(ep) + " failed: " + err.Error()
+	switch code {
+	case http.StatusNotFound:
+		return msg + ": it is no longer registered; wait until it registers again"
+	case http.StatusGatewayTimeout:
+		return msg + ": the device did not answer in time; check that it is up, or give it longer with ?timeout=SECONDS"
+	case http.StatusServiceUnavailable:
+		return msg + ": try again after the device's next Update"
+	}
+	return msg
 }
 
 // apiEvents streams events as Server-Sent Events. ?ep= filters by endpoint.

@@ -57,13 +57,20 @@ func firmwareHTTPError(w http.ResponseWriter, err error) {
 func (a *API) fwUpload(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, firmware.MaxImageSize+1<<20)
 	q := r.URL.Query()
+	var form map[string][]string // the fields of a multipart body
 	param := func(k string) string {
 		if v := q.Get(k); v != "" {
 			return v
 		}
-		return r.FormValue(k)
+		if vs := form[k]; len(vs) > 0 {
+			return vs[0]
+		}
+		return ""
 	}
-	// The image is streamed into the store, never read whole here.
+	// The image is streamed into the store, never read whole here. Only a
+	// multipart body has form fields: r.FormValue would parse the raw image
+	// that curl --data-binary labels application/x-www-form-urlencoded as a
+	// form and leave nothing to store.
 	var body io.Reader = r.Body
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt == "multipart/form-data" {
@@ -78,6 +85,7 @@ func (a *API) fwUpload(w http.ResponseWriter, r *http.Request) {
 		}
 		defer file.Close()
 		body = file
+		form = r.MultipartForm.Value
 	}
 	var err error
 	dt, ver := param("deviceType"), param("version")

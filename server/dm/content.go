@@ -5,6 +5,7 @@ import (
 
 	"encoding/base64"
 	"encoding/json"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -135,10 +136,21 @@ func CodeName(c codes.Code) string {
 		return "NOT_ACCEPTABLE"
 	case codes.UnsupportedMediaType:
 		return "UNSUPPORTED_CONTENT_FORMAT"
+	case codes.RequestEntityIncomplete: // RFC 7959 2.9.2; go-coap has no name for it
+		return "REQUEST_ENTITY_INCOMPLETE"
 	case codes.InternalServerError:
 		return "INTERNAL_SERVER_ERROR"
 	}
-	return strings.ToUpper(strings.ReplaceAll(c.String(), " ", "_"))
+	// go-coap's names are CamelCase ("RequestEntityTooLarge"); Leshan's
+	// are the same words in upper snake case (REQUEST_ENTITY_TOO_LARGE).
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
 }
 
 // models types decoded values. One registry for the process: objects.Default

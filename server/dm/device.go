@@ -27,6 +27,7 @@ type Device struct {
 type formatCache struct {
 	links, version string
 	f              lwm2m.ContentFormat
+	announced      []lwm2m.ContentFormat
 	ok             bool
 }
 

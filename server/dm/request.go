@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -294,22 +295,49 @@ func (d *Device) rootPath() string {
 // the most compact its version defines; else what its version mandates
 // (lwm2m.BestFormat).
 func (d *Device) BestFormat() lwm2m.ContentFormat {
+	return d.formats().f
+}
+
+// Formats are the content formats the device announced with the ct
+// attribute of its root link (LwM2M Core 6.2.1), in its order; nil if it
+// announced none.
+func (d *Device) Formats() []lwm2m.ContentFormat {
+	return slices.Clone(d.formats().announced)
+}
+
+// Accepts reports whether the device takes a request body in format f for
+// path: a format it announced, the multi-value format BestFormat assumes
+// for it, and for a single resource (or resource instance) plain text and
+// opaque, which every LwM2M client supports (Core 7.3: "The LwM2M Client
+// MUST support Plain Text ... and Opaque").
+func (d *Device) Accepts(f lwm2m.ContentFormat, path lwm2m.Path) bool {
+	c := d.formats()
+	if f == c.f || slices.Contains(c.announced, f) {
+		return true
+	}
+	single := path.IsResource() || path.IsResourceInstance()
+	return single && (f == lwm2m.FormatText || f == lwm2m.FormatOpaque)
+}
+
+// formats returns BestFormat's cache, filled for the current links and
+// version.
+func (d *Device) formats() formatCache {
 	d.mu.Lock()
 	links, version := d.reg.Links, d.reg.Version
 	if c := d.format; c.ok && c.links == links && c.version == version {
 		d.mu.Unlock()
-		return c.f
+		return c
 	}
 	d.mu.Unlock()
 	var announced []lwm2m.ContentFormat
 	if p, err := lwm2m.ParseRegistrationPayload([]byte(links)); err == nil {
 		announced = p.Formats
 	}
-	f := lwm2m.BestFormat(announced, version)
+	c := formatCache{links: links, version: version, f: lwm2m.BestFormat(announced, version), announced: announced, ok: true}
 	d.mu.Lock()
-	d.format = formatCache{links: links, version: version, f: f, ok: true}
+	d.format = c
 	d.mu.Unlock()
-	return f
+	return c
 }
 
 // knowFormats fills BestFormat's cache from the formats the current links
@@ -317,5 +345,5 @@ func (d *Device) BestFormat() lwm2m.ContentFormat {
 func (d *Device) knowFormats(announced []lwm2m.ContentFormat) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.format = formatCache{links: d.reg.Links, version: d.reg.Version, f: lwm2m.BestFormat(announced, d.reg.Version), ok: true}
+	d.format = formatCache{links: d.reg.Links, version: d.reg.Version, f: lwm2m.BestFormat(announced, d.reg.Version), announced: announced, ok: true}
 }
