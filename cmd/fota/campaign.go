@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -19,20 +18,28 @@ func init() {
 	register("campaign", "firmware update campaigns: create, status, pause, resume, abort", runCampaign)
 }
 
-func runCampaign(args []string) error {
-	if len(args) == 0 {
-		return &exitError{2, errors.New("usage: fota campaign create|status|pause|resume|abort [flags]")}
-	}
-	switch args[0] {
-	case "create":
-		return campaignCreate(args[1:])
-	case "status", "list", "ls":
-		return campaignStatus(args[1:])
-	case "pause", "resume", "abort":
-		return campaignAction(args[0], args[1:])
-	}
-	return &exitError{2, fmt.Errorf("unknown campaign command %q (create, status, pause, resume, abort)", args[0])}
+// campaignActions are the summaries of the actions on one campaign.
+var campaignActions = map[string]string{
+	"pause":  "stop starting devices (those updating finish)",
+	"resume": "continue a paused campaign",
+	"abort":  "end a campaign for good",
 }
+
+// campaignGroup is `fota campaign`, over the HTTP API of a running server.
+var campaignGroup = group{
+	name:    "campaign",
+	summary: "Firmware update campaigns of a running server (over its HTTP API: --url, --api-token-file or $FOTA_URL, $FOTA_API_TOKEN).",
+	subs: []subcommand{
+		{name: "create", args: "--version V --device-type T [--waves 10,100] [--watch]", summary: "start a campaign", run: campaignCreate},
+		{name: "status", aliases: []string{"list", "ls"}, args: "[ID] [--watch]", summary: "list campaigns, or show one", run: campaignStatus},
+		{name: "pause", args: "ID", summary: campaignActions["pause"], run: func(a []string) error { return campaignAction("pause", a) }},
+		{name: "resume", args: "ID", summary: campaignActions["resume"], run: func(a []string) error { return campaignAction("resume", a) }},
+		{name: "abort", args: "ID", summary: campaignActions["abort"], run: func(a []string) error { return campaignAction("abort", a) }},
+	},
+	examples: []string{"fota campaign create --version 2.0 --device-type meter --waves 10,100 --watch", "fota campaign status 7f3a9c --watch"},
+}
+
+func runCampaign(args []string) error { return campaignGroup.run(args) }
 
 func splitList(s string) []string {
 	var out []string
@@ -45,8 +52,9 @@ func splitList(s string) []string {
 }
 
 func campaignCreate(args []string) error {
-	fs := flag.NewFlagSet("campaign create", flag.ContinueOnError)
-	api := apiFlags(fs)
+	fs := newFlags("campaign create", "--version V --device-type T | --image ID", "Start a firmware update campaign: devices of the type that run another version get the image, in waves.",
+		"fota campaign create --version 2.0 --device-type meter --waves 10,100 --watch")
+	api := apiFlags(fs.FlagSet)
 	name := fs.String("name", "", "campaign name")
 	image := fs.String("image", "", "target image `ID` (or --device-type and --version)")
 	devType := fs.String("device-type", "", "device type of the target image")
@@ -62,8 +70,8 @@ func campaignCreate(args []string) error {
 	errs := fs.Float64("errors", 0.2, "fraction of failed devices that pauses the campaign")
 	window := fs.String("window", "", "daily maintenance window in UTC, HH:MM-HH:MM")
 	watch := fs.Bool("watch", false, "follow the campaign with progress bars until it ends")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
 	}
 	c := campaign.Campaign{Name: *name, Image: *image, DeviceType: *devType, Version: *version, Method: *method, Full: *full,
 		Concurrency: *conc, SuccessThreshold: *success, ErrorThreshold: *errs}
@@ -116,12 +124,13 @@ func campaignCreate(args []string) error {
 }
 
 func campaignStatus(args []string) error {
-	fs := flag.NewFlagSet("campaign status", flag.ContinueOnError)
-	api := apiFlags(fs)
+	fs := newFlags("campaign status", "[ID]", "List the campaigns, or show one campaign and its devices.",
+		"fota campaign status", "fota campaign status 7f3a9c --watch")
+	api := apiFlags(fs.FlagSet)
 	watch := fs.Bool("watch", false, "follow the campaign with progress bars until it ends")
-	pos, err := parseWithPositionals(fs, args)
+	pos, err := fs.parseN(args, 0, 1)
 	if err != nil {
-		return &exitError{2, err}
+		return err
 	}
 	a, err := api()
 	if err != nil {
@@ -234,15 +243,13 @@ func watchCampaign(a apiClient, id string) error {
 }
 
 func campaignAction(action string, args []string) error {
-	fs := flag.NewFlagSet("campaign "+action, flag.ContinueOnError)
-	api := apiFlags(fs)
+	summary := campaignActions[action]
+	fs := newFlags("campaign "+action, "ID", strings.ToUpper(summary[:1])+summary[1:]+".", "fota campaign "+action+" 7f3a9c --reason 'field reports'")
+	api := apiFlags(fs.FlagSet)
 	reason := fs.String("reason", "", "reason recorded with the campaign")
-	pos, err := parseWithPositionals(fs, args)
+	pos, err := fs.parseN(args, 1, 1)
 	if err != nil {
-		return &exitError{2, err}
-	}
-	if len(pos) != 1 {
-		return &exitError{2, fmt.Errorf("usage: fota campaign %s ID", action)}
+		return err
 	}
 	a, err := api()
 	if err != nil {
