@@ -97,6 +97,7 @@ func firmwareAdd(args []string) error {
 func firmwareList(args []string) error {
 	fs := newFlags("firmware list", "", "List the images of the server's repository.", "fota firmware list")
 	api := apiFlags(fs.FlagSet)
+	asJSON := fs.Bool("json", false, "print the API's JSON answer")
 	if _, err := fs.parseN(args, 0, 0); err != nil {
 		return err
 	}
@@ -107,6 +108,9 @@ func firmwareList(args []string) error {
 	out, err := a.do("GET", "/api/firmware", nil)
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		return printJSON(out)
 	}
 	var imgs []fwrepo.Image
 	if err := json.Unmarshal(out, &imgs); err != nil {

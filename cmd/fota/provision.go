@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -92,46 +88,4 @@ func runProvision(args []string) error {
 	id, _ := hex.DecodeString(s.PublicKeyOrID)
 	fmt.Printf("provisioned %s: bootstrap identity %q; DM account %s with fresh psk identity %q\n", *ep, *bsID, s.URI, id)
 	return nil
-}
-
-// apiClient is a small client of the server's HTTP API.
-type apiClient struct {
-	base, token string
-	hc          *http.Client
-}
-
-// do sends body as JSON and returns the answer's body; a non-2xx answer is
-// an error carrying the server's message.
-func (a apiClient) do(method, path string, body any) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, a.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
-	}
-	return data, nil
 }

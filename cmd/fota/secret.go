@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
-	"time"
 )
 
 // Secrets (the API token, PSK keys) are never flag defaults: a default is
@@ -51,26 +48,4 @@ func readSecretFile(path, what string) (string, error) {
 // $FOTA_API_TOKEN).
 func tokenFlags(fs *flag.FlagSet) func() (string, error) {
 	return secretFlags(fs, "api-token", "FOTA_API_TOKEN", "API bearer `token`")
-}
-
-// apiFlags adds --url (default $FOTA_URL, like kubectl's context) and the
-// token flags to fs; the returned function makes the API client after
-// parsing.
-func apiFlags(fs *flag.FlagSet) func() (apiClient, error) {
-	u := fs.String("url", "", "server HTTP API `URL` (default $FOTA_URL)")
-	tok := tokenFlags(fs)
-	return func() (apiClient, error) {
-		base := *u
-		if base == "" {
-			base = os.Getenv("FOTA_URL")
-		}
-		if base == "" {
-			return apiClient{}, &exitError{2, errors.New("--url or FOTA_URL is required")}
-		}
-		t, err := tok()
-		if err != nil {
-			return apiClient{}, err
-		}
-		return apiClient{base: strings.TrimRight(base, "/"), token: t, hc: &http.Client{Timeout: 2 * time.Minute}}, nil
-	}
 }
