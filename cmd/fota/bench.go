@@ -27,7 +27,7 @@ import (
 )
 
 func init() {
-	register("bench", "benchmarks of the whole stack: bench fleet (server memory and CPU per device)", runBench)
+	registerGroup(benchGroup, "benchmarks of the whole stack: bench fleet (server memory and CPU per device)")
 }
 
 // benchGroup is `fota bench`.
@@ -39,8 +39,6 @@ var benchGroup = group{
 	},
 	examples: []string{"fota bench fleet --devices 5000", "fota bench fleet --campaign --devices 20"},
 }
-
-func runBench(args []string) error { return benchGroup.run(args) }
 
 // memSample is the server's memory: heap in use and goroutine stacks (what
 // an idle device costs), and the process's resident set.
@@ -347,3 +345,5 @@ func provisionStore(st store.Store, prefix string, n int) error {
 	close(errs)
 	return <-errs
 }
+
+func runBench(args []string) error { return benchGroup.run(args) }

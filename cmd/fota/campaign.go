@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register("campaign", "firmware update campaigns: create, status, pause, resume, abort", runCampaign)
+	registerGroup(campaignGroup, "firmware update campaigns: create, status, pause, resume, abort")
 }
 
 // campaignActions are the summaries of the actions on one campaign.
@@ -42,8 +42,6 @@ var campaignGroup = group{
 	},
 	examples: []string{"fota campaign create --version 2.0 --device-type meter --waves 10,100 --watch", "fota campaign status 7f3a9c --watch"},
 }
-
-func runCampaign(args []string) error { return campaignGroup.run(args) }
 
 func splitList(s string) []string {
 	var out []string
@@ -421,3 +419,5 @@ func campaignAction(action string, args []string) error {
 	fmt.Printf("campaign %s: %s %s\n", st.ID, st.State, st.Reason)
 	return nil
 }
+
+func runCampaign(args []string) error { return campaignGroup.run(args) }

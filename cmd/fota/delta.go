@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register("delta", "make, apply, inspect and benchmark signed delta packages", runDelta)
+	registerGroup(deltaGroup, "make, apply, inspect and benchmark signed delta packages")
 }
 
 // deltaGroup is `fota delta`.
@@ -31,8 +31,6 @@ var deltaGroup = group{
 	},
 	examples: []string{"fota delta make old.bin new.bin -o p.fota --in-place", "fota delta apply old.bin p.fota -o new.bin"},
 }
-
-func runDelta(args []string) error { return deltaGroup.run(args) }
 
 func deltaMake(args []string) error {
 	fs := newFlags("delta make", "OLD NEW -o PACKAGE", "Make a signed delta package that turns the image OLD into NEW (--in-place: one a device applies in place).",
@@ -305,3 +303,5 @@ func deltaBench(args []string) error {
 	fmt.Print(sb.String())
 	return nil
 }
+
+func runDelta(args []string) error { return deltaGroup.run(args) }

@@ -25,7 +25,7 @@ import (
 )
 
 func init() {
-	register("device", "registered devices of a running server: list, show, read, write, exec, observe, discover, history", runDevice)
+	registerGroup(deviceGroup, "registered devices of a running server: list, show, read, write, exec, observe, discover, history")
 }
 
 // deviceGroup is `fota device`: the operations Leshan's demo offers by
@@ -47,8 +47,6 @@ var deviceGroup = group{
 	},
 	examples: []string{"fota device list", "fota device read meter-1 /3/0", "fota device write meter-1 /1/0/1 600", "fota device exec meter-1 /3/0/4"},
 }
-
-func runDevice(args []string) error { return deviceGroup.run(args) }
 
 // deviceFlags are the flags every device command has.
 type deviceFlags struct {
@@ -695,9 +693,10 @@ func deviceHistory(args []string) error {
 	path := "/api/clients/" + url.PathEscape(pos[0]) + "/history"
 	out, err := a.do("GET", path, nil)
 	var ae *apiError
-	if errors.As(err, &ae) && (ae.status == http.StatusNotFound || ae.status == http.StatusBadRequest) && !strings.Contains(ae.msg, "no registered client") {
-		// A server without the history route takes "history" for an
-		// LwM2M path (400) or has no such route (404).
+	if errors.As(err, &ae) && ((ae.status == http.StatusNotFound && strings.Contains(ae.msg, "page not found")) ||
+		(ae.status == http.StatusBadRequest && strings.Contains(ae.msg, "path"))) {
+		// A server without the history route has no such route (the
+		// router's plain 404) or takes "history" for an LwM2M path (400).
 		return fmt.Errorf("this server keeps no device history (GET %s: %s): it needs a server with device history (issue 14)", path, ae.statusText)
 	}
 	if err != nil {
@@ -756,3 +755,5 @@ func historyDetail(e map[string]any) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+func runDevice(args []string) error { return deviceGroup.run(args) }

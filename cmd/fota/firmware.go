@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register("firmware", "firmware repository of a running server: add, list, rm, key", runFirmware)
+	registerGroup(firmwareGroup, "firmware repository of a running server: add, list, rm, key")
 }
 
 // firmwareGroup is `fota firmware`: the repository of a running server,
@@ -32,8 +32,6 @@ var firmwareGroup = group{
 	},
 	examples: []string{"fota firmware add v2.bin --version 2.0 --device-type meter", "fota firmware list"},
 }
-
-func runFirmware(args []string) error { return firmwareGroup.run(args) }
 
 func firmwareAdd(args []string) error {
 	fs := newFlags("firmware add", "FILE --version V --device-type T", "Upload a firmware image to the server's repository.",
@@ -170,3 +168,5 @@ func firmwareKey(args []string) error {
 	fmt.Println(k.PublicKey)
 	return nil
 }
+
+func runFirmware(args []string) error { return firmwareGroup.run(args) }

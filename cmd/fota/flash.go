@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register("flash", "simulated NOR flash device: create, info, read", runFlash)
+	registerGroup(flashGroup, "simulated NOR flash device: create, info, read")
 }
 
 // flashGroup is `fota flash`.
@@ -30,8 +30,6 @@ var flashGroup = group{
 	},
 	examples: []string{"fota flash create --size 1048576 --erase-block 4096 --image old.bin -o dev.flash", "fota flash info dev.flash"},
 }
-
-func runFlash(args []string) error { return flashGroup.run(args) }
 
 // parseSize reads a byte count with an optional K/M suffix (powers of 1024).
 func parseSize(s string) (int, error) {
@@ -218,3 +216,5 @@ func flashRead(args []string) error {
 	fmt.Printf("%s: version %q, %d bytes\n", *out, rec.Version, len(img))
 	return nil
 }
+
+func runFlash(args []string) error { return flashGroup.run(args) }

@@ -23,6 +23,16 @@ func register(name, summary string, run func(args []string) error) {
 	commands[name] = command{summary: summary, run: run}
 }
 
+// commandGroups are the commands with sub-commands, by name (the tests
+// walk them to check every sub-command's help).
+var commandGroups = map[string]group{}
+
+// registerGroup registers a command with sub-commands.
+func registerGroup(g group, summary string) {
+	commandGroups[g.name] = g
+	register(g.name, summary, g.run)
+}
+
 // exitError carries a specific exit status (for example 3 for a simulated
 // power cut) up to main.
 type exitError struct {
