@@ -60,11 +60,13 @@ func runFota(t *testing.T, timeout time.Duration, env []string, args ...string) 
 func fotaEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "FOTA_") {
+		if !strings.HasPrefix(kv, "FOTA_") && !strings.HasPrefix(kv, "GORACE=") {
 			env = append(env, kv)
 		}
 	}
-	return append(env, runMainEnv+"=1")
+	// A race-enabled binary sleeps a second at exit by default (to let
+	// racing goroutines report); the children are many and short.
+	return append(env, runMainEnv+"=1", "GORACE=atexit_sleep_ms=0")
 }
 
 // everyCommand lists `fota NAME` for each registered command and `fota

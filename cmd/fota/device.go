@@ -20,6 +20,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
 	"github.com/fotastack/fota/lwm2m"
 	"github.com/fotastack/fota/objects"
 )
@@ -308,9 +310,23 @@ func deviceAnswer(op, ep string, p lwm2m.Path, out []byte) (deviceResponse, erro
 		if n := pathName(objects.Default(), p); n != "" {
 			what += " (" + n + ")"
 		}
-		return r, fmt.Errorf("%s %s on %s: the device answered %s %s", op, what, ep, r.Code, strings.ReplaceAll(r.Status, "_", " "))
+		return r, fmt.Errorf("%s %s on %s: the device answered %s", op, what, ep, coapCodeText(r.Code, r.Status))
 	}
 	return r, nil
+}
+
+// coapCodeText writes a CoAP code as RFC 7252 does, "4.04 Not Found",
+// from the API's code name ("NotFound") and Leshan status ("NOT_FOUND").
+func coapCodeText(name, status string) string {
+	words := strings.ToLower(strings.ReplaceAll(status, "_", " "))
+	if words != "" {
+		words = strings.ToUpper(words[:1]) + words[1:]
+	}
+	c, err := codes.ToCode(name)
+	if err != nil {
+		return strings.TrimSpace(name + " " + words)
+	}
+	return strings.TrimSpace(fmt.Sprintf("%d.%02d %s", c>>5, c&0x1f, words))
 }
 
 // deviceCall runs one operation; an API error naming the device's answer
@@ -547,7 +563,13 @@ func deviceDiscover(args []string) error {
 				attrs = append(attrs, at.Key+"="+at.Value)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Target, name, strings.Join(attrs, " "))
+		// No tab after the last cell: tabwriter pads only the cells
+		// before one, so lines carry no trailing blanks.
+		if len(attrs) > 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Target, name, strings.Join(attrs, " "))
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\n", l.Target, name)
+		}
 	}
 	return tw.Flush()
 }
