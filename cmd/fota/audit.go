@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -18,16 +17,14 @@ func init() {
 }
 
 func runAudit(args []string) error {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	api := apiFlags(fs)
+	fs := newFlags("audit", "", "The audit trail of a running server: the API calls that changed something, who made them, when, how they ended.",
+		"fota audit --since 1h", "fota audit --json")
+	api := apiFlags(fs.FlagSet)
 	limit := fs.Int("limit", 100, "show the newest `N` entries")
 	since := fs.Duration("since", 0, "only entries of the last `duration` (as 1h)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
-	}
-	if fs.NArg() > 0 {
-		return &exitError{2, fmt.Errorf("audit takes no arguments (got %q)", fs.Arg(0))}
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
 	}
 	a, err := api()
 	if err != nil {

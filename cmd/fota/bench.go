@@ -27,15 +27,17 @@ import (
 )
 
 func init() {
-	register("bench", "benchmarks of the whole stack: bench fleet (server memory and CPU per device)", runBench)
+	registerGroup(benchGroup, "benchmarks of the whole stack: bench fleet (server memory and CPU per device)")
 }
 
-func runBench(args []string) error {
-	if len(args) == 0 || args[0] != "fleet" {
-		fmt.Fprintln(os.Stderr, "usage: fota bench fleet [--devices N] [--profile lan|lte-m|nb-iot] [--campaign]\n(the delta benchmark is `fota delta bench`)")
-		return &exitError{2, errors.New("bench: want a benchmark name: fleet")}
-	}
-	return benchFleet(args[1:])
+// benchGroup is `fota bench`.
+var benchGroup = group{
+	name:    "bench",
+	summary: "Benchmarks of the whole stack (the delta benchmark is fota delta bench).",
+	subs: []subcommand{
+		{name: "fleet", args: "[--devices N] [--profile lan|lte-m|nb-iot] [--campaign]", summary: "server memory and CPU per device, with a fleet of real clients in child processes", run: benchFleet},
+	},
+	examples: []string{"fota bench fleet --devices 5000", "fota bench fleet --campaign --devices 20"},
 }
 
 // memSample is the server's memory: heap in use and goroutine stacks (what
@@ -89,7 +91,8 @@ func benchFleet(args []string) error {
 	if os.Getenv("FOTA_MEMPROFILE_RATE") == "1" {
 		runtime.MemProfileRate = 1
 	}
-	fs := flag.NewFlagSet("bench fleet", flag.ContinueOnError)
+	fs := newFlags("bench fleet", "", "Run the server in this process and a fleet of real clients (own DTLS-PSK session and socket each) in child processes; report server memory and CPU per device (--campaign: then a delta campaign to the fleet).",
+		"fota bench fleet --devices 5000", "fota bench fleet --campaign --devices 20 --profile nb-iot")
 	devices := fs.Int("devices", 1000, "number of devices")
 	profile := fs.String("profile", "lan", "simulated link of the devices: "+strings.Join(linksim.Names(), ", "))
 	rate := fs.Float64("rate", 250, "devices started per second (both processes share the machine: above what it can handshake, devices time out and retry)")
@@ -102,8 +105,8 @@ func benchFleet(args []string) error {
 	lifetime := fs.Duration("lifetime", 0, "registration lifetime of the devices (0: 300 s, or twice the ramp-up when that is longer, so the idle figures are not taken during a burst of registration updates)")
 	cpuProfile := fs.String("cpuprofile", "", "write the server's CPU profile of the registration phase to `file`")
 	memProfile := fs.String("memprofile", "", "write the server's heap profile, taken when the fleet is idle, to `file`")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -342,3 +345,5 @@ func provisionStore(st store.Store, prefix string, n int) error {
 	close(errs)
 	return <-errs
 }
+
+func runBench(args []string) error { return benchGroup.run(args) }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 
 	"github.com/fotastack/fota/inplace"
@@ -13,11 +11,12 @@ func init() {
 }
 
 func runBoot(args []string) error {
-	fs := flag.NewFlagSet("boot", flag.ContinueOnError)
+	fs := newFlags("boot", "[FLASH] | --flash FLASH", "Power up a simulated flash device: finish an update a power cut interrupted, then report the image that runs.",
+		"fota boot --flash dev.flash")
 	flashPath := fs.String("flash", "", "flash file (required)")
 	cutAfter := fs.Int("cut-after", 0, "cut power after N erase/program operations of this boot")
 	torn := fs.Bool("torn", false, "leave the operation the cut hits half done")
-	pos, err := parseWithPositionals(fs, args)
+	pos, err := fs.parseN(args, 0, 1)
 	if err != nil {
 		return err
 	}
@@ -25,7 +24,7 @@ func runBoot(args []string) error {
 		*flashPath = pos[0]
 	}
 	if *flashPath == "" {
-		return errors.New("boot needs --flash")
+		return fs.usageError("boot needs --flash")
 	}
 	f, err := inplace.OpenFlash(*flashPath)
 	if err != nil {

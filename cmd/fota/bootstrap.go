@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,19 +23,24 @@ func init() {
 }
 
 func runBootstrap(args []string) error {
-	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
+	fs := newFlags("bootstrap", "", "Run the LwM2M bootstrap server alone, with an HTTP API for its configurations (the DM server runs one itself with --bootstrap-coaps).",
+		"FOTA_API_TOKEN=$(cat bs.token) fota bootstrap --db bs.db --coaps :5784 --http :8081 --dm-uri coaps://dm.example.com:5684")
 	db := fs.String("db", "fota-bootstrap.db", "bbolt database `file`")
 	coap := fs.String("coap", ":5783", "plain CoAP listen `address` (empty: off)")
 	coaps := fs.String("coaps", ":5784", "CoAP over DTLS listen `address` (empty: off)")
 	httpAddr := fs.String("http", ":8081", "HTTP API listen `address` (empty: off)")
-	token := fs.String("api-token", os.Getenv("FOTA_API_TOKEN"), "bearer token of the HTTP API (required with --http; default $FOTA_API_TOKEN)")
+	tokenOf := tokenFlags(fs.FlagSet)
 	dmURI := fs.String("dm-uri", "", "DM server URI written when a configuration leaves it empty")
 	verbose := fs.Bool("v", false, "debug logging")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
 	}
-	if *httpAddr != "" && *token == "" {
-		return &exitError{2, errors.New("--api-token (or FOTA_API_TOKEN) is required with --http")}
+	token, err := tokenOf()
+	if err != nil {
+		return err
+	}
+	if *httpAddr != "" && token == "" {
+		return &exitError{2, errors.New("an API token is required with --http: set FOTA_API_TOKEN or give --api-token-file")}
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -64,7 +68,7 @@ func runBootstrap(args []string) error {
 		if err != nil {
 			return fmt.Errorf("listen http %s: %w", *httpAddr, err)
 		}
-		hs = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: api.New(api.Config{Token: *token, Bootstrap: b, Store: st, Logger: log})}
+		hs = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: api.New(api.Config{Token: token, Bootstrap: b, Store: st, Logger: log})}
 		go func() {
 			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("http server", "err", err)
@@ -88,7 +92,8 @@ func runBootstrap(args []string) error {
 func parseHexKey(flagName, s string) ([]byte, error) {
 	k, err := hex.DecodeString(s)
 	if err != nil || len(k) == 0 {
-		return nil, fmt.Errorf("%s: %q is not a non-empty hex string", flagName, s)
+		// The value is a secret: the message does not repeat it.
+		return nil, fmt.Errorf("%s: not a non-empty hex string (%d characters)", flagName, len(s))
 	}
 	if len(k) > 64 {
 		return nil, fmt.Errorf("%s: %d bytes, at most 64", flagName, len(k))

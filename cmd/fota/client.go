@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,12 +30,13 @@ func runClient(args []string) error {
 
 // runClientCtx runs the device until ctx ends (Ctrl-C), then de-registers.
 func runClientCtx(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("client", flag.ContinueOnError)
+	fs := newFlags("client", "--endpoint EP", "Run one simulated LwM2M device against a server until interrupted (then it de-registers); with --flash, on a simulated NOR flash that takes firmware updates.",
+		"FOTA_PSK_KEY=000102030405060708090a0b0c0d0e0f fota client --endpoint meter-1 --bootstrap coaps://127.0.0.1:5784 --psk-id meter-1-bs --state-dir ./meter-1 --flash meter-1.flash --image v1.bin --firmware-version 1.0 --device-type meter --trust \"$(fota firmware key)\"")
 	endpoint := fs.String("endpoint", "", "endpoint client name (required)")
 	server := fs.String("server", "coap://127.0.0.1:5683", "LwM2M server URI, coap://HOST:PORT or coaps://HOST:PORT")
 	bootstrapURI := fs.String("bootstrap", "", "bootstrap server URI: the device holds only this factory account (--psk-id/--psk-key are its bootstrap credentials) and gets its DM account by bootstrap, kept in --state-dir")
 	pskID := fs.String("psk-id", "", "DTLS PSK identity (coaps)")
-	pskKey := fs.String("psk-key", os.Getenv("FOTA_PSK_KEY"), "DTLS PSK key in hex (coaps; default $FOTA_PSK_KEY, which keeps the key out of process listings)")
+	pskKeyOf := secretFlags(fs.FlagSet, "psk-key", "FOTA_PSK_KEY", "DTLS PSK `key` in hex (coaps)")
 	lifetime := fs.Duration("lifetime", 300*time.Second, "registration lifetime")
 	queue := fs.Bool("queue", false, "queue mode: sleep between updates")
 	queueWait := fs.Duration("queue-wait", 93*time.Second, "queue mode: how long to stay reachable after talking to the server")
@@ -45,22 +45,26 @@ func runClientCtx(ctx context.Context, args []string) error {
 	flashPath := fs.String("flash", "", "simulated NOR flash file: the device boots its image (/3/0/3 reports that version) and takes firmware updates through the Firmware Update object (/5)")
 	var spec flashSpec
 	fs.StringVar(&spec.Image, "image", "", "with --flash: firmware image to provision when the flash file does not exist yet")
-	flashGeometryFlags(fs, &spec, "flash-size")
+	flashGeometryFlags(fs.FlagSet, &spec, "flash-size")
 	verbose := fs.Bool("v", false, "log CoAP-level details")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
 	}
 	if *endpoint == "" {
-		return &exitError{2, errors.New("--endpoint is required")}
+		return fs.usageError("--endpoint is required")
+	}
+	pskKey, err := pskKeyOf()
+	if err != nil {
+		return err
 	}
 	if *flashPath == "" && spec.Image != "" {
 		return &exitError{2, errors.New("--image needs --flash")}
 	}
 	var key []byte
-	if *pskKey != "" {
+	if pskKey != "" {
 		var err error
-		if key, err = hex.DecodeString(*pskKey); err != nil {
-			return &exitError{2, fmt.Errorf("--psk-key: not hex: %w", err)}
+		if key, err = hex.DecodeString(pskKey); err != nil {
+			return &exitError{2, errors.New("--psk-key: not a hex string")}
 		}
 	}
 	if *stateDir != "" {
@@ -78,7 +82,7 @@ func runClientCtx(ctx context.Context, args []string) error {
 		Lifetime: *lifetime, Queue: *queue, QueueWait: *queueWait, StateDir: *stateDir,
 		Device: client.DeviceInfo{
 			Manufacturer: "fotastack", Model: "sim-1", Serial: *endpoint,
-			FirmwareVersion: *fwVersion, DeviceType: "simulator", HardwareVersion: "1", SoftwareVersion: version,
+			FirmwareVersion: *fwVersion, DeviceType: "simulator", HardwareVersion: "1", SoftwareVersion: shortVersion(),
 		},
 		Logger: log,
 	}

@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/ed25519"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,57 +16,25 @@ import (
 )
 
 func init() {
-	register("delta", "make, apply, inspect and benchmark signed delta packages", runDelta)
+	registerGroup(deltaGroup, "make, apply, inspect and benchmark signed delta packages")
 }
 
-const deltaUsage = `usage:
-  fota delta make OLD NEW -o PATCH [--in-place] [--erase-block 4096] [--ram 16384] [--key FILE]
-                  [--device-type T] [--version V] [--seq N]
-  fota delta apply OLD PATCH -o NEW [--pubkey HEX|FILE]
-  fota delta info PATCH
-  fota delta bench DIR`
-
-func runDelta(args []string) error {
-	if len(args) == 0 {
-		return &exitError{2, errors.New(deltaUsage)}
-	}
-	switch args[0] {
-	case "make":
-		return deltaMake(args[1:])
-	case "apply":
-		return deltaApply(args[1:])
-	case "info":
-		return deltaInfo(args[1:])
-	case "bench":
-		return deltaBench(args[1:])
-	}
-	return &exitError{2, fmt.Errorf("unknown delta command %q\n%s", args[0], deltaUsage)}
-}
-
-// parseInterleaved parses flags that may come before, between or after the
-// positional arguments, and checks their number.
-func parseInterleaved(fs *flag.FlagSet, args []string, want int) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, &exitError{2, fmt.Errorf("%w\n%s", err, deltaUsage)}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-	if len(pos) != want {
-		return nil, &exitError{2, fmt.Errorf("want %d arguments, got %d\n%s", want, len(pos), deltaUsage)}
-	}
-	return pos, nil
+// deltaGroup is `fota delta`.
+var deltaGroup = group{
+	name:    "delta",
+	summary: "Signed delta packages: make one from two images, apply it, inspect it, benchmark the generator.",
+	subs: []subcommand{
+		{name: "make", args: "OLD NEW -o PACKAGE [--in-place]", summary: "make a signed package that turns OLD into NEW", run: deltaMake},
+		{name: "apply", args: "OLD PACKAGE -o NEW", summary: "verify and apply a package to OLD", run: deltaApply},
+		{name: "info", args: "PACKAGE", summary: "header, sizes, hashes, instruction statistics", run: deltaInfo},
+		{name: "bench", args: "DIR", summary: "sizes of our packages and of bsdiff, xdelta3, zstd on every pair in DIR", run: deltaBench},
+	},
+	examples: []string{"fota delta make old.bin new.bin -o p.fota --in-place", "fota delta apply old.bin p.fota -o new.bin"},
 }
 
 func deltaMake(args []string) error {
-	fs := flag.NewFlagSet("delta make", flag.ContinueOnError)
+	fs := newFlags("delta make", "OLD NEW -o PACKAGE", "Make a signed delta package that turns the image OLD into NEW (--in-place: one a device applies in place).",
+		"fota delta make old.bin new.bin -o p.fota --in-place --erase-block 4096 --version 2.0 --device-type meter")
 	out := fs.String("o", "", "output package")
 	inPlace := fs.Bool("in-place", false, "make an in-place package")
 	eb := fs.Int("erase-block", delta.DefaultEraseBlock, "erase block size in bytes")
@@ -78,12 +43,12 @@ func deltaMake(args []string) error {
 	devType := fs.String("device-type", "", "device type string")
 	ver := fs.String("version", "", "firmware version of the new image")
 	seq := fs.Uint("seq", 0, "anti-rollback sequence number")
-	pos, err := parseInterleaved(fs, args, 2)
+	pos, err := fs.parseN(args, 2, 2)
 	if err != nil {
 		return err
 	}
 	if *out == "" {
-		return &exitError{2, errors.New("delta make: -o PATCH is required")}
+		return fs.usageError("-o PACKAGE is required")
 	}
 	if *keyPath == "" {
 		*keyPath = delta.DefaultKeyPath()
@@ -151,15 +116,15 @@ func publicKey(arg string) (ed25519.PublicKey, error) {
 }
 
 func deltaApply(args []string) error {
-	fs := flag.NewFlagSet("delta apply", flag.ContinueOnError)
+	fs := newFlags("delta apply", "OLD PACKAGE -o NEW", "Verify a package's signature and hashes and apply it to OLD.", "fota delta apply old.bin p.fota -o new.bin")
 	out := fs.String("o", "", "output new image")
 	pub := fs.String("pubkey", "", "verifying public key, hex or file (default: the default signing key's)")
-	pos, err := parseInterleaved(fs, args, 2)
+	pos, err := fs.parseN(args, 2, 2)
 	if err != nil {
 		return err
 	}
 	if *out == "" {
-		return &exitError{2, errors.New("delta apply: -o NEW is required")}
+		return fs.usageError("-o NEW is required")
 	}
 	pk, err := publicKey(*pub)
 	if err != nil {
@@ -181,8 +146,8 @@ func deltaApply(args []string) error {
 }
 
 func deltaInfo(args []string) error {
-	fs := flag.NewFlagSet("delta info", flag.ContinueOnError)
-	pos, err := parseInterleaved(fs, args, 1)
+	fs := newFlags("delta info", "PACKAGE", "Show a package's header, sizes, hashes and instruction statistics.", "fota delta info p.fota")
+	pos, err := fs.parseN(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -226,8 +191,9 @@ var deltaReference = map[string][2]int{
 }
 
 func deltaBench(args []string) error {
-	fs := flag.NewFlagSet("delta bench", flag.ContinueOnError)
-	pos, err := parseInterleaved(fs, args, 1)
+	fs := newFlags("delta bench", "DIR", "Make packages for every pair in DIR (folders with old.bin and new.bin) and compare their sizes with bsdiff, xdelta3 and zstd.",
+		"fota delta bench ../shared/firmware")
+	pos, err := fs.parseN(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -337,3 +303,5 @@ func deltaBench(args []string) error {
 	fmt.Print(sb.String())
 	return nil
 }
+
+func runDelta(args []string) error { return deltaGroup.run(args) }

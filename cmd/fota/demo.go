@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -69,7 +68,8 @@ type demoResult struct {
 }
 
 func runDemo(args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs := newFlags("demo", "", "The whole job on loopback: DM and bootstrap servers, firmware v1 and v2 uploaded, devices on simulated flash bootstrapped and registered, a delta campaign in waves, installed in place.",
+		"fota demo", "fota demo --devices 100 --waves 10,50,100 --mode push")
 	n := fs.Int("devices", 20, "number of simulated devices")
 	mode := fs.String("mode", campaign.DeliveryPull, "delivery: pull (device fetches the Package URI over CoAPS, Block2) or push (server writes /5/0/0, Block1)")
 	waves := fs.String("waves", "20,100", "cumulative wave sizes in percent")
@@ -80,8 +80,8 @@ func runDemo(args []string) error {
 	keep := fs.Bool("keep", false, "keep the temp directory (bbolt file, flash files, device state)")
 	timeout := fs.Duration("timeout", 200*time.Second, "give up (exit 1) after this long")
 	verbose := fs.Bool("v", false, "log servers and devices to stderr")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
 	}
 	if *n < 1 || *n > 1000 {
 		return &exitError{2, fmt.Errorf("--devices %d: want 1..1000", *n)}
@@ -436,7 +436,7 @@ func startDemoDevice(ctx context.Context, api apiClient, bsAddr, dir, ep string,
 	cfg := client.Config{
 		Endpoint: ep, StateDir: filepath.Join(dir, "state"), Logger: o.Log,
 		Device: client.DeviceInfo{Manufacturer: "fotastack", Model: "demo-1", Serial: ep,
-			FirmwareVersion: demoV1, DeviceType: demoDeviceType, HardwareVersion: "1", SoftwareVersion: version},
+			FirmwareVersion: demoV1, DeviceType: demoDeviceType, HardwareVersion: "1", SoftwareVersion: shortVersion()},
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
 	}
 	accounts, err := client.Bootstrap(ctx, cfg, client.BootstrapConfig{URI: "coaps://" + bsAddr, PSKIdentity: bsID, PSKKey: bsKey, Timeout: 30 * time.Second}, nil)

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,62 +12,45 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	fwrepo "github.com/fotastack/fota/server/firmware"
 )
 
 func init() {
-	register("firmware", "firmware repository of a running server: add, list, rm, key", runFirmware)
+	registerGroup(firmwareGroup, "firmware repository of a running server: add, list, rm, key")
 }
 
-// apiFlags adds --url and --api-token (defaults from FOTA_URL and
-// FOTA_API_TOKEN, like kubectl's context) to fs.
-func apiFlags(fs *flag.FlagSet) func() (apiClient, error) {
-	u := fs.String("url", os.Getenv("FOTA_URL"), "server HTTP API `URL` (default $FOTA_URL)")
-	tok := fs.String("api-token", os.Getenv("FOTA_API_TOKEN"), "API bearer token (default $FOTA_API_TOKEN)")
-	return func() (apiClient, error) {
-		if *u == "" {
-			return apiClient{}, &exitError{2, errors.New("--url or FOTA_URL is required")}
-		}
-		return apiClient{base: strings.TrimRight(*u, "/"), token: *tok, hc: &http.Client{Timeout: 2 * time.Minute}}, nil
-	}
-}
-
-func runFirmware(args []string) error {
-	if len(args) == 0 {
-		return &exitError{2, errors.New("usage: fota firmware add FILE --version V --device-type T | list | rm ID | key | example")}
-	}
-	switch args[0] {
-	case "add":
-		return firmwareAdd(args[1:])
-	case "list", "ls":
-		return firmwareList(args[1:])
-	case "rm", "delete":
-		return firmwareRemove(args[1:])
-	case "key":
-		return firmwareKey(args[1:])
-	case "example":
-		return firmwareExample(args[1:])
-	}
-	return &exitError{2, fmt.Errorf("unknown firmware command %q (add, list, rm, key, example)", args[0])}
+// firmwareGroup is `fota firmware`: the repository of a running server,
+// over its HTTP API.
+var firmwareGroup = group{
+	name:    "firmware",
+	summary: "The firmware repository of a running server (over its HTTP API: --url, --api-token-file or $FOTA_URL, $FOTA_API_TOKEN).",
+	subs: []subcommand{
+		{name: "add", args: "FILE --version V --device-type T", summary: "upload a firmware image", run: firmwareAdd},
+		{name: "list", aliases: []string{"ls"}, summary: "list the images", run: firmwareList},
+		{name: "rm", aliases: []string{"delete"}, args: "ID", summary: "remove an image", run: firmwareRemove},
+		{name: "key", summary: "print the server's package signing public key (what devices trust)", run: firmwareKey},
+		{name: "example", summary: "write two real example images, v1.bin and v2.bin", run: firmwareExample},
+	},
+	examples: []string{"fota firmware add v2.bin --version 2.0 --device-type meter", "fota firmware list"},
 }
 
 func firmwareAdd(args []string) error {
-	fs := flag.NewFlagSet("firmware add", flag.ContinueOnError)
-	api := apiFlags(fs)
+	fs := newFlags("firmware add", "FILE --version V --device-type T", "Upload a firmware image to the server's repository.",
+		"fota firmware add v2.bin --version 2.0 --device-type meter")
+	api := apiFlags(fs.FlagSet)
 	version := fs.String("version", "", "firmware version of the image (required)")
 	devType := fs.String("device-type", "", "device type the image runs on (required)")
 	opaque := fs.Bool("opaque", false, "store as another vendor's package, served as is (no delta)")
 	eraseBlock := fs.Int("erase-block", 0, "erase block of the device type in bytes (stored for its packages)")
 	ram := fs.Int("ram", 0, "RAM the device type may spend on applying a package, bytes")
 	seq := fs.Uint("seq", 0, "rollback counter of the image (default: from the version, which must then be MAJOR[.MINOR[.PATCH]])")
-	pos, err := parseWithPositionals(fs, args) // cmd/fota/flash.go
+	pos, err := fs.parseN(args, 1, 1)
 	if err != nil {
-		return &exitError{2, err}
+		return err
 	}
-	if len(pos) != 1 || *version == "" || *devType == "" {
-		return &exitError{2, errors.New("usage: fota firmware add FILE --version V --device-type T")}
+	if *version == "" || *devType == "" {
+		return fs.usageError("--version and --device-type are required")
 	}
 	a, err := api()
 	if err != nil {
@@ -118,10 +99,11 @@ func firmwareAdd(args []string) error {
 }
 
 func firmwareList(args []string) error {
-	fs := flag.NewFlagSet("firmware list", flag.ContinueOnError)
-	api := apiFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	fs := newFlags("firmware list", "", "List the images of the server's repository.", "fota firmware list")
+	api := apiFlags(fs.FlagSet)
+	asJSON := fs.Bool("json", false, "print the API's JSON answer")
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
 	}
 	a, err := api()
 	if err != nil {
@@ -130,6 +112,9 @@ func firmwareList(args []string) error {
 	out, err := a.do("GET", "/api/firmware", nil)
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		return printJSON(out)
 	}
 	var imgs []fwrepo.Image
 	if err := json.Unmarshal(out, &imgs); err != nil {
@@ -148,14 +133,11 @@ func firmwareList(args []string) error {
 }
 
 func firmwareRemove(args []string) error {
-	fs := flag.NewFlagSet("firmware rm", flag.ContinueOnError)
-	api := apiFlags(fs)
-	pos, err := parseWithPositionals(fs, args)
+	fs := newFlags("firmware rm", "ID", "Remove an image from the server's repository (fota firmware list shows the IDs).", "fota firmware rm 3")
+	api := apiFlags(fs.FlagSet)
+	pos, err := fs.parseN(args, 1, 1)
 	if err != nil {
-		return &exitError{2, err}
-	}
-	if len(pos) != 1 {
-		return &exitError{2, errors.New("usage: fota firmware rm ID")}
+		return err
 	}
 	a, err := api()
 	if err != nil {
@@ -169,10 +151,11 @@ func firmwareRemove(args []string) error {
 }
 
 func firmwareKey(args []string) error {
-	fs := flag.NewFlagSet("firmware key", flag.ContinueOnError)
-	api := apiFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	fs := newFlags("firmware key", "", "Print the ed25519 public key the server signs packages with: devices trust it (fota client --trust).",
+		`fota client --endpoint meter-1 --trust "$(fota firmware key)" ...`)
+	api := apiFlags(fs.FlagSet)
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
 	}
 	a, err := api()
 	if err != nil {
@@ -192,20 +175,20 @@ func firmwareKey(args []string) error {
 	return nil
 }
 
+func runFirmware(args []string) error { return firmwareGroup.run(args) }
+
 // firmwareExample writes two real firmware images, v1.bin and v2.bin, for
 // trying the stack by hand: the demo's pair (MicroPython for the pyboard,
 // from ../shared/firmware or --firmware-dir), else a generated pair, and
 // says which.
 func firmwareExample(args []string) error {
-	fs := flag.NewFlagSet("firmware example", flag.ContinueOnError)
+	fs := newFlags("firmware example", "", "Write two real firmware images, v1.bin and v2.bin, to try the stack by hand.",
+		"fota firmware example -o .")
 	out := fs.String("o", ".", "write v1.bin and v2.bin into this `directory`")
 	dir := fs.String("firmware-dir", "", "directory of image pairs (default $FOTA_FIRMWARE_DIR, else ../shared/firmware)")
 	pair := fs.String("pair", defaultDemoPair, "image pair (a folder of old.bin and new.bin)")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
-	}
-	if fs.NArg() > 0 {
-		return &exitError{2, fmt.Errorf("firmware example takes no arguments (got %q); use -o DIR", fs.Arg(0))}
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
 	}
 	fw, ok, err := loadDemoFirmware(firmwareDirCandidates(*dir), *pair)
 	if err != nil {

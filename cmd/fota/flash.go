@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -17,40 +16,19 @@ import (
 )
 
 func init() {
-	register("flash", "simulated NOR flash device: create, info, read", runFlash)
+	registerGroup(flashGroup, "simulated NOR flash device: create, info, read")
 }
 
-func runFlash(args []string) error {
-	if len(args) == 0 {
-		return errors.New("usage: fota flash create|info|read [flags]")
-	}
-	switch args[0] {
-	case "create":
-		return flashCreate(args[1:])
-	case "info":
-		return flashInfo(args[1:])
-	case "read":
-		return flashRead(args[1:])
-	}
-	return fmt.Errorf("unknown flash command %q (create, info, read)", args[0])
-}
-
-// parseWithPositionals lets flags and positional arguments come in any
-// order (`fota flash read F -o out` as well as `-o out F`); the standard
-// flag package stops at the first positional.
-func parseWithPositionals(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
+// flashGroup is `fota flash`.
+var flashGroup = group{
+	name:    "flash",
+	summary: "A simulated NOR flash device in a file: make one holding an image, inspect it, read its image back.",
+	subs: []subcommand{
+		{name: "create", args: "--image IMAGE -o FLASH", summary: "make a flash file provisioned with an image", run: flashCreate},
+		{name: "info", args: "FLASH", summary: "layout, image, journal state and wear", run: flashInfo},
+		{name: "read", args: "FLASH -o IMAGE", summary: "write out the image the flash boots", run: flashRead},
+	},
+	examples: []string{"fota flash create --size 1048576 --erase-block 4096 --image old.bin -o dev.flash", "fota flash info dev.flash"},
 }
 
 // parseSize reads a byte count with an optional K/M suffix (powers of 1024).
@@ -97,9 +75,10 @@ func flashGeometryFlags(fs *flag.FlagSet, s *flashSpec, sizeFlag string) {
 }
 
 func flashCreate(args []string) error {
-	fs := flag.NewFlagSet("flash create", flag.ContinueOnError)
+	fs := newFlags("flash create", "--image IMAGE -o FLASH", "Make a simulated NOR flash file provisioned with a firmware image.",
+		"fota flash create --size 1M --erase-block 4096 --image old.bin --version 1.0 -o dev.flash")
 	var s flashSpec
-	flashGeometryFlags(fs, &s, "size")
+	flashGeometryFlags(fs.FlagSet, &s, "size")
 	fs.IntVar(&s.PageSize, "page", inplace.DefaultPageSize, "program page size in bytes")
 	fs.IntVar(&s.Endurance, "endurance", inplace.DefaultEndurance, "erase cycles per block")
 	fs.StringVar(&s.Image, "image", "", "firmware image to provision (required)")
@@ -107,11 +86,11 @@ func flashCreate(args []string) error {
 	fs.StringVar(&s.Version, "version", "1.0.0", "version of the provisioned image")
 	fs.Uint64Var(&s.Seed, "seed", 1, "seed of the torn-operation noise")
 	fs.IntVar(&s.RAM, "ram", 0, "the device's installer RAM in bytes (default 16 KiB + one erase block)")
-	if _, err := parseWithPositionals(fs, args); err != nil {
+	if _, err := fs.parseN(args, 0, 0); err != nil {
 		return err
 	}
 	if s.Image == "" || s.Path == "" {
-		return errors.New("flash create needs --image and -o")
+		return fs.usageError("flash create needs --image and -o")
 	}
 	summary, err := s.create()
 	if err != nil {
@@ -170,13 +149,10 @@ func (s flashSpec) create() (string, error) {
 }
 
 func flashInfo(args []string) error {
-	fs := flag.NewFlagSet("flash info", flag.ContinueOnError)
-	pos, err := parseWithPositionals(fs, args)
+	fs := newFlags("flash info", "FLASH", "Show a simulated flash: geometry, layout, the image it boots, the update journal and wear.", "fota flash info dev.flash")
+	pos, err := fs.parseN(args, 1, 1)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("usage: fota flash info FILE")
 	}
 	f, err := inplace.OpenFlash(pos[0])
 	if err != nil {
@@ -216,14 +192,14 @@ func flashInfo(args []string) error {
 }
 
 func flashRead(args []string) error {
-	fs := flag.NewFlagSet("flash read", flag.ContinueOnError)
-	out := fs.String("o", "", "file to write the image to (required)")
-	pos, err := parseWithPositionals(fs, args)
+	fs := newFlags("flash read", "FLASH -o IMAGE", "Write out the image a simulated flash boots.", "fota flash read dev.flash -o image.bin")
+	out := fs.String("o", "", "`file` to write the image to (required)")
+	pos, err := fs.parseN(args, 1, 1)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || *out == "" {
-		return errors.New("usage: fota flash read FILE -o IMAGE")
+	if *out == "" {
+		return fs.usageError("-o IMAGE is required")
 	}
 	f, err := inplace.OpenFlash(pos[0])
 	if err != nil {
@@ -240,3 +216,5 @@ func flashRead(args []string) error {
 	fmt.Printf("%s: version %q, %d bytes\n", *out, rec.Version, len(img))
 	return nil
 }
+
+func runFlash(args []string) error { return flashGroup.run(args) }

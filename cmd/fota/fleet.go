@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -30,7 +29,8 @@ func init() {
 const fleetAllRegistered = "fleet: all registered"
 
 func runFleet(args []string) error {
-	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
+	fs := newFlags("fleet", "", "Run many simulated devices (real clients, each with its own DTLS-PSK session and socket) against a server. The server must know their credentials: --provision stores them through the HTTP API first.",
+		"fota fleet --devices 1000 --server coaps://127.0.0.1:5684 --provision --url http://127.0.0.1:8080")
 	devices := fs.Int("devices", 100, "number of devices")
 	first := fs.Int("first", 0, "index of the first device (endpoints ep-FIRST ...)")
 	serverURI := fs.String("server", "coaps://127.0.0.1:5684", "LwM2M server URI")
@@ -40,14 +40,21 @@ func runFleet(args []string) error {
 	seed := fs.Uint64("seed", 1, "seed of the link impairments")
 	lifetime := fs.Duration("lifetime", 300*time.Second, "registration lifetime")
 	provision := fs.Bool("provision", false, "PUT the devices' credentials through the HTTP API (--url, --api-token) first")
-	apiURL := fs.String("url", fleetDefaultURL(), "HTTP API base URL for --provision")
-	token := fs.String("api-token", os.Getenv("FOTA_API_TOKEN"), "HTTP API bearer token for --provision")
+	apiURL := fs.String("url", "", "HTTP API base `URL` for --provision (default $FOTA_URL, else http://127.0.0.1:8080)")
+	tokenOf := tokenFlags(fs.FlagSet)
 	timeout := fs.Duration("timeout", 0, "give up when not all devices registered after this long (0: never)")
-	flash := addFleetFlashFlags(fs)
+	flash := addFleetFlashFlags(fs.FlagSet)
 	spread := fs.Bool("spread-loopback", true, "with a server on loopback, bind devices to 127.1.0.1, 127.1.0.2, ... (8000 each): one address has only ~28,000 ephemeral ports")
 	exitAfter := fs.Bool("exit", false, "stop (de-registering every device) once all registered, instead of running until interrupted")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
+	}
+	if *apiURL == "" {
+		*apiURL = fleetDefaultURL()
+	}
+	token, err := tokenOf()
+	if err != nil {
+		return err
 	}
 	if *devices <= 0 {
 		return &exitError{2, errors.New("--devices must be positive")}
@@ -63,7 +70,7 @@ func runFleet(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *provision {
-		if err := provisionFleet(ctx, *apiURL, *token, *prefix, *first, *devices); err != nil {
+		if err := provisionFleet(ctx, *apiURL, token, *prefix, *first, *devices); err != nil {
 			return err
 		}
 		fmt.Printf("fleet: provisioned %d devices\n", *devices)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 
@@ -20,7 +19,8 @@ func init() {
 // point, so boot can always finish the update); --cut-staging cuts during
 // the staging copy instead, after which boot runs the old image.
 func runInstall(args []string) error {
-	fs := flag.NewFlagSet("install", flag.ContinueOnError)
+	fs := newFlags("install", "--flash FLASH --patch PACKAGE", "Apply a delta package in place on a simulated flash; --cut-after simulates a power cut (exit status 3).",
+		"fota install --flash dev.flash --patch p.fota --cut-after 200 --torn")
 	flashPath := fs.String("flash", "", "flash file (required)")
 	patchPath := fs.String("patch", "", "delta package (required)")
 	cutAfter := fs.Int("cut-after", 0, "cut power after N erase/program operations of the in-place phase")
@@ -28,11 +28,11 @@ func runInstall(args []string) error {
 	torn := fs.Bool("torn", false, "leave the operation the cut hits half done")
 	ram := fs.Int("ram", 0, "installer RAM budget in bytes, at most the device's (default: the device's, set by flash create --ram)")
 	quiet := fs.Bool("q", false, "no progress bar")
-	if _, err := parseWithPositionals(fs, args); err != nil {
+	if _, err := fs.parseN(args, 0, 0); err != nil {
 		return err
 	}
 	if *flashPath == "" || *patchPath == "" {
-		return errors.New("install needs --flash and --patch")
+		return fs.usageError("install needs --flash and --patch")
 	}
 	patch, err := os.ReadFile(*patchPath)
 	if err != nil {

@@ -4,9 +4,10 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
-	"sort"
 )
 
 // command is one subcommand. Each lives in its own file and registers itself
@@ -22,6 +23,16 @@ func register(name, summary string, run func(args []string) error) {
 	commands[name] = command{summary: summary, run: run}
 }
 
+// commandGroups are the commands with sub-commands, by name (the tests
+// walk them to check every sub-command's help).
+var commandGroups = map[string]group{}
+
+// registerGroup registers a command with sub-commands.
+func registerGroup(g group, summary string) {
+	commandGroups[g.name] = g
+	register(g.name, summary, g.run)
+}
+
 // exitError carries a specific exit status (for example 3 for a simulated
 // power cut) up to main.
 type exitError struct {
@@ -32,39 +43,38 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: fota COMMAND [flags]\n\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
-	}
-}
+func main() { os.Exit(run(os.Args[1:])) }
 
-func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(2)
+// run runs the subcommand args[0] and returns the exit status: 0, 1 for a
+// failure, 2 for a usage error, or what an exitError carries.
+func run(args []string) int {
+	if len(args) == 0 {
+		mainHelp(os.Stderr)
+		return 2
 	}
-	name := os.Args[1]
-	if name == "-h" || name == "--help" || name == "help" {
-		usage()
-		return
+	name := args[0]
+	switch {
+	case name == "-h" || name == "--help" || name == "-help" || (name == "help" && len(args) == 1):
+		mainHelp(os.Stdout)
+		return 0
+	case name == "help":
+		// `fota help campaign` is `fota campaign --help`.
+		name, args = args[1], []string{args[1], "--help"}
 	}
 	c, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "fota: unknown command %q\n", name)
-		usage()
-		os.Exit(2)
+		fmt.Fprintf(os.Stderr, "fota: unknown command %q (fota --help lists them)\n", name)
+		return 2
 	}
-	if err := c.run(os.Args[2:]); err != nil {
-		fmt.Fprintf(os.Stderr, "fota %s: %v\n", name, err)
-		if ee, ok := err.(*exitError); ok {
-			os.Exit(ee.code)
-		}
-		os.Exit(1)
+	err := c.run(args[1:])
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
 	}
+	fmt.Fprintf(os.Stderr, "fota %s: %v\n", name, err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
 }

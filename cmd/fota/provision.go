@@ -1,17 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
-	"os"
-	"strings"
 	"time"
 )
 
@@ -26,21 +20,19 @@ func init() {
 // URI; in that order, because an endpoint without a bootstrap credential
 // may bootstrap over plain CoAP.
 func runProvision(args []string) error {
-	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
-	apiURL := fs.String("url", os.Getenv("FOTA_URL"), "server HTTP API `URL` (default $FOTA_URL)")
-	token := fs.String("api-token", os.Getenv("FOTA_API_TOKEN"), "API bearer token (default $FOTA_API_TOKEN)")
+	fs := newFlags("provision", "--endpoint EP --bs-psk-id ID --bs-psk-key-file FILE", "Give a device its bootstrap credential and a DM account with a fresh PSK (via the HTTP API); the device then bootstraps with its factory credential.",
+		"FOTA_BS_PSK_KEY=000102030405060708090a0b0c0d0e0f fota provision --endpoint meter-1 --bs-psk-id meter-1-bs")
+	apiOf := apiFlags(fs.FlagSet)
 	ep := fs.String("endpoint", "", "endpoint client name (required)")
 	bsID := fs.String("bs-psk-id", "", "bootstrap PSK identity the device is manufactured with (required)")
-	bsKey := fs.String("bs-psk-key", "", "bootstrap PSK key in hex (required)")
+	bsKeyOf := secretFlags(fs.FlagSet, "bs-psk-key", "FOTA_BS_PSK_KEY", "bootstrap PSK `key` in hex (required)")
 	dmURI := fs.String("dm-uri", "", "DM server URI for the device (default: the server's own coaps URI)")
 	ssid := fs.Uint("short-server-id", 101, "short server ID of the DM account")
 	lifetime := fs.Uint("lifetime", 300, "registration lifetime in seconds written to the device")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
 	}
 	switch {
-	case *apiURL == "":
-		return &exitError{2, errors.New("--url or FOTA_URL is required")}
 	case *ep == "":
 		return &exitError{2, errors.New("--endpoint is required")}
 	case *bsID == "":
@@ -48,11 +40,19 @@ func runProvision(args []string) error {
 	case *ssid == 0 || *ssid > 65534:
 		return &exitError{2, errors.New("--short-server-id must be 1..65534")}
 	}
-	key, err := parseHexKey("--bs-psk-key", *bsKey)
+	bsKey, err := bsKeyOf()
+	if err != nil {
+		return err
+	}
+	key, err := parseHexKey("--bs-psk-key", bsKey)
 	if err != nil {
 		return &exitError{2, err}
 	}
-	api := apiClient{base: strings.TrimRight(*apiURL, "/"), token: *token, hc: &http.Client{Timeout: 15 * time.Second}}
+	api, err := apiOf()
+	if err != nil {
+		return err
+	}
+	api.hc.Timeout = 15 * time.Second
 	cred := map[string]any{
 		"endpoint": *ep,
 		"tls":      map[string]any{"mode": "psk", "details": map[string]any{"identity": *bsID, "key": hex.EncodeToString(key)}},
@@ -88,46 +88,4 @@ func runProvision(args []string) error {
 	id, _ := hex.DecodeString(s.PublicKeyOrID)
 	fmt.Printf("provisioned %s: bootstrap identity %q; DM account %s with fresh psk identity %q\n", *ep, *bsID, s.URI, id)
 	return nil
-}
-
-// apiClient is a small client of the server's HTTP API.
-type apiClient struct {
-	base, token string
-	hc          *http.Client
-}
-
-// do sends body as JSON and returns the answer's body; a non-2xx answer is
-// an error carrying the server's message.
-func (a apiClient) do(method, path string, body any) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, a.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
-	}
-	return data, nil
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,12 +21,13 @@ func init() {
 }
 
 func runServer(args []string) error {
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs := newFlags("server", "", "Run the LwM2M server: CoAP, DTLS, the HTTP API and, with --bootstrap-coaps, the bootstrap server. The API token is $FOTA_API_TOKEN or --api-token-file; without either, the token in DB.token beside the database, generated there (mode 0600) on the first start.",
+		"fota server --db fota.db --coap :5683 --coaps :5684 --http :8080 --bootstrap-coaps :5784")
 	db := fs.String("db", "fota.db", "bbolt database `file`")
 	coap := fs.String("coap", ":5683", "plain CoAP listen `address` (empty: off)")
 	coaps := fs.String("coaps", ":5684", "CoAP over DTLS listen `address` (empty: off)")
 	httpAddr := fs.String("http", ":8080", "HTTP API listen `address` (empty: off)")
-	token := fs.String("api-token", os.Getenv("FOTA_API_TOKEN"), "bearer token of the HTTP API (default $FOTA_API_TOKEN, else generated and stored)")
+	tokenOf := tokenFlags(fs.FlagSet)
 	certFile := fs.String("cert", "", "server certificate `file` (PEM) for X.509 devices")
 	keyFile := fs.String("key", "", "server private key `file` (PEM)")
 	caFile := fs.String("client-ca", "", "CA `file` (PEM) that signs device certificates")
@@ -35,15 +35,25 @@ func runServer(args []string) error {
 	bsCoaps := fs.String("bootstrap-coaps", "", "bootstrap server DTLS listen `address` (empty: off; LwM2M default :5784)")
 	publicHost := fs.String("public-host", "", "host name devices reach this server by, written into bootstrapped accounts (default: the listen address, 127.0.0.1 for wildcards)")
 	verbose := fs.Bool("v", false, "debug logging")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
+	}
+	token, err := tokenOf()
+	if err != nil {
+		return err
+	}
+	tokenFile := *db + ".token"
+	if token == "" {
+		if token, err = readTokenFile(tokenFile); err != nil {
+			return err
+		}
 	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := server.Config{HTTPAddr: *httpAddr, APIToken: *token, Config: dm.Config{CoAPAddr: *coap, CoAPSAddr: *coaps, Logger: log}}
+	cfg := server.Config{HTTPAddr: *httpAddr, APIToken: token, Config: dm.Config{CoAPAddr: *coap, CoAPSAddr: *coaps, Logger: log}}
 	if *certFile != "" {
 		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
 		if err != nil {
@@ -78,12 +88,50 @@ func runServer(args []string) error {
 	}
 	// Devices are provisioned with this key (also at GET /api/firmware/key).
 	log.Info("firmware packages signed", "ed25519PublicKey", hex.EncodeToString(srv.Firmware.PublicKey()))
-	if tok, generated := srv.APIToken(); generated {
-		fmt.Fprintf(os.Stderr, "API token (generated, stored in %s; shown once): %s\n", *db, tok)
+	if token == "" {
+		// Neither given nor in the token file: the server generated one
+		// (or kept one in the database, as releases before the file did).
+		tok, generated := srv.APIToken()
+		if err := writeTokenFile(tokenFile, tok); err != nil {
+			srv.Close()
+			return err
+		}
+		how := "the API token stored in " + *db
+		if generated {
+			how = "a new API token"
+		}
+		// The path, never the token: stderr often ends up in a log.
+		fmt.Fprintf(os.Stderr, "wrote %s to %s (mode 0600); clients: export FOTA_API_TOKEN=$(cat %s)\n", how, tokenFile, tokenFile)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
 	log.Info("shutting down")
 	return srv.Close()
+}
+
+// readTokenFile reads the token file beside the database; "" when there is
+// none yet.
+func readTokenFile(path string) (string, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	return readSecretFile(path, "API token file")
+}
+
+// writeTokenFile creates the token file readable by its owner only. It
+// never replaces a file: one that appeared meanwhile is someone else's.
+func writeTokenFile(path, token string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write API token file: %w", err)
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("write API token file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write API token file: %w", err)
+	}
+	return nil
 }
