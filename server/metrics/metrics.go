@@ -166,7 +166,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(bytes))
 	}
 	if src.Campaigns != nil {
-		camps, devs := map[string]int{}, map[string]int{}
+		// Every campaign state is present, at 0 too: a dashboard's query
+		// should not depend on a campaign having existed.
+		camps := map[string]int{campaign.Running: 0, campaign.Paused: 0, campaign.Aborted: 0, campaign.Completed: 0}
+		devs := map[string]int{}
 		for _, cp := range src.Campaigns.List() {
 			camps[cp.State]++
 			for s, v := range src.Campaigns.Status(cp.ID, false).Summary.ByState {

@@ -102,7 +102,7 @@ async function device(page, signal, ep) {
         ops.append(input, h('button', { type: 'button', onclick: async () => { await call('', { method: 'PUT', body: { value: input.value } }); await call(''); } }, 'Write'), ' ');
       }
       if (r.operations.includes('E')) ops.append(h('button', { type: 'button', onclick: () => call('', { method: 'POST', body: '', type: 'text/plain' }) }, 'Execute'));
-      return h('tr', {}, h('td', {}, r.id), h('td', {}, r.name), h('td', {}, r.operations), val, ops);
+      return h('tr', { 'data-path': path }, h('td', {}, r.id), h('td', {}, r.name), h('td', {}, r.operations), val, ops);
     });
     page.append(h('section', { className: 'card' }, h('h2', {}, `${m ? m.name : 'Object'} /${oid}/${iid}`),
       rows.length ? table(['ID', 'Resource', 'Ops', 'Value', 'Actions'], rows) : h('p', { className: 'muted' }, 'No model for this object.')));
@@ -170,7 +170,7 @@ async function campaigns(page, signal, id) {
   const msg = status();
   const form = h('form', { className: 'card' }, h('h2', {}, 'New campaign'), h('div', { className: 'row' },
     field('Name', name), field('Image', img), field('Endpoints (comma separated)', eps), field('Waves (%)', waves),
-    field('Success threshold', succ), field('Error threshold', errt), h('button', { type: 'submit' }, 'Start')), msg);
+    field('Success threshold', succ), field('Error threshold', errt), h('button', { type: 'submit', id: 'c-start' }, 'Start')), msg);
   const list = h('div');
   page.append(h('h1', {}, 'Campaigns'), form, list);
   form.addEventListener('submit', async (ev) => {
