@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,9 +154,34 @@ func TestConsoleBrowser(t *testing.T) {
 	waitText(t, ctx, "Progress: 100 %")
 	shot(t, ctx, "campaign")
 
+	// What the campaign did shows in /metrics: the device registered,
+	// handshook, downloaded blocks, and is a succeeded campaign device.
+	_, m := get(t, e.srv.URL+"/metrics", "")
+	for _, re := range []string{`fota_device_events_total\{type="REGISTRATION"\} [1-9]`, `fota_dtls_handshakes_total [1-9]`,
+		`fota_firmware_blocks_served_total [1-9]`, `fota_firmware_served_bytes_total [1-9]`, `fota_campaign_devices\{state="succeeded"\} 1`} {
+		if !regexp.MustCompile(re).MatchString(m) {
+			t.Errorf("/metrics does not match %s", re)
+		}
+	}
+
 	if err := chromedp.Do(ctx, chromedp.Navigate(url+"#/bootstrap")); err != nil {
 		t.Fatal(err)
 	}
 	waitText(t, ctx, "Bootstrap")
 	shot(t, ctx, "bootstrap")
+
+	// A phone's width: nothing may push the page wider than the screen
+	// (tables scroll inside their own box).
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(360, 740), chromedp.Navigate(url+"#/device/"+ep),
+		chromedp.WaitVisible(`tr[data-path="/3/0/0"]`)); err != nil {
+		t.Fatal(err)
+	}
+	width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if width > 360 {
+		t.Errorf("at 360 px the device page is %d px wide", width)
+	}
+	shot(t, ctx, "device-360px")
 }
