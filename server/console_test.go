@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
+	"github.com/fotastack/fota/server"
 	"github.com/fotastack/fota/server/servertest"
 )
 
@@ -85,5 +86,38 @@ func TestMetricsNamesAndCounts(t *testing.T) {
 		if !strings.Contains(body, "# TYPE "+want+" ") {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// With PProf the profiler answers only with the bearer token, never with
+// it in the query (tools that fetch profiles log URLs).
+func TestPProfBehindToken(t *testing.T) {
+	s := servertest.Start(t, func(c *server.Config) { c.PProf = true })
+	if code, _ := get(t, s.URL+"/debug/pprof/", ""); code != 401 {
+		t.Errorf("pprof without token = %d, want 401", code)
+	}
+	if code, _ := get(t, s.URL+"/debug/pprof/?token="+servertest.Token, ""); code != 401 {
+		t.Errorf("pprof with the token in the query = %d, want 401", code)
+	}
+	if code, body := get(t, s.URL+"/debug/pprof/", servertest.Token); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("pprof with token = %d %.100q", code, body)
+	}
+}
+
+// /readyz follows the store: once it cannot be read the server is not
+// ready, while /healthz (the process) still answers.
+func TestReadyzFollowsStore(t *testing.T) {
+	s := servertest.Start(t)
+	if code, _ := get(t, s.URL+"/readyz", ""); code != 200 {
+		t.Fatalf("/readyz = %d before", code)
+	}
+	if err := s.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(t, s.URL+"/readyz", ""); code != 503 {
+		t.Errorf("/readyz with the store closed = %d, want 503", code)
+	}
+	if code, _ := get(t, s.URL+"/healthz", ""); code != 200 {
+		t.Errorf("/healthz = %d", code)
 	}
 }
