@@ -1,5 +1,7 @@
 package dm
 
+import "github.com/fotastack/fota/server/transport"
+
 // DTLSStats are the counters of the DTLS listener.
 type DTLSStats struct {
 	// Handshakes completed and refused (failed or rate-limited).
@@ -10,6 +12,8 @@ type DTLSStats struct {
 	// are hibernated now.
 	Hibernations, Resumptions int64
 	Asleep                    int
+	// HandshakeLatency is how long the completed handshakes took.
+	HandshakeLatency transport.LatencyStats
 }
 
 // DTLSStats reports the DTLS listener's counters (zero without one): what
@@ -21,5 +25,6 @@ func (s *Server) DTLSStats() DTLSStats {
 	var st DTLSStats
 	st.Handshakes, st.Refused, st.Associations = s.dtls.Stats()
 	st.Hibernations, st.Resumptions, st.Asleep = s.dtls.HibernationStats()
+	st.HandshakeLatency = s.dtls.HandshakeLatency()
 	return st
 }
