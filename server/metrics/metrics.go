@@ -112,6 +112,7 @@ func (m *Metrics) ProbeStore() error {
 var (
 	descHandshakes   = prometheus.NewDesc("fota_dtls_handshakes_total", "DTLS handshakes completed.", nil, nil)
 	descHandshakeDur = prometheus.NewDesc("fota_dtls_handshake_duration_seconds", "Time of completed DTLS handshakes, from the first ClientHello to the last flight.", nil, nil)
+	descRequests     = prometheus.NewDesc("fota_coap_requests_total", "CoAP requests sent to devices, by the answer's code (\"2.05\"), or \"timeout\" or \"error\" when none came.", []string{"code"}, nil)
 	descRefused      = prometheus.NewDesc("fota_dtls_handshakes_refused_total", "DTLS handshakes failed or refused by the rate limit.", nil, nil)
 	descSessions     = prometheus.NewDesc("fota_dtls_sessions", "DTLS sessions open now, live (in memory) or hibernated.", []string{"state"}, nil)
 	descHibernations = prometheus.NewDesc("fota_dtls_hibernations_total", "DTLS sessions hibernated.", nil, nil)
@@ -128,7 +129,7 @@ var (
 type collector Metrics
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHandshakes, descHandshakeDur, descRefused, descSessions, descHibernations, descResumptions,
+	for _, d := range []*prometheus.Desc{descHandshakes, descHandshakeDur, descRequests, descRefused, descSessions, descHibernations, descResumptions,
 		descDevices, descBlocks, descBytes, descCampaigns, descCampaignDevs} {
 		ch <- d
 	}
@@ -139,6 +140,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if src.DM != nil {
 		st := src.DM.DTLSStats()
 		ch <- prometheus.MustNewConstMetric(descHandshakes, prometheus.CounterValue, float64(st.Handshakes))
+		for code, n := range src.DM.RequestStats() {
+			ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), code)
+		}
 		hl := st.HandshakeLatency
 		ch <- prometheus.MustNewConstHistogram(descHandshakeDur, hl.Count, hl.Sum, hl.Buckets)
 		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(st.Refused))
