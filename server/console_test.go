@@ -63,7 +63,7 @@ func TestConsoleServedWithoutTokenAPIGuarded(t *testing.T) {
 
 // /metrics has the fota_ metrics, named by Prometheus conventions (the
 // library's lint).
-func TestMetricsNamesAndCounts(t *testing.T) {
+func TestMetricsNamesLinted(t *testing.T) {
 	s := servertest.Start(t)
 	mfs, err := s.Metrics.Registry().Gather()
 	if err != nil {
