@@ -63,7 +63,7 @@ func startRealDeviceSeq(t *testing.T, e *campaignEnv, ep, version string, image 
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c, err := client.New(client.Config{
 		Endpoint: ep, ServerURI: uri, PSKIdentity: ep + "-id", PSKKey: key,
-		Device:   client.DeviceInfo{FirmwareVersion: version, DeviceType: "sim"},
+		Device:   client.DeviceInfo{Manufacturer: "Fotastack Sim", FirmwareVersion: version, DeviceType: "sim"},
 		StateDir: filepath.Join(dir, "state"), Logger: quiet, Lifetime: lifetime, RequestTimeout: 2 * time.Second, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
 	})
 	if err != nil {

@@ -3,20 +3,26 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/fotastack/fota/server/api"
 	"github.com/fotastack/fota/server/bootstrap"
 	"github.com/fotastack/fota/server/campaign"
+	"github.com/fotastack/fota/server/console"
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/firmware"
 	"github.com/fotastack/fota/server/history"
+	"github.com/fotastack/fota/server/metrics"
 	"github.com/fotastack/fota/server/store"
 )
 
@@ -45,6 +51,9 @@ type Config struct {
 	// into bootstrapped accounts and Package URIs (default: the listen
 	// address, 127.0.0.1 for wildcards).
 	PublicHost string
+	// PProf serves net/http/pprof under /debug/pprof/, behind the API
+	// token: profiles show memory contents and cost CPU, so never open.
+	PProf bool
 }
 
 // Server is the whole LwM2M server: device management (the embedded
@@ -58,9 +67,11 @@ type Server struct {
 	Campaigns *campaign.Engine
 	Bootstrap *bootstrap.Server // nil unless configured
 	API       *api.API
+	Metrics   *metrics.Metrics
 	history   *history.Recorder
 
 	log      *slog.Logger
+	pprof    bool
 	http     *http.Server
 	httpLn   net.Listener
 	apiToken string
@@ -77,7 +88,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{log: cfg.Logger}
+	s := &Server{log: cfg.Logger, pprof: cfg.PProf}
 	ok := false
 	defer func() {
 		if !ok {
@@ -120,6 +131,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.API = api.New(api.Config{Token: s.apiToken, DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns,
 		Bootstrap: s.Bootstrap, Store: cfg.Store, Logger: cfg.Logger})
+	s.Metrics = metrics.New(metrics.Sources{DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns, Store: cfg.Store})
 	if cfg.HTTPAddr != "" {
 		if err := s.serveHTTP(cfg.HTTPAddr); err != nil {
 			return nil, err
@@ -135,7 +147,7 @@ func (s *Server) serveHTTP(addr string) error {
 		return fmt.Errorf("listen http %s: %w", addr, err)
 	}
 	s.httpLn = ln
-	s.http = &http.Server{Handler: s.API, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 	s.httpDone = make(chan struct{})
 	go func() {
 		defer close(s.httpDone)
@@ -145,6 +157,59 @@ func (s *Server) serveHTTP(addr string) error {
 	}()
 	s.log.Info("http api listening", "addr", ln.Addr())
 	return nil
+}
+
+// handler is the HTTP side: the API under /api/, the console at /, and
+// beside them what operators' tools poll without a token: /healthz,
+// /readyz and /metrics. /metrics is open on purpose: Prometheus and load
+// balancers are configured most simply without one, and its labels carry
+// no endpoint names, identities or keys, only counts by state.
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/", s.API)
+	mux.Handle("/", console.Handler(nil))
+	mux.Handle("GET /metrics", s.Metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.pprof {
+		mux.Handle("/debug/pprof/", s.tokenOnly(http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/cmdline", s.tokenOnly(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("/debug/pprof/profile", s.tokenOnly(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/symbol", s.tokenOnly(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("/debug/pprof/trace", s.tokenOnly(http.HandlerFunc(pprof.Trace)))
+	}
+	return mux
+}
+
+// readyz answers 200 when the store answers a read and the listeners are
+// bound: what a load balancer needs before it sends traffic here.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.Metrics.ProbeStore(); err != nil && !errors.Is(err, store.ErrNotFound) {
+		http.Error(w, "store unreachable", http.StatusServiceUnavailable)
+		s.log.Warn("readyz: store", "err", err)
+		return
+	}
+	if s.httpLn == nil || (s.Server.CoAPAddr() == nil && s.CoAPSAddr() == nil) {
+		http.Error(w, "listeners not bound", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = io.WriteString(w, "ready\n")
+}
+
+// tokenOnly passes requests that carry the API token as a bearer header
+// (never a query parameter: profiles are fetched by tools that log URLs).
+func (s *Server) tokenOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.apiToken)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="fota"`)
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 const settingAPIToken = "api-token"
@@ -198,6 +263,9 @@ func (s *Server) Close() error {
 	}
 	if s.Bootstrap != nil {
 		_ = s.Bootstrap.Close()
+	}
+	if s.Metrics != nil {
+		s.Metrics.Close()
 	}
 	if s.Campaigns != nil {
 		s.Campaigns.Close()

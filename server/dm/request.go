@@ -172,6 +172,7 @@ func (s *Server) send(ctx context.Context, sess *transport.Session, req Request)
 		m.SetOptionUint32(message.Size1, *req.size1)
 	}
 	resp, err := cc.Do(m)
+	s.reqs.count(ctx, resp, err)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s %s: %w", req.Method, req.Path, ErrTimeout)

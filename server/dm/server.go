@@ -67,6 +67,7 @@ type Server struct {
 	// bootstrap credential) and may not be a DM identity; see
 	// ReserveIdentities.
 	reserved atomic.Pointer[func(identity string) (owner string, ok bool)]
+	reqs     requestCounts // requests to devices by answer, for metrics
 
 	cfg    Config
 	log    *slog.Logger

@@ -1,5 +1,16 @@
 package dm
 
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+
+	"github.com/fotastack/fota/server/transport"
+)
+
 // DTLSStats are the counters of the DTLS listener.
 type DTLSStats struct {
 	// Handshakes completed and refused (failed or rate-limited).
@@ -10,6 +21,8 @@ type DTLSStats struct {
 	// are hibernated now.
 	Hibernations, Resumptions int64
 	Asleep                    int
+	// HandshakeLatency is how long the completed handshakes took.
+	HandshakeLatency transport.LatencyStats
 }
 
 // DTLSStats reports the DTLS listener's counters (zero without one): what
@@ -21,5 +34,39 @@ func (s *Server) DTLSStats() DTLSStats {
 	var st DTLSStats
 	st.Handshakes, st.Refused, st.Associations = s.dtls.Stats()
 	st.Hibernations, st.Resumptions, st.Asleep = s.dtls.HibernationStats()
+	st.HandshakeLatency = s.dtls.HandshakeLatency()
 	return st
+}
+
+// requestCounts counts the requests sent to devices by their answer's
+// code, or as timed out or failed without an answer. Atomics: every
+// request goroutine updates them, a metrics scrape reads them.
+type requestCounts struct {
+	byCode             [256]atomic.Int64
+	timeouts, failures atomic.Int64
+}
+
+func (c *requestCounts) count(ctx context.Context, resp *pool.Message, err error) {
+	switch {
+	case err == nil:
+		c.byCode[uint8(resp.Code())].Add(1)
+	case ctx.Err() != nil:
+		c.timeouts.Add(1)
+	default:
+		c.failures.Add(1)
+	}
+}
+
+// RequestStats reports the requests sent to devices since the start (each
+// Block1 block is one), by the answer's code in CoAP's dotted form
+// ("2.05", "4.04"), and as "timeout" or "error" when none came.
+func (s *Server) RequestStats() map[string]int64 {
+	out := map[string]int64{"timeout": s.reqs.timeouts.Load(), "error": s.reqs.failures.Load()}
+	for i := range s.reqs.byCode {
+		if n := s.reqs.byCode[i].Load(); n > 0 {
+			c := codes.Code(i)
+			out[fmt.Sprintf("%d.%02d", uint8(c)>>5, uint8(c)&0x1f)] = n
+		}
+	}
+	return out
 }

@@ -68,8 +68,12 @@ func (f *Repository) handleDownload(w mux.ResponseWriter, r *mux.Message, args [
 		}
 	}
 	body := &trackedReader{data: blob, size: int64(size)}
-	if ep != "" {
-		body.onRead = func(end int) { f.progress.set(ep, p.ID, end) }
+	body.onRead = func(n, end int) {
+		f.blocksServed.Add(1)
+		f.bytesServed.Add(int64(n))
+		if ep != "" {
+			f.progress.set(ep, p.ID, end)
+		}
 	}
 	_ = w.SetResponse(codes.Content, message.AppOctets, body)
 	w.Message().SetOptionBytes(message.ETag, etag)
@@ -100,7 +104,7 @@ type trackedReader struct {
 	data   io.ReaderAt
 	size   int64
 	pos    int64
-	onRead func(end int)
+	onRead func(n, end int) // bytes read now, and the offset reached
 }
 
 func (t *trackedReader) Read(p []byte) (int, error) {
@@ -115,7 +119,7 @@ func (t *trackedReader) Read(p []byte) (int, error) {
 	n, err := t.data.ReadAt(p, t.pos)
 	t.pos += int64(n)
 	if t.onRead != nil && n > 0 {
-		t.onRead(int(t.pos))
+		t.onRead(n, int(t.pos))
 	}
 	if err == io.EOF && n == len(p) {
 		err = nil

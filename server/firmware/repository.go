@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fotastack/fota/delta"
@@ -78,6 +79,16 @@ type Repository struct {
 	cache    *packageCache
 	verified sync.Map // package ID -> true once its blob matched its hash
 	progress *downloadProgress
+
+	// Counted for /metrics; atomics because go-coap reads blocks from
+	// many connection goroutines at once.
+	blocksServed, bytesServed atomic.Int64
+}
+
+// Block2Stats reports the firmware blocks and bytes served to devices
+// since the start (each read of a package body is one Block2 block).
+func (f *Repository) Block2Stats() (blocks, bytes int64) {
+	return f.blocksServed.Load(), f.bytesServed.Load()
 }
 
 // New attaches the firmware repository to the device management server

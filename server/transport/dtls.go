@@ -108,6 +108,7 @@ type DTLS struct {
 	pending    atomic.Int64 // handshakes in progress
 	handshakes atomic.Int64 // completed
 	refused    atomic.Int64 // failed or rate-limited
+	hsLatency  latency      // of completed handshakes
 	hibernated atomic.Int64 // hibernations
 	asleep     atomic.Int64 // associations hibernated now
 	resumed    atomic.Int64 // resumptions
@@ -527,7 +528,9 @@ func (a *association) handshake(inc *incarnation) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.HandshakeTimeout)
+	hsStart := time.Now()
 	err = conn.HandshakeContext(ctx)
+	hsTime := time.Since(hsStart)
 	cancel()
 	if err != nil {
 		d.refused.Add(1)
@@ -562,6 +565,7 @@ func (a *association) handshake(inc *incarnation) {
 	a.endPending()
 	a.established.Store(true)
 	d.handshakes.Add(1)
+	d.hsLatency.observe(hsTime)
 	if a.closing.Load() {
 		// Shut down while we were setting up: the close hook may have run
 		// before the session was known.
