@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"github.com/fotastack/fota/server"
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/store/bolt"
+	"github.com/fotastack/fota/server/store/postgres"
 )
 
 func init() {
@@ -23,7 +25,8 @@ func init() {
 
 func runServer(args []string) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	db := fs.String("db", "fota.db", "bbolt database `file`")
+	db := fs.String("db", "fota.db", "bbolt database `file` (the default store)")
+	storeDSN := fs.String("store", os.Getenv("FOTA_STORE"), "PostgreSQL `DSN` (postgres://USER@HOST:PORT/DB) to keep state in instead of --db (default $FOTA_STORE: keeps a password out of process listings)")
 	coap := fs.String("coap", ":5683", "plain CoAP listen `address` (empty: off)")
 	coaps := fs.String("coaps", ":5684", "CoAP over DTLS listen `address` (empty: off)")
 	httpAddr := fs.String("http", ":8080", "HTTP API listen `address` (empty: off)")
@@ -62,15 +65,25 @@ func runServer(args []string) error {
 		}
 		cfg.ClientCAs = pool
 	}
-	st, err := bolt.Open(*db)
-	if err != nil {
-		return err
+	where := *db
+	if *storeDSN != "" {
+		st, err := postgres.Open(context.Background(), *storeDSN)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		cfg.Store, where = st, "the PostgreSQL store"
+	} else {
+		st, err := bolt.Open(*db)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if st.Migrated != "" {
+			log.Info("store migrated to this release's layout", "file", *db, "what", st.Migrated)
+		}
+		cfg.Store = st
 	}
-	defer st.Close()
-	if st.Migrated != "" {
-		log.Info("store migrated to this release's layout", "file", *db, "what", st.Migrated)
-	}
-	cfg.Store = st
 	cfg.Bootstrap.CoAPAddr, cfg.Bootstrap.CoAPSAddr, cfg.PublicHost = *bsCoap, *bsCoaps, *publicHost
 	srv, err := server.Start(cfg)
 	if err != nil {
@@ -79,7 +92,7 @@ func runServer(args []string) error {
 	// Devices are provisioned with this key (also at GET /api/firmware/key).
 	log.Info("firmware packages signed", "ed25519PublicKey", hex.EncodeToString(srv.Firmware.PublicKey()))
 	if tok, generated := srv.APIToken(); generated {
-		fmt.Fprintf(os.Stderr, "API token (generated, stored in %s; shown once): %s\n", *db, tok)
+		fmt.Fprintf(os.Stderr, "API token (generated, stored in %s; shown once): %s\n", where, tok)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
