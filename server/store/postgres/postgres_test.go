@@ -1,13 +1,16 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -191,5 +194,107 @@ func TestPostgresPasswordNotInErrors(t *testing.T) {
 		if strings.Contains(err.Error(), "s3cret-pw") {
 			t.Fatalf("error shows the password: %v", err)
 		}
+	}
+}
+
+// ReadAt fetches only the chunks its range touches: with the first chunk
+// gone, a range in the second still reads, and one in the first fails.
+func TestPostgresBlobReadsOnlyTouchedChunks(t *testing.T) {
+	s := openTest(t, testDSN(t))
+	defer s.Close()
+	data := make([]byte, 3*chunkSize)
+	rand.Read(data)
+	sum, _, err := s.PutBlob(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl, err := s.OpenBlob(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(context.Background(), "DELETE FROM fw_chunks WHERE blob_id = $1 AND idx = 0", bl.(*blob).id); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 1024)
+	if k, err := bl.ReadAt(p, chunkSize+100); err != nil || k != len(p) || !bytes.Equal(p, data[chunkSize+100:chunkSize+1124]) {
+		t.Fatalf("range in the second chunk: %d, %v", k, err)
+	}
+	if _, err := bl.ReadAt(p, 100); err == nil {
+		t.Fatal("a range in the deleted first chunk read without error")
+	}
+}
+
+// Two nodes (two Stores on one database) adding images of one device type
+// at once never give two the same SeqNo: the lock is in the database.
+func TestPostgresSeqNoAcrossNodes(t *testing.T) {
+	dsn := testDSN(t)
+	a, b := openTest(t, dsn), openTest(t, dsn)
+	defer a.Close()
+	defer b.Close()
+	sum, _, err := a.PutBlob(bytes.NewReader([]byte("image")), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const each = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*each)
+	for i, s := range []*Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				_, err := s.AddImage(store.Image{ID: fmt.Sprintf("n%d-%d", i, j), DeviceType: "meter", SHA256: sum})
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	imgs, err := a.Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint32]bool{}
+	for _, img := range imgs {
+		if seen[img.SeqNo] {
+			t.Fatalf("two images with SeqNo %d", img.SeqNo)
+		}
+		seen[img.SeqNo] = true
+	}
+	if len(imgs) != 2*each || !seen[2*each] {
+		t.Fatalf("%d images, SeqNos %v: want 1..%d", len(imgs), seen, 2*each)
+	}
+}
+
+// Chunks of an upload a crash cut short are invisible, and removed by a
+// start a day later; a recent upload's are kept (it may be running on
+// another node).
+func TestPostgresUnfinishedUploadRemoved(t *testing.T) {
+	dsn := testDSN(t)
+	s := openTest(t, dsn)
+	ctx := context.Background()
+	for _, q := range []string{
+		"INSERT INTO fw_uploads (blob_id, started) VALUES (1001, now() - interval '2 days'), (1002, now())",
+		"INSERT INTO fw_chunks (blob_id, idx, bytes) VALUES (1001, 0, 'old'), (1002, 0, 'new')",
+	} {
+		if _, err := s.pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s = openTest(t, dsn)
+	defer s.Close()
+	rows, _ := s.pool.Query(ctx, "SELECT blob_id FROM fw_chunks ORDER BY blob_id")
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 || ids[0] != 1002 {
+		t.Fatalf("chunks left after restart: blob ids %v, want [1002]", ids)
 	}
 }
