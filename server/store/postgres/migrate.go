@@ -15,7 +15,7 @@ import (
 // The schema is a list of numbered SQL files (migrations/0001_init.sql,
 // 0002_...), each applied once, in order, in its own transaction, and
 // recorded in schema_version. Not a migration library: the whole need is
-// these forty lines (embed, a version table, an advisory lock), a library
+// this one file (embed, a version table, an advisory lock); a library
 // would bring its own table, CLI and dependencies to every node, and the
 // rule that matters here (refuse a schema newer than the binary) is ours
 // to state in our words.

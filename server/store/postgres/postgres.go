@@ -1,6 +1,7 @@
 // Package postgres is the store backend for several server nodes sharing one
 // PostgreSQL database: every interface of store.Store over pgx (pgxpool).
-// Each call is one transaction, committed before it returns (PostgreSQL's
+// Each call is one transaction (PutBlob: several, the blob made visible by
+// the last), committed before it returns (PostgreSQL's
 // commit is durable with its default synchronous_commit), so a call that
 // returned nil survives a crash of the node or of the database, and a call
 // cut short leaves nothing.
