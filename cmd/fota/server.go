@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"github.com/fotastack/fota/server"
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/store/bolt"
+	"github.com/fotastack/fota/server/store/postgres"
 )
 
 func init() {
@@ -23,7 +25,8 @@ func init() {
 func runServer(args []string) error {
 	fs := newFlags("server", "", "Run the LwM2M server: CoAP, DTLS, the HTTP API and, with --bootstrap-coaps, the bootstrap server. The API token is $FOTA_API_TOKEN or --api-token-file; without either, the token in DB.token beside the database, generated there (mode 0600) on the first start.",
 		"fota server --db fota.db --coap :5683 --coaps :5684 --http :8080 --bootstrap-coaps :5784")
-	db := fs.String("db", "fota.db", "bbolt database `file`")
+	db := fs.String("db", "fota.db", "bbolt database `file` (the default store)")
+	storeDSN := fs.String("store", "", "PostgreSQL `DSN` (postgres://USER@HOST:PORT/DB) to keep state in instead of --db (default $FOTA_STORE: keeps a password out of process listings)")
 	coap := fs.String("coap", ":5683", "plain CoAP listen `address` (empty: off)")
 	coaps := fs.String("coaps", ":5684", "CoAP over DTLS listen `address` (empty: off)")
 	httpAddr := fs.String("http", ":8080", "HTTP API listen `address` (empty: off)")
@@ -72,15 +75,28 @@ func runServer(args []string) error {
 		}
 		cfg.ClientCAs = pool
 	}
-	st, err := bolt.Open(*db)
-	if err != nil {
-		return err
+	where := *db
+	if *storeDSN == "" {
+		*storeDSN = os.Getenv("FOTA_STORE")
 	}
-	defer st.Close()
-	if st.Migrated != "" {
-		log.Info("store migrated to this release's layout", "file", *db, "what", st.Migrated)
+	if *storeDSN != "" {
+		st, err := postgres.Open(context.Background(), *storeDSN)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		cfg.Store, where = st, "the PostgreSQL store"
+	} else {
+		st, err := bolt.Open(*db)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if st.Migrated != "" {
+			log.Info("store migrated to this release's layout", "file", *db, "what", st.Migrated)
+		}
+		cfg.Store = st
 	}
-	cfg.Store = st
 	cfg.Bootstrap.CoAPAddr, cfg.Bootstrap.CoAPSAddr, cfg.PublicHost = *bsCoap, *bsCoaps, *publicHost
 	srv, err := server.Start(cfg)
 	if err != nil {
@@ -96,7 +112,7 @@ func runServer(args []string) error {
 			srv.Close()
 			return err
 		}
-		how := "the API token stored in " + *db
+		how := "the API token stored in " + where
 		if generated {
 			how = "a new API token"
 		}
