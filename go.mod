@@ -4,7 +4,9 @@ go 1.26.8
 
 require (
 	github.com/fxamacker/cbor/v2 v2.10.0
+	github.com/klauspost/compress v1.18.2
 	github.com/pion/dtls/v3 v3.1.15
+	github.com/pion/logging v0.2.4
 	github.com/pion/transport/v5 v5.1.4
 	github.com/plgd-dev/go-coap/v3 v3.8.0
 	go.etcd.io/bbolt v1.5.0
@@ -12,7 +14,6 @@ require (
 
 require (
 	github.com/dsnet/golib/memfile v1.0.0 // indirect
-	github.com/pion/logging v0.2.4 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect

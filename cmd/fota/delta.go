@@ -27,11 +27,15 @@ const deltaUsage = `usage:
                   [--device-type T] [--version V] [--seq N]
   fota delta apply OLD PATCH -o NEW [--pubkey HEX|FILE]
   fota delta info PATCH
-  fota delta bench DIR`
+  fota delta bench DIR
+  fota delta make|apply|bench --tree ... (file trees: fota delta make --tree)`
 
 func runDelta(args []string) error {
 	if len(args) == 0 {
 		return &exitError{2, errors.New(deltaUsage)}
+	}
+	if isTreeCommand(args) { // file trees: delta_tree.go
+		return runDeltaTree(args)
 	}
 	switch args[0] {
 	case "make":
