@@ -3,6 +3,7 @@ package tree
 import (
 	"bufio"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -159,6 +160,11 @@ func stage(dir, j string, h *Header, r io.ReaderAt, oldM Manifest, c *counter) (
 	if err := c.step(); err != nil {
 		return nil, err
 	}
+	// The new manifest as staged: checked against the package's new tree
+	// before the commit record, so a package that decodes to other bytes
+	// (damaged, or made by a faulty generator) never touches the tree.
+	want := h.newManifest(oldM)
+	stagedHash := make(map[string][32]byte, len(h.Puts))
 	var ops, rmdirs, chmods []op
 	for i := len(h.Deletes) - 1; i >= 0; i-- { // deepest first
 		e := oldM[h.Deletes[i]]
@@ -181,7 +187,14 @@ func stage(dir, j string, h *Header, r io.ReaderAt, oldM Manifest, c *counter) (
 		case Symlink:
 			err = os.Symlink(p.Target, dst)
 		case File:
-			err = writeFile(dst, p.Mode, true, func(w io.Writer) error { return a.content(p, w) })
+			err = writeFile(dst, p.Mode, true, func(w io.Writer) error {
+				d := sha256.New()
+				if err := a.content(p, io.MultiWriter(w, d)); err != nil {
+					return err
+				}
+				stagedHash[p.Path] = [32]byte(d.Sum(nil))
+				return nil
+			})
 		}
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: %w", p.Path, err)
@@ -194,6 +207,14 @@ func stage(dir, j string, h *Header, r io.ReaderAt, oldM Manifest, c *counter) (
 	ops = append(ops, chmods...)
 	if err := syncDir(staged); err != nil {
 		return nil, err
+	}
+	for i := range want {
+		if hash, ok := stagedHash[want[i].Path]; ok { // every put file, copies too, was staged
+			want[i].Hash = hash
+		}
+	}
+	if want.Root() != h.NewRoot {
+		return nil, fmt.Errorf("%w: the staged files are not the package's new tree; %s is unchanged: get the package again", ErrNewTree, dir)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "fota-tree-plan 1 %x %x\n", h.OldRoot, h.NewRoot)
