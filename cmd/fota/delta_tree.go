@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -170,4 +176,135 @@ func treeInfo(args []string) error {
 	return w.Flush()
 }
 
-func treeBench(args []string) error { return errors.New("delta bench --tree: not yet") }
+// treePairs are the pairs of ../shared/trees (SOURCES.txt) the bench runs.
+var treePairs = [][2]string{
+	{"mdi-svg-7.3.67", "mdi-svg-7.4.47"},
+	{"fontsource-inter-5.2.8", "fontsource-inter-5.3.0"},
+	{"fontsource-inter-5.1.1", "fontsource-inter-5.2.8"},
+}
+
+// treeBench makes and applies a package per pair and prints its size next
+// to xdelta3 and zstd --patch-from on the tars (tar --sort=name, as the
+// acceptance check makes them), and the apply's memory: the zstd window and
+// dictionary the data frame needs, and the Go heap's peak during Apply.
+func treeBench(args []string) error {
+	fs := treeFlags("delta bench --tree")
+	pos, err := parseInterleaved(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "fota-tree-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	_, key, _ := ed25519.GenerateKey(nil)
+	pub := key.Public().(ed25519.PublicKey)
+	unpack := func(name string) (string, string, error) {
+		d := filepath.Join(tmp, name)
+		if _, err := os.Stat(d); err == nil {
+			return filepath.Join(d, "package"), d + ".tar", nil
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", "", err
+		}
+		if out, err := exec.Command("tar", "-xzf", filepath.Join(pos[0], name+".tgz"), "-C", d).CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("unpack %s: %v %s", name, err, out)
+		}
+		if out, err := exec.Command("tar", "--sort=name", "-cf", d+".tar", "-C", d, "package").CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("tar %s: %v %s", name, err, out)
+		}
+		return filepath.Join(d, "package"), d + ".tar", nil
+	}
+	tool := func(name string, args ...string) string {
+		out := filepath.Join(tmp, "tool.out")
+		os.Remove(out)
+		if _, err := exec.LookPath(name); err != nil {
+			return "not installed"
+		}
+		if o, err := exec.Command(name, append(args, out)...).CombinedOutput(); err != nil {
+			return fmt.Sprintf("failed: %v %s", err, o)
+		}
+		st, err := os.Stat(out)
+		if err != nil {
+			return err.Error()
+		}
+		return strconv.FormatInt(st.Size(), 10)
+	}
+	fmt.Println("| pair | new tar | ours | zstd -19 --long=27 --patch-from | xdelta3 -9 -S lzma | make | apply | data frame window + dictionary | Go heap peak in Apply |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, p := range treePairs {
+		oldDir, oldTar, err := unpack(p[0])
+		if err != nil {
+			return err
+		}
+		newDir, newTar, err := unpack(p[1])
+		if err != nil {
+			return err
+		}
+		t0 := time.Now()
+		pkg, err := tree.Make(oldDir, newDir, key)
+		if err != nil {
+			return fmt.Errorf("%s -> %s: %w", p[0], p[1], err)
+		}
+		mk := time.Since(t0)
+		out := filepath.Join(tmp, "out")
+		os.RemoveAll(out)
+		t0 = time.Now()
+		peak, err := heapPeak(func() error { return tree.Apply(oldDir, bytes.NewReader(pkg), int64(len(pkg)), pub, out) })
+		if err != nil {
+			return fmt.Errorf("%s -> %s: apply: %w", p[0], p[1], err)
+		}
+		ap := time.Since(t0)
+		h, err := tree.Parse(bytes.NewReader(pkg), int64(len(pkg)))
+		if err != nil {
+			return err
+		}
+		oldM, err := tree.Scan(oldDir)
+		if err != nil {
+			return err
+		}
+		win, dict, err := h.Memory(bytes.NewReader(pkg), oldM)
+		if err != nil {
+			return err
+		}
+		st, _ := os.Stat(newTar)
+		z := tool("zstd", "-q", "-f", "-19", "--long=27", "--patch-from="+oldTar, newTar, "-o")
+		x := tool("xdelta3", "-9", "-S", "lzma", "-e", "-f", "-s", oldTar, newTar)
+		fmt.Printf("| %s -> %s | %d | %d | %s | %s | %v | %v | %d + %d | %d |\n", p[0], p[1], st.Size(), len(pkg), z, x,
+			mk.Round(time.Millisecond), ap.Round(time.Millisecond), win, dict, peak)
+	}
+	return nil
+}
+
+// heapPeak runs f and samples the Go heap in use every millisecond: the peak
+// above what was in use before, a measure of the apply's RAM (it includes
+// the manifests and Go's own garbage, so it is an upper bound).
+func heapPeak(f func() error) (uint64, error) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base, peak := ms.HeapInuse, ms.HeapInuse
+	done := make(chan struct{})
+	sampled := make(chan uint64)
+	go func() {
+		p := base
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				sampled <- p
+				return
+			case <-t.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				p = max(p, m.HeapInuse)
+			}
+		}
+	}()
+	err := f()
+	close(done)
+	peak = max(peak, <-sampled)
+	return peak - base, err
+}

@@ -353,3 +353,27 @@ func (h *Header) Summary() Summary {
 	}
 	return s
 }
+
+// Memory is what decoding the data frame holds besides buffers: the zstd
+// window its header declares, and the dictionary (the patched old files,
+// sized from the old tree's manifest), which zstd needs whole.
+func (h *Header) Memory(r io.ReaderAt, oldM Manifest) (window, dict int64, err error) {
+	var zh zstd.Header
+	b := make([]byte, min(h.DataLen, zstd.HeaderMaxSize))
+	if _, err := r.ReadAt(b, h.DataOff); err != nil {
+		return 0, 0, err
+	}
+	if err := zh.Decode(b); err != nil {
+		return 0, 0, corrupt("data frame header: %v", err)
+	}
+	window = int64(zh.WindowSize)
+	if zh.SingleSegment { // the window is the content
+		window = int64(zh.FrameContentSize)
+	}
+	for _, p := range h.Puts {
+		if p.Kind == File && p.Src == srcPatch && p.Old < len(oldM) {
+			dict += oldM[p.Old].Size
+		}
+	}
+	return window, dict, nil
+}
