@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -279,8 +280,10 @@ func treeBench(args []string) error {
 
 // heapPeak runs f and samples the Go heap in use every millisecond: the peak
 // above what was in use before, a measure of the apply's RAM (it includes
-// the manifests and Go's own garbage, so it is an upper bound).
+// the manifests and what garbage Go has not yet collected, kept small by a
+// low GC target while f runs, so it is an upper bound).
 func heapPeak(f func() error) (uint64, error) {
+	defer debug.SetGCPercent(debug.SetGCPercent(5))
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
