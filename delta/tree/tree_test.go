@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -195,8 +196,8 @@ func treePair(t *testing.T, a, b string) (string, string) {
 	dirs := make([]string, 2)
 	for i, n := range []string{a, b} {
 		d := t.TempDir()
-		if out, err := exec.Command("tar", "-xzf", filepath.Join(src, n+".tgz"), "-C", d).CombinedOutput(); err != nil {
-			t.Fatalf("unpack %s: %v %s", n, err, out)
+		if err := untar(filepath.Join(src, n+".tgz"), d); err != nil {
+			t.Fatal(err)
 		}
 		dirs[i] = filepath.Join(d, "package")
 	}
@@ -400,3 +401,10 @@ func TestPowerCutAtEveryOperationEndsInOldOrNewTree(t *testing.T) {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func untar(tgz, dir string) error {
+	if out, err := exec.Command("tar", "-xzf", tgz, "-C", dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("unpack %s: %v %s", tgz, err, out)
+	}
+	return nil
+}
