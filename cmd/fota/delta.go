@@ -304,4 +304,9 @@ func deltaBench(args []string) error {
 	return nil
 }
 
-func runDelta(args []string) error { return deltaGroup.run(args) }
+func runDelta(args []string) error {
+	if isTreeCommand(args) { // file trees: delta_tree.go
+		return runDeltaTree(args)
+	}
+	return deltaGroup.run(args)
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,18 +14,31 @@ import (
 )
 
 func init() {
-	register("store", "store maintenance: `fota store migrate --from bolt:FILE --to postgres://...`", runStore)
+	registerGroup(storeGroup, "store maintenance: migrate a bbolt file into PostgreSQL")
 }
 
-func runStore(args []string) error {
-	if len(args) == 0 || args[0] != "migrate" {
-		return &exitError{2, errors.New("usage: fota store migrate --from bolt:FILE --to postgres://USER@HOST:PORT/DB (or $FOTA_STORE)")}
-	}
-	fs := flag.NewFlagSet("store migrate", flag.ContinueOnError)
+// storeGroup is `fota store`.
+var storeGroup = group{
+	name:    "store",
+	summary: "Store maintenance.",
+	subs: []subcommand{
+		{name: "migrate", args: "--from bolt:FILE --to postgres://USER@HOST:PORT/DB", summary: "copy every record of a bbolt file into an empty PostgreSQL database", run: storeMigrate},
+	},
+	examples: []string{"FOTA_STORE=postgres://fota@127.0.0.1:5432/fota fota store migrate --from bolt:fota.db"},
+}
+
+func runStore(args []string) error { return storeGroup.run(args) }
+
+func storeMigrate(args []string) error {
+	fs := newFlags("store migrate", "", "Copy every record of a bbolt file into an empty PostgreSQL database.",
+		"FOTA_STORE=postgres://fota@127.0.0.1:5432/fota fota store migrate --from bolt:fota.db")
 	from := fs.String("from", "", "the bbolt store to copy, as bolt:`FILE`")
-	to := fs.String("to", os.Getenv("FOTA_STORE"), "PostgreSQL `DSN` to copy into, an empty database (default $FOTA_STORE: keeps a password out of process listings)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return &exitError{2, err}
+	to := fs.String("to", "", "PostgreSQL `DSN` to copy into, an empty database (default $FOTA_STORE: keeps a password out of process listings)")
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
+	}
+	if *to == "" {
+		*to = os.Getenv("FOTA_STORE")
 	}
 	file, ok := strings.CutPrefix(*from, "bolt:")
 	if !ok || file == "" {
