@@ -346,4 +346,3 @@ func provisionStore(st store.Store, prefix string, n int) error {
 	return <-errs
 }
 
-func runBench(args []string) error { return benchGroup.run(args) }

@@ -778,4 +778,3 @@ func historyDetail(e map[string]any) string {
 	return strings.Join(parts, " ")
 }
 
-func runDevice(args []string) error { return deviceGroup.run(args) }

@@ -61,7 +61,6 @@ type Put struct {
 	Src      byte  // srcCopy, srcLiteral, srcPatch or srcReplace (files)
 	Old      int   // the old manifest index of a copy's or patch's source
 	FrameLen int64 // a patch's frame length in the package
-	frameOff int64 // where that frame starts
 }
 
 // Header is a parsed tree package.
