@@ -171,8 +171,10 @@ func TestLeshanClient(t *testing.T) {
 			}
 		}
 		// A read-only resource is refused by Leshan with 4.05.
-		code, r, raw := srv.deviceOp(t, "PUT", base+"/3/0/0", map[string]any{"value": "x"})
-		if r.Success || r.Status != "METHOD_NOT_ALLOWED" {
+		// Our API passes a device's error through as an HTTP error
+		// (problem+json naming the device's code).
+		code, _, raw := srv.deviceOp(t, "PUT", base+"/3/0/0", map[string]any{"value": "x"})
+		if code != 405 || !strings.Contains(string(raw), `"deviceStatus":"METHOD_NOT_ALLOWED"`) {
 			t.Fatalf("write of read-only /3/0/0: %d %s", code, raw)
 		}
 	})
@@ -204,10 +206,8 @@ func TestLeshanClient(t *testing.T) {
 	// implemented"). The case checks that our server's request reaches
 	// it and that the refusal comes back through our API as a failure.
 	t.Run("WriteAttributesKnownDifference", func(t *testing.T) {
-		code, r, raw := srv.deviceOp(t, "PUT", base+"/3/0/9/attributes?pmin=1&pmax=5", nil)
-		var msg string
-		_ = json.Unmarshal(r.Content, &msg)
-		if code != 200 || r.Success || r.Status != "INTERNAL_SERVER_ERROR" || msg != "not implemented" {
+		code, _, raw := srv.deviceOp(t, "PUT", base+"/3/0/9/attributes?pmin=1&pmax=5", nil)
+		if code != 502 || !strings.Contains(string(raw), `"deviceCode":"5.00"`) || !strings.Contains(string(raw), "not implemented") {
 			t.Fatalf("write-attributes /3/0/9: %d %s; want Leshan's 5.00 \"not implemented\"", code, raw)
 		}
 	})
