@@ -345,4 +345,3 @@ func provisionStore(st store.Store, prefix string, n int) error {
 	close(errs)
 	return <-errs
 }
-

@@ -58,6 +58,21 @@ type deviceFlags struct {
 	timeout *time.Duration
 }
 
+// target parses a device command's arguments EP PATH [...] (min to max of
+// them) and returns them, the parsed path and the API client.
+func (f deviceFlags) target(args []string, min, max int) ([]string, lwm2m.Path, apiClient, error) {
+	pos, err := f.parseN(args, min, max)
+	if err != nil {
+		return nil, lwm2m.Path{}, apiClient{}, err
+	}
+	p, err := parsePathArg(pos[1])
+	if err != nil {
+		return nil, lwm2m.Path{}, apiClient{}, err
+	}
+	a, err := f.api()
+	return pos, p, a, err
+}
+
 func newDeviceFlags(name, args, summary string, examples ...string) deviceFlags {
 	fs := newFlags("device "+name, args, summary, examples...)
 	return deviceFlags{
@@ -366,15 +381,7 @@ func (f deviceFlags) deviceCall(a apiClient, method, ep string, p lwm2m.Path, su
 func deviceRead(args []string) error {
 	f := newDeviceFlags("read", "EP PATH", "Read an object, an instance, a resource or a resource instance; values print as text with their names from the object registry.",
 		"fota device read meter-1 /3/0", "fota device read meter-1 /3/0/0 --json")
-	pos, err := f.parseN(args, 2, 2)
-	if err != nil {
-		return err
-	}
-	p, err := parsePathArg(pos[1])
-	if err != nil {
-		return err
-	}
-	a, err := f.api()
+	pos, p, a, err := f.target(args, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -449,20 +456,12 @@ func valueText(typ string, raw json.RawMessage) string {
 func deviceWrite(args []string) error {
 	f := newDeviceFlags("write", "EP PATH VALUE", "Write one resource; VALUE is its text form (numbers, true/false, strings), which the device reads by the resource's type.",
 		"fota device write meter-1 /1/0/1 600", "fota device write meter-1 /3/0/14 -- -05:00")
-	pos, err := f.parseN(args, 3, 3)
-	if err != nil {
-		return err
-	}
-	p, err := parsePathArg(pos[1])
+	pos, p, a, err := f.target(args, 3, 3)
 	if err != nil {
 		return err
 	}
 	if p.Len() < 3 {
 		return f.usageError(fmt.Sprintf("write: %s is not a resource (a value goes to /OBJECT/INSTANCE/RESOURCE)", p))
-	}
-	a, err := f.api()
-	if err != nil {
-		return err
 	}
 	// {"value": "text"} is written as text/plain, which the device parses
 	// by the resource's type (LwM2M Core 7.4.1).
@@ -484,20 +483,12 @@ func deviceWrite(args []string) error {
 func deviceExec(args []string) error {
 	f := newDeviceFlags("exec", "EP PATH [ARGS]", "Execute a resource, with optional arguments (LwM2M Core 5.4.5: 0='a',1 ...).",
 		"fota device exec meter-1 /3/0/4", "fota device exec meter-1 /1/0/8")
-	pos, err := f.parseN(args, 2, 3)
-	if err != nil {
-		return err
-	}
-	p, err := parsePathArg(pos[1])
+	pos, p, a, err := f.target(args, 2, 3)
 	if err != nil {
 		return err
 	}
 	if !p.IsResource() {
 		return f.usageError(fmt.Sprintf("exec: %s is not a resource", p))
-	}
-	a, err := f.api()
-	if err != nil {
-		return err
 	}
 	var execArgs string
 	if len(pos) == 3 {
@@ -520,15 +511,7 @@ func deviceExec(args []string) error {
 func deviceDiscover(args []string) error {
 	f := newDeviceFlags("discover", "EP PATH", "Discover what an object or instance holds: its instances and resources, with their attributes (pmin, pmax, ...).",
 		"fota device discover meter-1 /3", "fota device discover meter-1 /5/0 --json")
-	pos, err := f.parseN(args, 2, 2)
-	if err != nil {
-		return err
-	}
-	p, err := parsePathArg(pos[1])
-	if err != nil {
-		return err
-	}
-	a, err := f.api()
+	pos, p, a, err := f.target(args, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -578,15 +561,7 @@ func deviceObserve(args []string) error {
 	f := newDeviceFlags("observe", "EP PATH", "Observe a path: print its current value, then every notification, until interrupted or --count notifications; the observation is cancelled at the end unless it existed before.",
 		"fota device observe meter-1 /3/0/13 --count 3", "fota device observe meter-1 /5/0/3 --json")
 	count := f.Int("count", 0, "stop after this many notifications (0: until interrupted)")
-	pos, err := f.parseN(args, 2, 2)
-	if err != nil {
-		return err
-	}
-	p, err := parsePathArg(pos[1])
-	if err != nil {
-		return err
-	}
-	a, err := f.api()
+	pos, p, a, err := f.target(args, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -777,4 +752,3 @@ func historyDetail(e map[string]any) string {
 	}
 	return strings.Join(parts, " ")
 }
-

@@ -744,15 +744,7 @@ func (a *API) apiSecurityPut(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) apiSecurityDelete(w http.ResponseWriter, r *http.Request) {
 	ep := r.PathValue("ep")
-	if err := a.dm.DeleteCredential(ep); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			httpError(w, http.StatusNotFound, "no security info for "+strconv.Quote(ep))
-			return
-		}
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	answerDelete(w, a.dm.DeleteCredential(ep), "security info", ep)
 }
 
 // format is a pointer to f, for the optional formats of dm.Request.

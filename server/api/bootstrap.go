@@ -108,16 +108,7 @@ func (a *API) bsAPIPut(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) bsAPIDelete(w http.ResponseWriter, r *http.Request) {
 	ep := r.PathValue("ep")
-	err := a.cfg.Bootstrap.DeleteConfig(ep)
-	if errors.Is(err, store.ErrNotFound) {
-		httpError(w, http.StatusNotFound, "no bootstrap configuration for "+strconv.Quote(ep))
-		return
-	}
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	answerDelete(w, a.cfg.Bootstrap.DeleteConfig(ep), "bootstrap configuration", ep)
 }
 
 func (a *API) bsAPICredList(w http.ResponseWriter, r *http.Request) {
@@ -173,14 +164,18 @@ func (a *API) bsAPICredPut(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) bsAPICredDelete(w http.ResponseWriter, r *http.Request) {
 	ep := r.PathValue("ep")
-	err := a.cfg.Bootstrap.DeleteCredential(ep)
-	if errors.Is(err, store.ErrNotFound) {
-		httpError(w, http.StatusNotFound, "no bootstrap credential for "+strconv.Quote(ep))
-		return
-	}
-	if err != nil {
+	answerDelete(w, a.cfg.Bootstrap.DeleteCredential(ep), "bootstrap credential", ep)
+}
+
+// answerDelete answers a DELETE of what of ep: 204, 404 when it was not
+// stored, 500 otherwise.
+func answerDelete(w http.ResponseWriter, err error, what, ep string) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		httpError(w, http.StatusNotFound, "no "+what+" for "+strconv.Quote(ep))
+	case err != nil:
 		httpError(w, http.StatusInternalServerError, err.Error())
-		return
+	default:
+		w.WriteHeader(http.StatusNoContent)
 	}
-	w.WriteHeader(http.StatusNoContent)
 }

@@ -145,6 +145,7 @@ func (r *Recorder) entries(e events.Event) []store.HistoryEntry {
 			data["transport"], data["security"], data["address"])
 		return []store.HistoryEntry{h}
 	case events.Deregistration:
+		r.forget(e.Endpoint)
 		h.Kind, h.Detail = "deregistered", "de-registered"
 		if exp, _ := data["expired"].(bool); exp {
 			h.Kind, h.Detail = "expired", "registration expired (no update within its lifetime)"
@@ -158,6 +159,14 @@ func (r *Recorder) entries(e events.Event) []store.HistoryEntry {
 		id, _ := data["campaign"].(string)
 		if !r.changed(e.Endpoint, "campaign "+id, d.State+"\x00"+d.Error) {
 			return nil // progress within a state
+		}
+		if d.State == "succeeded" || d.State == "skipped" || d.State == "cancelled" ||
+			(d.State == "failed" && d.RetryAt.IsZero()) {
+			// The device is done in this campaign: its last state need not
+			// be remembered, so the map stays bounded by devices updating.
+			r.mu.Lock()
+			delete(r.last, e.Endpoint+"\x00campaign "+id)
+			r.mu.Unlock()
 		}
 		h.Kind, h.Campaign, h.State, h.Result, h.Version = "campaign", id, d.State, d.Result, d.FromVersion
 		h.Detail = fmt.Sprintf("campaign %s: %s", id, d.State)
