@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Registration is one registered LwM2M client (LwM2M Core 6.2.1).
 type Registration struct {
@@ -56,6 +59,78 @@ type RegistrationStore interface {
 	DeleteRegistration(id string) error
 	// Registrations returns all stored registrations, in no set order.
 	Registrations() ([]Registration, error)
+	// RegistrationPage returns up to q.Limit registrations that match q,
+	// in the byte order of their endpoints, from the first endpoint after
+	// q.After. It reads only as far as the page needs (an index in
+	// endpoint order), so a list of 100,000 devices is paged without
+	// loading it. An endpoint stored under two IDs (between a new
+	// Register and the removal of the old registration) may come twice;
+	// the caller keeps the one it knows as live.
+	RegistrationPage(q RegistrationQuery) ([]Registration, error)
+}
+
+// MaxPage bounds RegistrationQuery.Limit.
+const MaxPage = 1000
+
+// RegistrationQuery selects one page of registrations.
+type RegistrationQuery struct {
+	// After is the endpoint the page starts after: "" for the first
+	// page, else the last endpoint of the page before (a keyset cursor:
+	// devices coming and going between pages shift nothing).
+	After string
+	// Limit is the most registrations returned, 1 to MaxPage.
+	Limit int
+	// Search keeps the endpoints that contain it, ignoring ASCII case
+	// ("" keeps all).
+	Search string
+	// Security keeps one security mode: "none", "psk" or "x509" ("" keeps all).
+	Security string
+	// Queue keeps the devices in queue mode (true) or not (false); nil keeps all.
+	Queue *bool
+}
+
+// Valid says what is wrong with q, or nil.
+func (q RegistrationQuery) Valid() error {
+	if q.Limit < 1 || q.Limit > MaxPage {
+		return fmt.Errorf("page limit %d: must be 1 to %d", q.Limit, MaxPage)
+	}
+	return nil
+}
+
+// Match says whether r is one q selects, cursor apart: the one definition
+// of Search, Security and Queue the backends share.
+func (q RegistrationQuery) Match(r Registration) bool {
+	if q.Security != "" && r.Security != q.Security {
+		return false
+	}
+	if q.Queue != nil && r.Queue != *q.Queue {
+		return false
+	}
+	return ContainsFold(r.Endpoint, q.Search)
+}
+
+// ContainsFold reports whether sub is in s, ignoring the case of ASCII
+// letters only (what the PostgreSQL backend's translate() folds too). It
+// allocates nothing, so a backend may run it over every key it walks.
+func ContainsFold[T ~string | ~[]byte](s T, sub string) bool {
+	n := len(sub)
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for j < n && lowerASCII(s[i+j]) == lowerASCII(sub[j]) {
+			j++
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // CredentialStore keeps the security configuration of devices at the

@@ -7,6 +7,7 @@
 // Layout (bucket: key -> value; values are JSON of the store records):
 //
 //	registrations            registration ID -> Registration
+//	registration_endpoints   endpoint -> ID, security, queue (index of registrations, device.go)
 //	credentials              endpoint -> Credential
 //	psk_identities           PSK identity -> endpoint (index of credentials)
 //	observations             token -> Observation
@@ -27,7 +28,8 @@
 // The names and shapes are those the server used before its store was one
 // package, so a file written then opens unchanged; only firmware blobs, then
 // whole values in fw_blobs, are rewritten into chunks on the first open
-// (migrate.go).
+// (migrate.go), and the endpoint index of registrations is built from them
+// when a file has none.
 package bolt
 
 import (
@@ -45,6 +47,7 @@ import (
 
 var (
 	bucketRegistrations = []byte("registrations")
+	bucketRegEndpoints  = []byte("registration_endpoints")
 	bucketCredentials   = []byte("credentials")
 	bucketPSKIdentities = []byte("psk_identities")
 	bucketObservations  = []byte("observations")
@@ -68,7 +71,7 @@ var (
 )
 
 var allBuckets = [][]byte{
-	bucketRegistrations, bucketCredentials, bucketPSKIdentities, bucketObservations, bucketSettings,
+	bucketRegistrations, bucketRegEndpoints, bucketCredentials, bucketPSKIdentities, bucketObservations, bucketSettings,
 	bucketBSConfigs, bucketBSCredentials, bucketBSPSKIdentities,
 	bucketFwImages, bucketFwPackages, bucketFwTypes, bucketFwBlobIndex, bucketFwChunks,
 	bucketCampaigns, bucketCampaignDevices,

@@ -15,7 +15,7 @@ import (
 	"github.com/fotastack/fota/server/store/storetest"
 )
 
-func openAt(t *testing.T, path string) *Store {
+func openAt(t testing.TB, path string) *Store {
 	t.Helper()
 	s, err := Open(path)
 	if err != nil {

@@ -24,14 +24,112 @@ func (s *Store) PutRegistration(r store.Registration) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Batch(func(tx *bbolt.Tx) error { return tx.Bucket(bucketRegistrations).Put([]byte(r.ID), data) })
+	return s.db.Batch(func(tx *bbolt.Tx) error {
+		b, idx := tx.Bucket(bucketRegistrations), tx.Bucket(bucketRegEndpoints)
+		if prev := b.Get([]byte(r.ID)); prev != nil {
+			var old store.Registration
+			if json.Unmarshal(prev, &old) == nil && old.Endpoint != r.Endpoint {
+				if err := unindexRegistration(idx, old); err != nil {
+					return err
+				}
+			}
+		}
+		if err := idx.Put([]byte(r.Endpoint), regIndexValue(r)); err != nil {
+			return err
+		}
+		return b.Put([]byte(r.ID), data)
+	})
+}
+
+// The endpoint index (registration_endpoints) maps each endpoint to the
+// ID of its registration put last, with the fields RegistrationPage
+// filters on, so a page is found by a cursor walk over small values
+// without decoding the registrations it skips: "ID \x00 security \x00 0|1".
+func regIndexValue(r store.Registration) []byte {
+	q := "0"
+	if r.Queue {
+		q = "1"
+	}
+	return []byte(r.ID + "\x00" + r.Security + "\x00" + q)
+}
+
+// parseRegIndex splits an index value without copying it.
+func parseRegIndex(v []byte) (id, security []byte, queue bool) {
+	id, rest, _ := bytes.Cut(v, []byte{0})
+	security, q, _ := bytes.Cut(rest, []byte{0})
+	return id, security, len(q) == 1 && q[0] == '1'
+}
+
+// matchIndex is q.Match over an index entry; it allocates nothing, as the
+// walk may pass over every endpoint to fill a page.
+func matchIndex(q store.RegistrationQuery, k, v []byte) ([]byte, bool) {
+	id, sec, queue := parseRegIndex(v)
+	if q.Security != "" && string(sec) != q.Security {
+		return nil, false
+	}
+	if q.Queue != nil && queue != *q.Queue {
+		return nil, false
+	}
+	return id, store.ContainsFold(k, q.Search)
+}
+
+// unindexRegistration removes the index entry of r's endpoint if it is
+// r's: a newer registration of the endpoint keeps its own.
+func unindexRegistration(idx *bbolt.Bucket, r store.Registration) error {
+	if v := idx.Get([]byte(r.Endpoint)); v != nil {
+		if id, _, _ := parseRegIndex(v); string(id) == r.ID {
+			return idx.Delete([]byte(r.Endpoint))
+		}
+	}
+	return nil
+}
+
+// RegistrationPage implements store.RegistrationStore with a cursor over
+// the endpoint index: it seeks to q.After and reads on until the page is
+// full, decoding only the registrations it returns.
+func (s *Store) RegistrationPage(q store.RegistrationQuery) ([]store.Registration, error) {
+	if err := q.Valid(); err != nil {
+		return nil, err
+	}
+	var out []store.Registration
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketRegistrations)
+		c := tx.Bucket(bucketRegEndpoints).Cursor()
+		k, v := c.Seek([]byte(q.After))
+		if k != nil && q.After != "" && string(k) == q.After {
+			k, v = c.Next()
+		}
+		for ; k != nil && len(out) < q.Limit; k, v = c.Next() {
+			id, ok := matchIndex(q, k, v)
+			if !ok {
+				continue
+			}
+			var r store.Registration
+			if err := getJSON(b, id, &r); err != nil {
+				return fmt.Errorf("endpoint index of %q: %w", k, err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read a page of registrations: %w", err)
+	}
+	return out, nil
 }
 
 // DeleteRegistration implements store.RegistrationStore; the registration
 // and its observations go in one transaction.
 func (s *Store) DeleteRegistration(id string) error {
 	return s.db.Batch(func(tx *bbolt.Tx) error {
-		if err := tx.Bucket(bucketRegistrations).Delete([]byte(id)); err != nil {
+		b := tx.Bucket(bucketRegistrations)
+		var old store.Registration
+		if prev := b.Get([]byte(id)); prev != nil && json.Unmarshal(prev, &old) == nil {
+			if err := unindexRegistration(tx.Bucket(bucketRegEndpoints), old); err != nil {
+				return err
+			}
+		}
+		if err := b.Delete([]byte(id)); err != nil {
 			return err
 		}
 		ob := tx.Bucket(bucketObservations)

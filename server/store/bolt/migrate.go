@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/fotastack/fota/server/store"
 )
 
 // bucketFwBlobsV0 held each firmware blob whole, one value per SHA-256,
@@ -15,11 +18,47 @@ import (
 var bucketFwBlobsV0 = []byte("fw_blobs")
 
 // migrate brings a file written by an earlier release to the current
-// layout and says what it did ("" when nothing). Each blob moves in its own
-// transaction (its chunks and index entry in, its old value out), so a
-// crash midway leaves every blob readable in one layout or the other and
-// the next open goes on.
+// layout and says what it did ("" when nothing).
 func (s *Store) migrate() (string, error) {
+	var did []string
+	for _, step := range []func() (string, error){s.indexRegistrations, s.chunkBlobs} {
+		what, err := step()
+		if err != nil {
+			return "", err
+		}
+		if what != "" {
+			did = append(did, what)
+		}
+	}
+	return strings.Join(did, "; "), nil
+}
+
+// indexRegistrations builds the endpoint index of registrations in a file
+// written before it existed, in one transaction: the index is complete or
+// absent, never partial.
+func (s *Store) indexRegistrations() (string, error) {
+	n := 0
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		idx := tx.Bucket(bucketRegEndpoints)
+		if k, _ := idx.Cursor().First(); k != nil {
+			return nil
+		}
+		return forEach(tx.Bucket(bucketRegistrations), func(_ []byte, r store.Registration) error {
+			n++
+			return idx.Put([]byte(r.Endpoint), regIndexValue(r))
+		})
+	})
+	if err != nil || n == 0 {
+		return "", err
+	}
+	return fmt.Sprintf("endpoint index of %d registrations built", n), nil
+}
+
+// chunkBlobs rewrites whole-value blobs into chunks. Each blob moves in
+// its own transaction (its chunks and index entry in, its old value out),
+// so a crash midway leaves every blob readable in one layout or the other
+// and the next open goes on.
+func (s *Store) chunkBlobs() (string, error) {
 	var sums [][]byte
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		old := tx.Bucket(bucketFwBlobsV0)

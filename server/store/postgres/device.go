@@ -49,6 +49,36 @@ func (s *Store) Registrations() ([]store.Registration, error) {
 	return list[store.Registration](s, "registrations", "SELECT record FROM registrations")
 }
 
+// RegistrationPage implements store.RegistrationStore: a keyset query
+// over the index on endpoints in byte order (migration 0002), so the
+// database reads from the cursor on and stops at the page's end. Search
+// lowers ASCII letters only, on both sides, as store.RegistrationQuery
+// defines it.
+func (s *Store) RegistrationPage(q store.RegistrationQuery) ([]store.Registration, error) {
+	if err := q.Valid(); err != nil {
+		return nil, err
+	}
+	return list[store.Registration](s, "a page of registrations", `SELECT record FROM registrations
+		WHERE endpoint COLLATE "C" > $1
+		AND ($2 = '' OR strpos(translate(endpoint, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), $2) > 0)
+		AND ($3 = '' OR record->>'security' = $3)
+		AND ($4::boolean IS NULL OR (record->>'queue')::boolean = $4)
+		ORDER BY endpoint COLLATE "C", id LIMIT $5`,
+		q.After, asciiLower(q.Search), q.Security, q.Queue, q.Limit)
+}
+
+// asciiLower lowers the ASCII letters of s and nothing else, as
+// translate() does to the endpoint in the query.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
 // credentialTable is the DM or the bootstrap credential table: the same
 // rules, apart so that a bootstrap identity never opens a DM session.
 type credentialTable struct {

@@ -38,6 +38,7 @@ func Run(t *testing.T, b Backend) {
 		fn   func(t *testing.T, b Backend)
 	}{
 		{"Registrations", testRegistrations},
+		{"RegistrationPages", testRegistrationPages},
 		{"Credentials", testCredentials},
 		{"Observations", testObservations},
 		{"Settings", testSettings},
@@ -115,6 +116,107 @@ func testRegistrations(t *testing.T, b Backend) {
 	}
 	if err := s.PutRegistration(store.Registration{Endpoint: "x"}); err == nil {
 		t.Fatal("a registration without ID was stored")
+	}
+}
+
+// pageAll walks every page of q and returns the endpoints in order.
+func pageAll(t *testing.T, s store.Store, q store.RegistrationQuery) []string {
+	t.Helper()
+	var eps []string
+	for pages := 0; ; pages++ {
+		if pages > 1000 {
+			t.Fatal("paging does not end")
+		}
+		regs, err := s.RegistrationPage(q)
+		must(t, err)
+		if len(regs) > q.Limit {
+			t.Fatalf("page of %d for limit %d", len(regs), q.Limit)
+		}
+		for _, r := range regs {
+			eps = append(eps, r.Endpoint)
+		}
+		if len(regs) < q.Limit {
+			return eps
+		}
+		q.After = regs[len(regs)-1].Endpoint
+	}
+}
+
+// Pages of registrations come in the byte order of endpoints, whatever
+// the backend's collation, from a keyset cursor, filtered by search,
+// security mode and queue mode; a re-registered endpoint moves its entry,
+// a deleted one leaves.
+func testRegistrationPages(t *testing.T, b Backend) {
+	s := open(t, b)
+	var want []string
+	secs := []string{"none", "psk", "x509"}
+	for i := 0; i < 57; i++ {
+		// Mixed case and punctuation: "B" < "_" < "a" in bytes, not in
+		// most collations.
+		ep := fmt.Sprintf("%s-%03d", []string{"Meter", "meter", "urn:imei:35", "_gw"}[i%4], i)
+		want = append(want, ep)
+		must(t, s.PutRegistration(store.Registration{ID: fmt.Sprintf("id%03d", i), Endpoint: ep, Security: secs[i%3], Queue: i%2 == 0, Created: now, Updated: now}))
+	}
+	sort.Strings(want)
+	for _, limit := range []int{1, 7, 57, 1000} {
+		got := pageAll(t, s, store.RegistrationQuery{Limit: limit})
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("limit %d: pages %v, want %v", limit, got, want)
+		}
+	}
+	filter := func(keep func(i int, ep string) bool) []string {
+		var out []string
+		for i := 0; i < 57; i++ {
+			ep := fmt.Sprintf("%s-%03d", []string{"Meter", "meter", "urn:imei:35", "_gw"}[i%4], i)
+			if keep(i, ep) {
+				out = append(out, ep)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	yes := true
+	for _, tc := range []struct {
+		q    store.RegistrationQuery
+		want []string
+	}{
+		{store.RegistrationQuery{Search: "METER"}, filter(func(i int, _ string) bool { return i%4 < 2 })},
+		{store.RegistrationQuery{Search: "imei:35-01"}, filter(func(i int, _ string) bool { return i%4 == 2 && i/10 == 1 })},
+		{store.RegistrationQuery{Security: "psk"}, filter(func(i int, _ string) bool { return i%3 == 1 })},
+		{store.RegistrationQuery{Queue: &yes, Security: "x509", Search: "gw"}, filter(func(i int, _ string) bool { return i%2 == 0 && i%3 == 2 && i%4 == 3 })},
+		{store.RegistrationQuery{Search: "nothing-like-it"}, nil},
+		{store.RegistrationQuery{Search: "%"}, nil}, // no wildcard in the search
+	} {
+		for _, limit := range []int{2, 1000} {
+			tc.q.Limit = limit
+			if got := pageAll(t, s, tc.q); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("%+v: %v, want %v", tc.q, got, tc.want)
+			}
+		}
+	}
+	// The cursor need not be a stored endpoint.
+	regs, err := s.RegistrationPage(store.RegistrationQuery{After: "meter-0", Limit: 2})
+	must(t, err)
+	if len(regs) != 2 || regs[0].Endpoint != "meter-001" || regs[0].ID != "id001" || regs[0].Security != "psk" || !regs[0].Updated.Equal(now) {
+		t.Fatalf("page after meter-0: %+v", regs)
+	}
+	// A new registration of an endpoint replaces the old one in the
+	// pages once the old one is deleted; a deleted one is gone.
+	must(t, s.PutRegistration(store.Registration{ID: "new001", Endpoint: "meter-001", Security: "x509", Created: now, Updated: now}))
+	must(t, s.DeleteRegistration("id001"))
+	must(t, s.DeleteRegistration("id005"))
+	regs, err = s.RegistrationPage(store.RegistrationQuery{After: "meter-0", Limit: 2})
+	must(t, err)
+	if len(regs) != 2 || regs[0].ID != "new001" || regs[1].Endpoint != "meter-009" {
+		t.Fatalf("page after re-registration and delete: %+v", regs)
+	}
+	if got := pageAll(t, s, store.RegistrationQuery{Limit: 1000}); len(got) != 56 {
+		t.Fatalf("%d endpoints after deleting one, want 56", len(got))
+	}
+	for _, limit := range []int{0, -1, store.MaxPage + 1} {
+		if _, err := s.RegistrationPage(store.RegistrationQuery{Limit: limit}); err == nil {
+			t.Fatalf("limit %d accepted", limit)
+		}
 	}
 }
 
