@@ -195,12 +195,70 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// apiClients serves GET /api/clients: every registration as an array
+// (Leshan's shape, what its tools and ours read), or, when the query has
+// any of limit, after, q, security or queue, one page of them as a
+// ClientPage: read from the store's endpoint index, so a fleet of 100,000
+// is paged without being loaded or sorted per request.
 func (a *API) apiClients(w http.ResponseWriter, r *http.Request) {
-	out := []map[string]any{}
-	for _, d := range a.dm.Devices() {
-		out = append(out, dm.ClientJSON(d))
+	qv := r.URL.Query()
+	paged := false
+	for _, k := range []string{"limit", "after", "q", "security", "queue"} {
+		paged = paged || qv.Has(k)
 	}
-	writeJSON(w, http.StatusOK, out)
+	if !paged {
+		out := []map[string]any{}
+		for _, d := range a.dm.Devices() {
+			out = append(out, dm.ClientJSON(d))
+		}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	q := store.RegistrationQuery{After: qv.Get("after"), Limit: defaultPage, Search: qv.Get("q"), Security: qv.Get("security")}
+	if v := qv.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxPage {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: give a page size from 1 to %d", v, store.MaxPage))
+			return
+		}
+		q.Limit = n
+	}
+	switch q.Security {
+	case "", transport.SecurityNone, transport.SecurityPSK, transport.SecurityX509:
+	default:
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("security %q: give none, psk or x509", q.Security))
+		return
+	}
+	if v := qv.Get("queue"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("queue %q: give true or false", v))
+			return
+		}
+		q.Queue = &b
+	}
+	devs, next, err := a.dm.DevicePage(q)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "read a page of registrations: "+err.Error())
+		return
+	}
+	page := clientPage{Clients: []map[string]any{}, Next: next, Registered: a.dm.Count()}
+	for _, d := range devs {
+		page.Clients = append(page.Clients, dm.ClientJSON(d))
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// defaultPage is the page size of GET /api/clients?after= without limit.
+const defaultPage = 100
+
+// clientPage is one page of GET /api/clients.
+type clientPage struct {
+	Clients []map[string]any `json:"clients"`
+	// Next is the cursor of the next page (?after=), "" after the last.
+	Next string `json:"next"`
+	// Registered counts every registered device, filters aside.
+	Registered int `json:"registered"`
 }
 
 func (a *API) apiClient(w http.ResponseWriter, r *http.Request) {

@@ -33,6 +33,11 @@ func deviceOps(s *schemas) []operation {
 		"observations":    arrayOf(js{"type": "object", "properties": js{"paths": arrayOf(str("")), "composite": js{"type": "boolean"}}}),
 	}}
 	s.defs["Client"] = client
+	s.defs["ClientPage"] = js{"type": "object", "description": "One page of GET /api/clients.", "properties": js{
+		"clients":    arrayOf(ref("Client")),
+		"next":       str("The cursor of the next page (?after=); empty after the last."),
+		"registered": js{"type": "integer", "description": "All registered devices, filters aside."},
+	}, "required": []string{"clients", "next", "registered"}}
 	s.defs["DeviceResponse"] = js{"type": "object", "description": "A device's 2.xx answer. Its 4.xx and 5.xx answers are problems with deviceCode.",
 		"properties": js{
 			"status":        str("The CoAP code's name as Leshan spells it: CONTENT, CHANGED, CREATED, DELETED."),
@@ -101,8 +106,20 @@ func deviceOps(s *schemas) []operation {
 		attrs = append(attrs, param{Name: a, Desc: "attributes only: the notification attribute (LwM2M Core 5.1.2); empty value clears it."})
 	}
 	return []operation{
-		{Route: "GET /api/clients", Tag: "clients", Summary: "Registered clients",
-			Responses: js{"200": jsonResponse("The registrations.", arrayOf(ref("Client")))}},
+		{Route: "GET /api/clients", Tag: "clients", Summary: "Registered clients, all or one page",
+			Description: "Without query parameters: every registration, as an array (Leshan's shape). With any of `limit`, `after`, `q`, " +
+				"`security`, `queue`: one page, a ClientPage, in the byte order of endpoints, read from the store's endpoint index (a fleet " +
+				"of 100,000 is paged without being loaded). Follow `next` with `?after=` until it is empty; a page may hold fewer than " +
+				"`limit` clients while more follow.",
+			Query: []param{
+				{Name: "limit", Desc: "Page size, 1 to 1000 (default 100).", Schema: js{"type": "integer", "minimum": 1, "maximum": 1000}},
+				{Name: "after", Desc: "The cursor: the `next` of the page before (an endpoint); the page starts after it."},
+				{Name: "q", Desc: "Only endpoints that contain this text (ASCII case ignored)."},
+				{Name: "security", Desc: "Only this security mode.", Schema: js{"type": "string", "enum": []string{"none", "psk", "x509"}}},
+				{Name: "queue", Desc: "Only devices in queue mode (true) or not (false).", Schema: js{"type": "boolean"}},
+			},
+			Responses: js{"200": jsonResponse("The registrations (no parameters), or one page.", js{"oneOf": []any{arrayOf(ref("Client")), ref("ClientPage")}}),
+				"400": problemResponse("A bad limit, security or queue.")}},
 		{Route: "GET /api/clients/{ep}", Tag: "clients", Summary: "One registered client, with its observations",
 			Responses: js{"200": jsonResponse("The registration.", ref("Client")), "404": problemResponse("No such registered client.")}},
 		{Route: "GET /api/clients/{ep}/{path...}", Tag: "clients", Summary: "Read, Discover or Read-Composite",

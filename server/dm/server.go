@@ -231,6 +231,37 @@ func (s *Server) Devices() []*Device {
 	return out
 }
 
+// DevicePage returns a page of registered devices in endpoint order, read
+// from the store's index (store.RegistrationStore.RegistrationPage) so the
+// whole fleet is neither copied nor sorted. A stored registration that is
+// no longer the endpoint's live one (a Register replacing it is under way)
+// is left out. The page may hold fewer than q.Limit devices while more
+// follow; next is the cursor for the next page, "" after the last.
+func (s *Server) DevicePage(q store.RegistrationQuery) (devs []*Device, next string, err error) {
+	regs, err := s.store.RegistrationPage(q)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(regs) == q.Limit {
+		next = regs[len(regs)-1].Endpoint
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range regs {
+		if d := s.byEP[r.Endpoint]; d != nil && d.ID() == r.ID {
+			devs = append(devs, d)
+		}
+	}
+	return devs, next, nil
+}
+
+// Count is the number of registered devices.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byEP)
+}
+
 // Device returns the registered device of an endpoint, or nil.
 func (s *Server) Device(ep string) *Device {
 	s.mu.Lock()
