@@ -56,8 +56,8 @@ func TestConsoleServedWithoutTokenAPIGuarded(t *testing.T) {
 		}
 	}
 	// pprof is off unless configured.
-	if code, _ := get(t, s.URL+"/debug/pprof/", servertest.Token); code == 200 {
-		t.Error("pprof served without the PProf option")
+	if code, _ := get(t, s.URL+"/debug/pprof/", servertest.Token); code != 404 {
+		t.Errorf("pprof without the PProf option = %d, want 404", code)
 	}
 }
 

@@ -37,6 +37,7 @@ func runServer(args []string) error {
 	bsCoap := fs.String("bootstrap-coap", "", "bootstrap server plain CoAP listen `address` (empty: off; LwM2M default :5783)")
 	bsCoaps := fs.String("bootstrap-coaps", "", "bootstrap server DTLS listen `address` (empty: off; LwM2M default :5784)")
 	publicHost := fs.String("public-host", "", "host name devices reach this server by, written into bootstrapped accounts (default: the listen address, 127.0.0.1 for wildcards)")
+	pprofOn := fs.Bool("pprof", false, "serve Go's profiler (net/http/pprof) at /debug/pprof/ on the HTTP listener, behind the API token")
 	verbose := fs.Bool("v", false, "debug logging")
 	if _, err := fs.parseN(args, 0, 0); err != nil {
 		return err
@@ -56,7 +57,7 @@ func runServer(args []string) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := server.Config{HTTPAddr: *httpAddr, APIToken: token, Config: dm.Config{CoAPAddr: *coap, CoAPSAddr: *coaps, Logger: log}}
+	cfg := server.Config{HTTPAddr: *httpAddr, APIToken: token, PProf: *pprofOn, Config: dm.Config{CoAPAddr: *coap, CoAPSAddr: *coaps, Logger: log}}
 	if *certFile != "" {
 		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
 		if err != nil {

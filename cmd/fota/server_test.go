@@ -178,3 +178,32 @@ func TestServerAPITokenFile(t *testing.T) {
 		t.Errorf("the debug log shows the token:\n%s", third.stderr())
 	}
 }
+
+// The profiler is off unless `fota server --pprof` asks for it (404), and
+// then it answers the API token only (401 without it, the token never in
+// the query).
+func TestServerPProfFlag(t *testing.T) {
+	const token = "pprof-token-7f3e"
+	env := []string{"FOTA_API_TOKEN=" + token}
+	dir := t.TempDir()
+	args := func(db string, extra ...string) []string {
+		return append([]string{"server", "--db", filepath.Join(dir, db), "--coap", "", "--coaps", "", "--http", "127.0.0.1:0"}, extra...)
+	}
+	off := startFota(t, env, args("off.db")...)
+	base := "http://" + off.waitLine(t, httpListening, 20*time.Second)[1]
+	if c := apiStatus(t, base, token, "/debug/pprof/"); c != http.StatusNotFound {
+		t.Errorf("without --pprof, /debug/pprof/ with the token: HTTP %d, want 404", c)
+	}
+	off.stop(t)
+
+	on := startFota(t, env, args("on.db", "--pprof")...)
+	base = "http://" + on.waitLine(t, httpListening, 20*time.Second)[1]
+	for _, tc := range []struct {
+		token, query string
+		want         int
+	}{{"", "", 401}, {"wrong", "", 401}, {"", "?token=" + token, 401}, {token, "", 200}} {
+		if c := apiStatus(t, base, tc.token, "/debug/pprof/goroutine"+strings.Replace(tc.query, "?", "?debug=1&", 1)); c != tc.want {
+			t.Errorf("--pprof, token %q%s: HTTP %d, want %d", tc.token, tc.query, c, tc.want)
+		}
+	}
+}

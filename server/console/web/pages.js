@@ -39,34 +39,89 @@ function valueOf(res) {
 // the device list can show them without asking every device.
 const versions = new Map();
 
+// The device list is paged by the server (GET /api/clients?limit=&after=,
+// from the store's endpoint index): a fleet of 100,000 is never loaded
+// into the page. Filters and search go to the server; the event stream
+// updates the rows shown and reloads the page when a registration falls
+// into it.
+const PAGE = 50;
+
 async function devices(page, signal) {
-  const list = new Map();
-  const search = h('input', { id: 'filter', type: 'search', placeholder: 'endpoint, security…' });
+  const search = h('input', { id: 'filter', type: 'search', placeholder: 'part of an endpoint name', autocomplete: 'off' });
+  const sec = h('select', { id: 'f-security' }, [['', 'any'], ['none', 'none'], ['psk', 'PSK'], ['x509', 'X.509']].map(([v, t]) => h('option', { value: v }, t)));
+  const queue = h('select', { id: 'f-queue' }, [['', 'any'], ['true', 'yes'], ['false', 'no']].map(([v, t]) => h('option', { value: v }, t)));
+  const prev = h('button', { type: 'button', id: 'prev', disabled: true }, '← Previous');
+  const next = h('button', { type: 'button', id: 'next', disabled: true }, 'Next →');
   const body = h('tbody');
   const count = status();
-  page.append(h('h1', {}, 'Devices'), h('div', { className: 'row' }, field('Filter', search)), count,
-    h('div', { className: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['Endpoint', 'State', 'Firmware', 'Last seen', 'Queue mode', 'Security'].map((t) => h('th', { scope: 'col' }, t)))), body)));
+  count.setAttribute('aria-live', 'polite');
+  page.append(h('h1', {}, 'Devices'),
+    h('form', { className: 'row', role: 'search', onsubmit: (ev) => ev.preventDefault() }, field('Search endpoints', search), field('Security', sec), field('Queue mode', queue)),
+    count, h('div', { className: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['Endpoint', 'State', 'Firmware', 'Last seen', 'Queue mode', 'Security'].map((t) => h('th', { scope: 'col' }, t)))), body)),
+    h('div', { className: 'row pager' }, prev, next));
+  const cursors = ['']; // cursors[i] is the ?after= of page i
+  let at = 0, rows = new Map(), nextCursor = '', registered = 0;
+  const query = () => {
+    const q = new URLSearchParams({ limit: PAGE, after: cursors[at] });
+    if (search.value.trim()) q.set('q', search.value.trim());
+    if (sec.value) q.set('security', sec.value);
+    if (queue.value) q.set('queue', queue.value);
+    return q;
+  };
+  const matches = (c) => {
+    const s = search.value.trim().toLowerCase();
+    return (!s || c.endpoint.toLowerCase().includes(s)) && (!sec.value || c.security === sec.value) &&
+      (!queue.value || String(!!c.queueMode) === queue.value);
+  };
   const draw = () => {
-    const q = search.value.trim().toLowerCase();
-    const rows = [...list.values()].filter((c) => !q || [c.endpoint, c.security, c.state].some((s) => String(s).toLowerCase().includes(q)))
-      .sort((a, b) => a.endpoint.localeCompare(b.endpoint));
-    count.textContent = `${rows.length} of ${list.size} devices`;
-    body.replaceChildren(...rows.slice(0, 500).map((c) => h('tr', {},
+    const first = at * PAGE;
+    count.textContent = rows.size ? `Devices ${first + 1}–${first + rows.size} · ${registered.toLocaleString()} registered` : `No device matches · ${registered.toLocaleString()} registered`;
+    prev.disabled = at === 0; next.disabled = !nextCursor;
+    body.replaceChildren(...[...rows.values()].map((c) => h('tr', {},
       h('td', {}, h('a', { href: '#/device/' + encodeURIComponent(c.endpoint) }, c.endpoint)),
       h('td', { className: c.state === 'registered' ? 'ok' : 'muted' }, c.state),
       h('td', {}, versions.get(c.endpoint) || '—'), h('td', {}, when(c.lastUpdate)),
       h('td', {}, c.queueMode ? 'yes' : 'no'), h('td', {}, c.security || 'none'))));
   };
-  search.addEventListener('input', draw);
-  for (const c of await api('/api/clients', { signal })) list.set(c.endpoint, { ...c, state: 'registered' });
-  draw();
+  let seq = 0;
+  const load = async () => {
+    const mine = ++seq;
+    const p = await api('/api/clients?' + query(), { signal });
+    if (mine !== seq) return; // a newer load (typing) wins
+    rows = new Map(p.clients.map((c) => [c.endpoint, { ...c, state: 'registered' }]));
+    nextCursor = p.next; registered = p.registered;
+    draw();
+  };
+  let typing;
+  const refilter = () => { clearTimeout(typing); typing = setTimeout(() => { cursors.length = 1; at = 0; load().catch(() => {}); }, 250); };
+  search.addEventListener('input', refilter);
+  sec.addEventListener('change', refilter);
+  queue.addEventListener('change', refilter);
+  next.addEventListener('click', () => { if (!nextCursor) return; cursors[at + 1] = nextCursor; at++; load().catch(() => {}); });
+  prev.addEventListener('click', () => { if (at > 0) { at--; load().catch(() => {}); } });
+  await load();
+  // A registration elsewhere in the fleet changes only the count; one
+  // that falls into this page reloads it, at most once a second.
+  let reloading = false;
+  const reload = () => {
+    if (reloading) return;
+    reloading = true; setTimeout(() => { reloading = false; load().catch(() => {}); }, 1000);
+  };
+  const inPage = (ep) => ep > cursors[at] && (!nextCursor || ep <= nextCursor);
   stream('/api/event', (type, e) => {
+    const shown = rows.get(e.endpoint);
     if (type === 'REGISTRATION' || type === 'UPDATED') {
       const reg = (e.data && (e.data.registration || e.data)) || {};
-      list.set(e.endpoint, { ...list.get(e.endpoint), ...reg, endpoint: e.endpoint, state: 'registered', lastUpdate: e.time });
+      const c = { ...shown, ...reg, endpoint: e.endpoint, state: 'registered', lastUpdate: e.time };
+      if (shown) { rows.set(e.endpoint, c); draw(); }
+      if (type === 'REGISTRATION') {
+        if (!shown) registered++;
+        if (!shown && inPage(e.endpoint) && matches(c)) reload(); else draw();
+      }
+    } else if (type === 'DEREGISTRATION') {
+      registered = Math.max(0, registered - 1);
+      if (shown) shown.state = 'deregistered';
       draw();
-    } else if (type === 'DEREGISTRATION' && list.has(e.endpoint)) {
-      list.get(e.endpoint).state = 'deregistered'; draw();
     }
   }, signal).catch(() => {});
 }
