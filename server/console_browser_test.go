@@ -158,7 +158,8 @@ func TestConsoleBrowser(t *testing.T) {
 	// handshook, downloaded blocks, and is a succeeded campaign device.
 	_, m := get(t, e.srv.URL+"/metrics", "")
 	for _, re := range []string{`fota_device_events_total\{type="REGISTRATION"\} [1-9]`, `fota_dtls_handshakes_total [1-9]`, `fota_coap_requests_total\{code="2.05"\} [1-9]`, `fota_dtls_handshake_duration_seconds_count [1-9]`,
-		`fota_firmware_blocks_served_total [1-9]`, `fota_firmware_served_bytes_total [1-9]`, `fota_campaign_devices\{state="succeeded"\} 1`} {
+		`fota_firmware_blocks_served_total [1-9]`, `fota_firmware_served_bytes_total [1-9]`, `fota_campaign_devices\{state="succeeded"\} 1`,
+		`fota_registration_duration_seconds_count\{kind="register"\} [1-9]`, `fota_store_write_duration_seconds_count [1-9]`} {
 		if !regexp.MustCompile(re).MatchString(m) {
 			t.Errorf("/metrics does not match %s", re)
 		}

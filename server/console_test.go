@@ -82,8 +82,18 @@ func TestMetricsNamesLinted(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("/metrics = %d", code)
 	}
-	for _, want := range []string{"fota_dtls_handshakes_total", "fota_dtls_sessions", "fota_device_events_total", "fota_firmware_blocks_served_total", "fota_store_probe_duration_seconds"} {
+	// What issue 15 lists, present before any device came: registrations
+	// and handshakes (counts and latencies), CoAP requests by code, Block2
+	// bytes, campaigns, store latency, DTLS sessions live and hibernated.
+	for _, want := range []string{"fota_dtls_handshakes_total", "fota_dtls_handshake_duration_seconds", "fota_dtls_sessions", "fota_device_events_total",
+		"fota_registration_duration_seconds", "fota_coap_requests_total", "fota_firmware_blocks_served_total", "fota_firmware_served_bytes_total",
+		"fota_campaigns", "fota_store_probe_duration_seconds", "fota_store_write_duration_seconds"} {
 		if !strings.Contains(body, "# TYPE "+want+" ") {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, want := range []string{`fota_dtls_sessions{state="live"} 0`, `fota_dtls_sessions{state="hibernated"} 0`, `fota_registration_duration_seconds_count{kind="register"} 0`} {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}

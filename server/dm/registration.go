@@ -204,6 +204,7 @@ func newRegID() string {
 }
 
 func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message, _ []string) {
+	start := time.Now()
 	sess := transport.SessionFrom(r.Context())
 	if sess == nil {
 		_ = w.SetResponse(codes.InternalServerError, message.TextPlain, nil)
@@ -235,7 +236,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message, _ []string
 		Address: sess.RemoteAddr().String(), Transport: sess.Scheme, Security: sess.Security,
 		Identity: sess.Identity, Created: now, Updated: now,
 	}
-	if err := s.store.PutRegistration(reg); err != nil {
+	if err := s.putRegistration(reg); err != nil {
 		s.log.Error("register: store", "endpoint", p.Endpoint, "err", err)
 		_ = w.SetResponse(codes.InternalServerError, message.TextPlain, nil)
 		return
@@ -258,6 +259,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message, _ []string
 	}
 	sess.KeepUntil(reg.Expires().Add(time.Minute))
 	_ = w.SetResponse(codes.Created, message.TextPlain, nil)
+	s.regStats.register.Observe(time.Since(start))
 	w.Message().SetOptionString(message.LocationPath, "rd")
 	w.Message().AddOptionString(message.LocationPath, reg.ID)
 	s.log.Info("registered", "endpoint", reg.Endpoint, "id", reg.ID, "lt", reg.Lifetime, "lwm2m", reg.Version,
@@ -274,6 +276,7 @@ func (s *Server) deviceByID(id string) *Device {
 }
 
 func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, args []string) {
+	start := time.Now()
 	sess := transport.SessionFrom(r.Context())
 	d := s.deviceByID(args[0])
 	if d == nil || sess == nil {
@@ -303,13 +306,14 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, args []strin
 	if p.Links != "" {
 		d.knowFormats(formats)
 	}
-	if err := s.store.PutRegistration(reg); err != nil {
+	if err := s.putRegistration(reg); err != nil {
 		s.log.Error("update: store", "endpoint", reg.Endpoint, "err", err)
 		_ = w.SetResponse(codes.InternalServerError, message.TextPlain, nil)
 		return
 	}
 	sess.KeepUntil(reg.Expires().Add(time.Minute))
 	_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
+	s.regStats.update.Observe(time.Since(start))
 	s.log.Debug("updated", "endpoint", reg.Endpoint, "id", reg.ID)
 	if s.events.Active() {
 		s.events.Publish(events.Event{Type: events.Updated, Endpoint: reg.Endpoint, Data: ClientJSON(d)})
@@ -361,7 +365,10 @@ func (s *Server) removeDevice(d *Device, expired bool) {
 // dropRegistration deletes a registration's stored state and fails its
 // queued requests.
 func (s *Server) dropRegistration(d *Device) {
-	if err := s.store.DeleteRegistration(d.ID()); err != nil {
+	t := time.Now()
+	err := s.store.DeleteRegistration(d.ID())
+	s.regStats.storeWrite.Observe(time.Since(t))
+	if err != nil {
 		s.log.Error("delete registration", "id", d.ID(), "err", err)
 	}
 	s.mu.Lock()

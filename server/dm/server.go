@@ -68,6 +68,7 @@ type Server struct {
 	// ReserveIdentities.
 	reserved atomic.Pointer[func(identity string) (owner string, ok bool)]
 	reqs     requestCounts // requests to devices by answer, for metrics
+	regStats registrationLatencies
 
 	cfg    Config
 	log    *slog.Logger

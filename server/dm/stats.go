@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 
+	"github.com/fotastack/fota/server/store"
 	"github.com/fotastack/fota/server/transport"
 )
 
@@ -69,4 +71,33 @@ func (s *Server) RequestStats() map[string]int64 {
 		}
 	}
 	return out
+}
+
+// registrationLatencies time what devices wait for at registration: the
+// Register and Update exchanges (request in to answer out) and, within
+// them, the store's writes, which a slow disk or database stretches.
+type registrationLatencies struct {
+	register, update, storeWrite transport.Latency
+}
+
+// RegistrationStats are the latency histograms of registrations.
+type RegistrationStats struct {
+	// Register and Update: from the request's arrival to the answer
+	// (2.01 Created, 2.04 Changed), the store write included.
+	Register, Update transport.LatencyStats
+	// StoreWrite: the store's PutRegistration and DeleteRegistration.
+	StoreWrite transport.LatencyStats
+}
+
+// RegistrationStats reports the registration latencies.
+func (s *Server) RegistrationStats() RegistrationStats {
+	return RegistrationStats{Register: s.regStats.register.Stats(), Update: s.regStats.update.Stats(), StoreWrite: s.regStats.storeWrite.Stats()}
+}
+
+// putRegistration stores r and times the write.
+func (s *Server) putRegistration(r store.Registration) error {
+	t := time.Now()
+	err := s.store.PutRegistration(r)
+	s.regStats.storeWrite.Observe(time.Since(t))
+	return err
 }

@@ -122,6 +122,8 @@ var (
 	descBytes        = prometheus.NewDesc("fota_firmware_served_bytes_total", "Bytes of firmware packages served to devices in Block2 blocks.", nil, nil)
 	descCampaigns    = prometheus.NewDesc("fota_campaigns", "Campaigns, by state.", []string{"state"}, nil)
 	descCampaignDevs = prometheus.NewDesc("fota_campaign_devices", "Devices in campaigns, by their state in the campaign.", []string{"state"}, nil)
+	descRegDur       = prometheus.NewDesc("fota_registration_duration_seconds", "Time of accepted Register and Update exchanges, from the request's arrival to the answer (the store write included), by kind (register, update).", []string{"kind"}, nil)
+	descStoreWrite   = prometheus.NewDesc("fota_store_write_duration_seconds", "Time of the store's writes of registrations (PutRegistration, DeleteRegistration), on the path every device waits on.", nil, nil)
 )
 
 // collector reads the parts' own counters at scrape time, so the parts
@@ -130,7 +132,7 @@ type collector Metrics
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descHandshakes, descHandshakeDur, descRequests, descRefused, descSessions, descHibernations, descResumptions,
-		descDevices, descBlocks, descBytes, descCampaigns, descCampaignDevs} {
+		descDevices, descBlocks, descBytes, descCampaigns, descCampaignDevs, descRegDur, descStoreWrite} {
 		ch <- d
 	}
 }
@@ -150,6 +152,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(st.Asleep), "hibernated")
 		ch <- prometheus.MustNewConstMetric(descHibernations, prometheus.CounterValue, float64(st.Hibernations))
 		ch <- prometheus.MustNewConstMetric(descResumptions, prometheus.CounterValue, float64(st.Resumptions))
+		rs := src.DM.RegistrationStats()
+		ch <- prometheus.MustNewConstHistogram(descRegDur, rs.Register.Count, rs.Register.Sum, rs.Register.Buckets, "register")
+		ch <- prometheus.MustNewConstHistogram(descRegDur, rs.Update.Count, rs.Update.Sum, rs.Update.Buckets, "update")
+		ch <- prometheus.MustNewConstHistogram(descStoreWrite, rs.StoreWrite.Count, rs.StoreWrite.Sum, rs.StoreWrite.Buckets)
 		type key struct {
 			sec   string
 			queue bool

@@ -59,3 +59,14 @@ func (l *latency) stats() LatencyStats {
 // the start of the server side of the handshake (the first ClientHello) to
 // its last flight.
 func (d *DTLS) HandshakeLatency() LatencyStats { return d.hsLatency.stats() }
+
+// Latency is the same histogram for other parts' durations (device
+// management's registrations and store writes), so every latency the
+// server exports has the same buckets. The zero value is ready.
+type Latency struct{ l latency }
+
+// Observe counts one duration.
+func (x *Latency) Observe(d time.Duration) { x.l.observe(d) }
+
+// Stats reads the histogram.
+func (x *Latency) Stats() LatencyStats { return x.l.stats() }
