@@ -87,12 +87,12 @@ func TestMetricsNamesLinted(t *testing.T) {
 	// bytes, campaigns, store latency, DTLS sessions live and hibernated.
 	for _, want := range []string{"fota_dtls_handshakes_total", "fota_dtls_handshake_duration_seconds", "fota_dtls_sessions", "fota_device_events_total",
 		"fota_registration_duration_seconds", "fota_coap_requests_total", "fota_firmware_blocks_served_total", "fota_firmware_served_bytes_total",
-		"fota_campaigns", "fota_store_probe_duration_seconds", "fota_store_write_duration_seconds"} {
+		"fota_campaigns", "fota_store_probe_duration_seconds", "fota_store_write_duration_seconds", "fota_coap_retransmissions_total"} {
 		if !strings.Contains(body, "# TYPE "+want+" ") {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	for _, want := range []string{`fota_dtls_sessions{state="live"} 0`, `fota_dtls_sessions{state="hibernated"} 0`, `fota_registration_duration_seconds_count{kind="register"} 0`} {
+	for _, want := range []string{`fota_dtls_sessions{state="live"} 0`, `fota_dtls_sessions{state="hibernated"} 0`, `fota_registration_duration_seconds_count{kind="register"} 0`, `fota_coap_retransmissions_total{direction="sent"} 0`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

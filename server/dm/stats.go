@@ -101,3 +101,19 @@ func (s *Server) putRegistration(r store.Registration) error {
 	s.regStats.storeWrite.Observe(time.Since(t))
 	return err
 }
+
+// RetransmissionStats sums the CoAP retransmissions of both listeners
+// (the server's own are counted on DTLS sessions only: transport).
+func (s *Server) RetransmissionStats() transport.RetransmissionStats {
+	var st transport.RetransmissionStats
+	if s.udp != nil {
+		u := s.udp.Retransmissions()
+		st.Received += u.Received
+	}
+	if s.dtls != nil {
+		d := s.dtls.Retransmissions()
+		st.Sent += d.Sent
+		st.Received += d.Received
+	}
+	return st
+}

@@ -123,6 +123,7 @@ var (
 	descCampaigns    = prometheus.NewDesc("fota_campaigns", "Campaigns, by state.", []string{"state"}, nil)
 	descCampaignDevs = prometheus.NewDesc("fota_campaign_devices", "Devices in campaigns, by their state in the campaign.", []string{"state"}, nil)
 	descRegDur       = prometheus.NewDesc("fota_registration_duration_seconds", "Time of accepted Register and Update exchanges, from the request's arrival to the answer (the store write included), by kind (register, update).", []string{"kind"}, nil)
+	descRetransmits  = prometheus.NewDesc("fota_coap_retransmissions_total", "CoAP confirmable messages sent again: by the server for want of an acknowledgement (direction sent, DTLS sessions only), or by devices whose acknowledgement or answer was lost or late (direction received).", []string{"direction"}, nil)
 	descStoreWrite   = prometheus.NewDesc("fota_store_write_duration_seconds", "Time of the store's writes of registrations (PutRegistration, DeleteRegistration), on the path every device waits on.", nil, nil)
 )
 
@@ -132,7 +133,7 @@ type collector Metrics
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descHandshakes, descHandshakeDur, descRequests, descRefused, descSessions, descHibernations, descResumptions,
-		descDevices, descBlocks, descBytes, descCampaigns, descCampaignDevs, descRegDur, descStoreWrite} {
+		descDevices, descBlocks, descBytes, descCampaigns, descCampaignDevs, descRegDur, descStoreWrite, descRetransmits} {
 		ch <- d
 	}
 }
@@ -152,6 +153,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(st.Asleep), "hibernated")
 		ch <- prometheus.MustNewConstMetric(descHibernations, prometheus.CounterValue, float64(st.Hibernations))
 		ch <- prometheus.MustNewConstMetric(descResumptions, prometheus.CounterValue, float64(st.Resumptions))
+		rt := src.DM.RetransmissionStats()
+		ch <- prometheus.MustNewConstMetric(descRetransmits, prometheus.CounterValue, float64(rt.Sent), "sent")
+		ch <- prometheus.MustNewConstMetric(descRetransmits, prometheus.CounterValue, float64(rt.Received), "received")
 		rs := src.DM.RegistrationStats()
 		ch <- prometheus.MustNewConstHistogram(descRegDur, rs.Register.Count, rs.Register.Sum, rs.Register.Buckets, "register")
 		ch <- prometheus.MustNewConstHistogram(descRegDur, rs.Update.Count, rs.Update.Sum, rs.Update.Buckets, "update")

@@ -55,10 +55,15 @@ func TakeContinue(token []byte) (block1 *uint32, continued bool) {
 	return block1, s.seen
 }
 
-// continueOption is the go-coap option that diverts those answers.
-func continueOption() options.ProcessReceivedMessageOpt[*udpClient.Conn] {
+// continueOption is the go-coap option that diverts those answers; it is
+// also where received messages are counted for retransmissions
+// (retransmit.go), go-coap taking only one such hook.
+func continueOption(rt *retransmissions) options.ProcessReceivedMessageOpt[*udpClient.Conn] {
 	return options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpClient.Conn](
 		func(m *pool.Message, cc *udpClient.Conn, h config.HandlerFunc[*udpClient.Conn]) {
+			if rt != nil && m.Type() == message.Confirmable {
+				rt.receivedCON(cc, m.MessageID())
+			}
 			if m.Code() == codes.Continue {
 				if v, ok := continues.Load(string(m.Token())); ok {
 					s := v.(*continueSlot)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/transport/v5/deadline"
-	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/mux"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/options"
@@ -112,6 +111,8 @@ type DTLS struct {
 	hibernated atomic.Int64 // hibernations
 	asleep     atomic.Int64 // associations hibernated now
 	resumed    atomic.Int64 // resumptions
+
+	rt retransmissions // CoAP retransmissions sent and received (retransmit.go)
 }
 
 // ListenDTLS starts CoAP over DTLS on addr.
@@ -214,6 +215,9 @@ func (d *DTLS) Stats() (handshakes, refused int64, associations int) {
 func (d *DTLS) HibernationStats() (hibernations, resumptions int64, asleep int) {
 	return d.hibernated.Load(), d.resumed.Load(), int(d.asleep.Load())
 }
+
+// Retransmissions reports the CoAP retransmissions on DTLS sessions.
+func (d *DTLS) Retransmissions() RetransmissionStats { return d.rt.stats() }
 
 // Close stops the listener, closes every session and waits for the
 // goroutines it started.
@@ -603,14 +607,14 @@ func (a *association) attachLocked(inc *incarnation, conn *dtls.Conn) {
 		options.WithBlockwise(true, blockwise.SZX1024, blockwiseTimeout),
 		options.WithErrors(func(err error) { d.log.Debug("coaps", "peer", a.addr, "err", err) }),
 		options.WithPeriodicRunner(d.periodic.add),
-		continueOption(),
+		continueOption(&d.rt),
 	}
 	if t := d.cfg.Transmission; t != nil {
 		if p, ok := t(s.Identity); ok {
 			opts = append(opts, p.option(), options.WithBlockwise(true, p.szx(), blockwiseTimeout))
 		}
 	}
-	cc := coapdtls.Client(conn, opts...)
+	cc := dtlsCoAPClient(conn, &d.rt, opts...)
 	inc.cc = cc
 	s.mu.Lock()
 	s.Conn = cc

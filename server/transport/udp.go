@@ -37,7 +37,12 @@ type UDP struct {
 	sessions sessionTable
 	done     chan struct{}
 	log      *slog.Logger
+	rt       retransmissions // received only: writes go straight to the socket
 }
+
+// Retransmissions reports the devices' CoAP retransmissions received on
+// the plain CoAP listener (Sent stays 0: see retransmit.go).
+func (u *UDP) Retransmissions() RetransmissionStats { return u.rt.stats() }
 
 // ListenUDP starts plain CoAP on addr, serving h.
 func ListenUDP(addr string, h mux.Handler, log *slog.Logger) (*UDP, error) {
@@ -61,7 +66,7 @@ func ListenUDP(addr string, h mux.Handler, log *slog.Logger) (*UDP, error) {
 		options.WithBlockwise(true, blockwise.SZX1024, blockwiseTimeout),
 		options.WithInactivityMonitor(plainIdle, func(cc *udpClient.Conn) { _ = cc.Close() }),
 		options.WithErrors(func(err error) { log.Debug("coap", "err", err) }),
-		continueOption(),
+		continueOption(&u.rt),
 	)
 	go func() {
 		defer close(u.done)
