@@ -3,8 +3,8 @@ package transport
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -25,9 +25,11 @@ func TestRetransmissionsCounted(t *testing.T) {
 		Handler: mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
 			_ = w.SetResponse(codes.Content, message.TextPlain, bytes.NewReader([]byte("hello")))
 		}),
-		PSK:          func([]byte) ([]byte, error) { return pskKey, nil },
-		Transmission: func(string) (Transmission, bool) { return Transmission{ACKTimeout: 300 * time.Millisecond, MaxRetransmit: 4}, true },
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		PSK: func([]byte) ([]byte, error) { return pskKey, nil },
+		Transmission: func(string) (Transmission, bool) {
+			return Transmission{ACKTimeout: 300 * time.Millisecond, MaxRetransmit: 4}, true
+		},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
