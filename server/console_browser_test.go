@@ -253,6 +253,24 @@ func TestConsoleBrowser(t *testing.T) {
 		got, _ = chromedp.Run(ctx, chromedp.Text(`tr[data-path="/3/0/15"] td.val`))
 		return got == "Europe/Berlin"
 	})
+	// Observe: with pmax=1 the device notifies its clock every second,
+	// and the value cell follows the notifications without a reload.
+	if code := e.srv.API("PUT", "/api/clients/"+ep+"/3/0/13/attributes?pmax=1", nil, nil); code != 200 {
+		t.Fatalf("write attributes pmax=1 on /3/0/13: %d", code)
+	}
+	if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const b = [...document.querySelectorAll('tr[data-path="/3/0/13"] button')].find((b) => b.textContent === 'Observe'); b && b.click(); return !!b; })()`)); err != nil || !ok {
+		t.Fatalf("no Observe button on /3/0/13: %v", err)
+	}
+	var first string
+	waitFor(t, "first observed value", func() bool {
+		first, _ = chromedp.Run(ctx, chromedp.Text(`tr[data-path="/3/0/13"] td.val`))
+		return first != "" && first != "…"
+	})
+	waitFor(t, "a notification to change the observed value", func() bool {
+		got, _ = chromedp.Run(ctx, chromedp.Text(`tr[data-path="/3/0/13"] td.val`))
+		return got != first && got != "" && got != "…"
+	})
+	waitText(t, ctx, "History")
 	shot(t, ctx, "device")
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(url+"#/firmware"), chromedp.WaitVisible("#fw-file")); err != nil {
