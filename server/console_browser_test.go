@@ -271,7 +271,16 @@ func TestConsoleBrowser(t *testing.T) {
 		return got != first && got != "" && got != "…"
 	})
 	waitText(t, ctx, "History")
+	waitText(t, ctx, "registered: LwM2M 1.1")
 	shot(t, ctx, "device")
+	// Stop ends the observation on the device and on the server.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const b = document.querySelector('tr[data-path="/3/0/13"] button[aria-pressed="true"]'); b.click(); return true; })()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the observation cancelled", func() bool {
+		var c struct{ Observations []any }
+		return e.srv.API("GET", "/api/clients/"+ep, nil, &c) == 200 && len(c.Observations) == 0
+	})
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(url+"#/firmware"), chromedp.WaitVisible("#fw-file")); err != nil {
 		t.Fatal(err)

@@ -145,12 +145,19 @@ async function device(page, signal, ep) {
           const res = await api('/api/clients/' + encodeURIComponent(ep) + path + what, opts);
           val.textContent = opts && opts.method === 'POST' && !what ? res.status : valueOf(res);
           if (path === '/3/0/3') versions.set(ep, val.textContent);
-        } catch (e) { val.textContent = e.message; }
+          return true;
+        } catch (e) { val.textContent = e.message; return false; }
       };
       const ops = h('td');
       if (r.operations.includes('R')) {
-        ops.append(h('button', { type: 'button', onclick: () => call('') }, 'Read'), ' ',
-          h('button', { type: 'button', onclick: () => call('/observe', { method: 'POST' }) }, 'Observe'), ' ');
+        const obs = h('button', { type: 'button', 'aria-pressed': 'false' }, 'Observe');
+        obs.addEventListener('click', async () => {
+          const on = obs.getAttribute('aria-pressed') === 'true';
+          if (!await call('/observe', { method: on ? 'DELETE' : 'POST' })) return;
+          if (on) val.textContent = '';
+          obs.setAttribute('aria-pressed', String(!on)); obs.textContent = on ? 'Observe' : 'Stop';
+        });
+        ops.append(h('button', { type: 'button', onclick: () => call('') }, 'Read'), ' ', obs, ' ');
       }
       if (r.operations.includes('W')) {
         const input = h('input', { 'aria-label': `Value for ${r.name} ${path}` });
@@ -167,7 +174,8 @@ async function device(page, signal, ep) {
   api('/api/clients/' + encodeURIComponent(ep) + '/history', { signal }).then((hs) => {
     const items = Array.isArray(hs) ? hs : (hs && (hs.entries || hs.history)) || [];
     hist.append(items.length ? table(['Time', 'Event', 'Detail'], items.slice(-100).reverse().map((x) =>
-      h('tr', {}, h('td', {}, when(x.time)), h('td', {}, x.type || x.event || ''), h('td', {}, h('pre', {}, JSON.stringify(x.data ?? x.detail ?? ''))))))
+      h('tr', {}, h('td', {}, when(x.time)), h('td', {}, x.kind || ''),
+        h('td', {}, [x.detail, x.campaign && `campaign ${x.campaign}`, x.state, x.version].filter(Boolean).join(' · ')))))
       : h('p', { className: 'muted' }, 'No history.'));
   }).catch((e) => hist.append(h('p', { className: 'error' }, e.message)));
   stream('/api/event?ep=' + encodeURIComponent(ep), (type, e) => {
