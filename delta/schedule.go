@@ -46,11 +46,13 @@ type schedule struct {
 // package of header h, from the sequential plan with the given match gain
 // and search weight, one per distinct result of minStashGains, none
 // when it finds nothing better than a plain ascending or descending order
-// without stash.
-func scheduleFor(m *matcher, h *Header, gain, weight, maxStash int) []schedule {
+// without stash. It also says which plain order loses fewer copy bytes
+// (descending or not) and whether it could tell (known: the image has
+// blocks enough and not too many).
+func scheduleFor(m *matcher, h *Header, gain, weight, maxStash int) (out []schedule, desc, known bool) {
 	n := h.Steps
 	if n < 2 || n > maxScheduleBlocks {
-		return nil
+		return nil, false, false
 	}
 	bs := int(h.EraseBlock)
 	sh := Header{OldSize: h.OldSize, NewSize: h.NewSize, Steps: 1}
@@ -176,17 +178,16 @@ func scheduleFor(m *matcher, h *Header, gain, weight, maxStash int) []schedule {
 	}
 	// The plain orders' losses: the schedule must beat the better one.
 	plainLoss := int64(-1)
-	for _, desc := range []bool{false, true} {
-		o := plain(desc)
+	for _, d := range []bool{false, true} {
+		o := plain(d)
 		pos := make([]int, n)
 		for k, b := range o {
 			pos[b] = k
 		}
 		if l, _ := loss(pos); plainLoss < 0 || l < plainLoss {
-			plainLoss = l
+			plainLoss, desc = l, d
 		}
 	}
-	var out []schedule
 	for _, minStashGain := range minStashGains {
 		stashed = make([]bool, n)
 		o, st := scheduleWith(n, bs, h, maxStash, minStashGain, plainLoss, stashed, plain, search, loss)
@@ -201,7 +202,7 @@ func scheduleFor(m *matcher, h *Header, gain, weight, maxStash int) []schedule {
 			out = append(out, schedule{o, st})
 		}
 	}
-	return out
+	return out, desc, true
 }
 
 // scheduleWith runs the order search and picks the stash with one
