@@ -85,7 +85,9 @@ func newView(h *Header, k int, old, new []byte) *view {
 	return v
 }
 
-func (v *view) isWritten(b int64) bool { return v.written != nil && b >= 0 && b < int64(len(v.written)) && v.written[b] }
+func (v *view) isWritten(b int64) bool {
+	return v.written != nil && b >= 0 && b < int64(len(v.written)) && v.written[b]
+}
 
 // validEnd is the end of the readable bytes of the block holding x.
 func (v *view) validEnd(x int64) int64 {
