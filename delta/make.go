@@ -243,27 +243,55 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	best = runTrials(m, old, new, orders)
 	// 2. Other match gains, search weights and jump-cost free bits on
 	// that order (stepTrials).
-	var more []trial
+	var steps []trial
 	for _, s := range stepTrials {
-		more = append(more, trial{h: best.h, c: c0, gain: s[0], weight: s[1], free: s[2]})
+		steps = append(steps, trial{h: best.h, c: c0, gain: s[0], weight: s[1], free: s[2]})
 	}
-	best = pickTrial(best, runTrials(m, old, new, more))
-	// 3. Word-wise differences, then the model configurations that fit.
-	more = []trial{
-		{h: best.h, c: c0, gain: best.gain, weight: best.weight, words: true, plan: best.plan},
-		{h: best.h, c: c0, gain: best.gain, weight: best.weight, pattern: true, plan: best.plan},
-		{h: best.h, c: c0, gain: best.gain, weight: best.weight, words: true, pattern: true, plan: best.plan},
+	best = pickTrial(best, runTrials(m, old, new, steps))
+	// 3. The model: word-wise differences and difference trees by pattern,
+	// then the literal model (context bits, history window, trees by
+	// offset parity). Each set of fields has probabilities and contexts of
+	// its own, so the coded size is the sum of the fields' sizes and each
+	// choice is made by coding only its fields (fieldCost), all of them
+	// at once; then the plan is coded once with the choices made.
+	type choice struct {
+		words, pattern, parity bool
+		c                      config
+		cost                   int
 	}
-	best = pickTrial(best, runTrials(m, old, new, more))
-	more = nil
-	for _, c := range configs {
-		if c != c0 {
-			more = append(more, trial{h: best.h, c: c, gain: best.gain, weight: best.weight, words: best.words, pattern: best.pattern, plan: best.plan})
+	var choices []choice
+	for _, w := range []bool{false, true} {
+		for _, pt := range []bool{false, true} {
+			choices = append(choices, choice{words: w, pattern: pt})
 		}
 	}
-	best = pickTrial(best, runTrials(m, old, new, more))
-	// 4. Literal trees by offset parity with that configuration.
-	more = []trial{{h: best.h, c: best.c, gain: best.gain, weight: best.weight, words: best.words, pattern: best.pattern, parity: true, plan: best.plan}}
+	nDiff := len(choices)
+	for _, c := range configs {
+		for _, par := range []bool{false, true} {
+			choices = append(choices, choice{c: c, parity: par})
+		}
+	}
+	parallel(len(choices), func(i int) {
+		ch := &choices[i]
+		hh := best.h
+		hh.WordDiffs, hh.DiffPattern, hh.LitParity = ch.words, ch.pattern, ch.parity
+		hh.LitCtxBits, hh.LitWindow = ch.c.lc, ch.c.win
+		p := *best.plan
+		p.h = &hh
+		ch.cost = fieldCost(&p, old, new, i < nDiff)
+	})
+	bd, bl := choices[0], choices[nDiff]
+	for _, ch := range choices[:nDiff] {
+		if ch.cost < bd.cost {
+			bd = ch
+		}
+	}
+	for _, ch := range choices[nDiff:] {
+		if ch.cost < bl.cost {
+			bl = ch
+		}
+	}
+	more := []trial{{h: best.h, c: bl.c, gain: best.gain, weight: best.weight, words: bd.words, pattern: bd.pattern, parity: bl.parity, plan: best.plan}}
 	best = pickTrial(best, runTrials(m, old, new, more))
 	bestH, bestS := best.h, best.stream
 	bestH.LitCtxBits, bestH.LitWindow, bestH.WordDiffs, bestH.DiffPattern, bestH.LitParity = best.c.lc, best.c.win, best.words, best.pattern, best.parity
@@ -299,27 +327,19 @@ type trial struct {
 // first of equals, so that the result is deterministic). With no trials it
 // returns the zero trial.
 func runTrials(m *matcher, old, new []byte, ts []trial) trial {
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for i := range ts {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			t := &ts[i]
-			t.h.LitCtxBits, t.h.LitWindow, t.h.WordDiffs, t.h.DiffPattern, t.h.LitParity = t.c.lc, t.c.win, t.words, t.pattern, t.parity
-			if t.free == 0 {
-				t.free = jumpFrees[0]
-			}
-			if t.plan == nil {
-				t.plan = m.planWeighted(&t.h, t.gain, t.weight, t.free)
-			}
-			p := *t.plan
-			p.h = &t.h
-			t.stream = encodePlan(&p, old, new)
-		}()
-	}
-	wg.Wait()
+	parallel(len(ts), func(i int) {
+		t := &ts[i]
+		t.h.LitCtxBits, t.h.LitWindow, t.h.WordDiffs, t.h.DiffPattern, t.h.LitParity = t.c.lc, t.c.win, t.words, t.pattern, t.parity
+		if t.free == 0 {
+			t.free = jumpFrees[0]
+		}
+		if t.plan == nil {
+			t.plan = m.planWeighted(&t.h, t.gain, t.weight, t.free)
+		}
+		p := *t.plan
+		p.h = &t.h
+		t.stream = encodePlan(&p, old, new)
+	})
 	var best trial
 	for _, t := range ts {
 		if trialLog != nil {
@@ -328,6 +348,21 @@ func runTrials(m *matcher, old, new []byte, ts []trial) trial {
 		best = pickTrial(best, t)
 	}
 	return best
+}
+
+// parallel runs f(0), .., f(n-1), as many at a time as there are CPUs.
+func parallel(n int, f func(int)) {
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
 }
 
 // trialLog, when set (tests), sees every trial runTrials coded.
@@ -349,6 +384,52 @@ func encodePlan(p *plan, old, new []byte) []byte {
 	e.h.pat = p.h.DiffPattern
 	e.h.par = p.h.LitParity
 	return encodePlan2(p, old, new, e)
+}
+
+// fieldCost is the coded size of the plan's difference bytes alone (diffs)
+// or of its literals alone, with the model of p.h: the fields have
+// probabilities and contexts of their own (model.go), so a choice that
+// changes only them changes a package by the change of this size.
+func fieldCost(p *plan, old, new []byte, diffs bool) int {
+	e := newEncoder(p.h.LitCtxBits)
+	e.win = p.h.LitWindow
+	e.h.pat = p.h.DiffPattern
+	e.h.par = p.h.LitParity
+	for k, ops := range p.steps {
+		var v *view
+		if diffs {
+			v = newView(p.h, k, old, new)
+		}
+		for _, o := range ops {
+			if diffs {
+				e.copyDiffs(v, p.h.WordDiffs, o, new)
+			} else if o.litLen > 0 {
+				e.literals(uint32(o.out+o.copyLen), new[o.out+o.copyLen:o.out+o.copyLen+o.litLen])
+			}
+		}
+	}
+	return len(e.rc.finish())
+}
+
+// copyDiffs codes the difference bytes of copy o.
+func (e *encoder) copyDiffs(v *view, words bool, o op, new []byte) {
+	for i := 0; i < o.copyLen; {
+		pos := o.out + i
+		if words && pos&3 == 0 && i+4 <= o.copyLen {
+			var sw uint32
+			for j := 3; j >= 0; j-- {
+				sw = sw<<8 | uint32(v.at(o.src+int64(i+j)))
+			}
+			w := binary.LittleEndian.Uint32(new[pos:]) - sw
+			for j := 0; j < 4; j++ {
+				e.diff(uint32(pos+j), byte(w>>(8*j)))
+			}
+			i += 4
+			continue
+		}
+		e.diff(uint32(pos), new[pos]-v.at(o.src+int64(i)))
+		i++
+	}
 }
 
 func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
@@ -375,23 +456,7 @@ func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
 			if o.copyLen > 0 {
 				disp := o.src - int64(o.out)
 				e.dispField(toEnd, i == 0, disp)
-				for i := 0; i < o.copyLen; {
-					pos := o.out + i
-					if p.h.WordDiffs && pos&3 == 0 && i+4 <= o.copyLen {
-						var sw uint32
-						for j := 3; j >= 0; j-- {
-							sw = sw<<8 | uint32(v.at(o.src+int64(i+j)))
-						}
-						w := binary.LittleEndian.Uint32(new[pos:]) - sw
-						for j := 0; j < 4; j++ {
-							e.diff(uint32(pos+j), byte(w>>(8*j)))
-						}
-						i += 4
-						continue
-					}
-					e.diff(uint32(pos), new[pos]-v.at(o.src+int64(i)))
-					i++
-				}
+				e.copyDiffs(v, p.h.WordDiffs, o, new)
 			}
 			if toEnd {
 				continue
