@@ -240,14 +240,21 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 		hh.Descending = desc
 		orders = append(orders, trial{h: hh, c: c0, gain: g0})
 	}
-	best = runTrials(m, old, new, orders)
 	// 2. Other match gains, search weights and jump-cost free bits on
-	// that order (stepTrials).
-	var steps []trial
-	for _, s := range stepTrials {
-		steps = append(steps, trial{h: best.h, c: c0, gain: s[0], weight: s[1], free: s[2]})
+	// that order (stepTrials); with one order to try, in the same batch.
+	steps := func(h Header) []trial {
+		var ts []trial
+		for _, s := range stepTrials {
+			ts = append(ts, trial{h: h, c: c0, gain: s[0], weight: s[1], free: s[2]})
+		}
+		return ts
 	}
-	best = pickTrial(best, runTrials(m, old, new, steps))
+	if len(orders) == 1 {
+		best = runTrials(m, old, new, append(orders, steps(orders[0].h)...))
+	} else {
+		best = runTrials(m, old, new, orders)
+		best = pickTrial(best, runTrials(m, old, new, steps(best.h)))
+	}
 	// 3. The model: word-wise differences and difference trees by pattern,
 	// then the literal model (context bits, history window, trees by
 	// offset parity). Each set of fields has probabilities and contexts of
@@ -267,19 +274,20 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	}
 	nDiff := len(choices)
 	for _, c := range configs {
-		for _, par := range []bool{false, true} {
-			choices = append(choices, choice{c: c, parity: par})
-		}
+		choices = append(choices, choice{c: c})
 	}
-	parallel(len(choices), func(i int) {
-		ch := &choices[i]
-		hh := best.h
-		hh.WordDiffs, hh.DiffPattern, hh.LitParity = ch.words, ch.pattern, ch.parity
-		hh.LitCtxBits, hh.LitWindow = ch.c.lc, ch.c.win
-		p := *best.plan
-		p.h = &hh
-		ch.cost = fieldCost(&p, old, new, i < nDiff)
-	})
+	cost := func(chs []choice, diffs int) {
+		parallel(len(chs), func(i int) {
+			ch := &chs[i]
+			hh := best.h
+			hh.WordDiffs, hh.DiffPattern, hh.LitParity = ch.words, ch.pattern, ch.parity
+			hh.LitCtxBits, hh.LitWindow = ch.c.lc, ch.c.win
+			p := *best.plan
+			p.h = &hh
+			ch.cost = fieldCost(&p, old, new, i < diffs)
+		})
+	}
+	cost(choices, nDiff)
 	bd, bl := choices[0], choices[nDiff]
 	for _, ch := range choices[:nDiff] {
 		if ch.cost < bd.cost {
@@ -290,6 +298,12 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 		if ch.cost < bl.cost {
 			bl = ch
 		}
+	}
+	// literal trees by offset parity, with the configuration chosen
+	par := []choice{{c: bl.c, parity: true}}
+	cost(par, 0)
+	if par[0].cost < bl.cost {
+		bl = par[0]
 	}
 	more := []trial{{h: best.h, c: bl.c, gain: best.gain, weight: best.weight, words: bd.words, pattern: bd.pattern, parity: bl.parity, plan: best.plan}}
 	best = pickTrial(best, runTrials(m, old, new, more))
@@ -495,28 +509,34 @@ func newMatcher(old, new []byte) *matcher {
 // Lee, Arimura, Arikawa and Park: linear time, the common prefix shrinks by
 // at most one from one text position to the next).
 func lcpArray(t []byte, sa []int32) (isa, lcp []int32) {
+	// In two halves at once: a half that starts with h = 0 only
+	// compares more bytes.
 	n := len(t)
 	isa = make([]int32, n)
 	lcp = make([]int32, n)
-	for i, s := range sa {
-		isa[s] = int32(i)
-	}
-	h := 0
-	for i := 0; i < n; i++ {
-		r := isa[i]
-		if r == 0 {
-			h = 0
-			continue
+	parallel(2, func(half int) {
+		for i := half * n / 2; i < (half+1)*n/2; i++ {
+			isa[sa[i]] = int32(i)
 		}
-		j := int(sa[r-1])
-		for i+h < n && j+h < n && t[i+h] == t[j+h] {
-			h++
+	})
+	parallel(2, func(half int) {
+		h := 0
+		for i := half * n / 2; i < (half+1)*n/2; i++ {
+			r := isa[i]
+			if r == 0 {
+				h = 0
+				continue
+			}
+			j := int(sa[r-1])
+			for i+h < n && j+h < n && t[i+h] == t[j+h] {
+				h++
+			}
+			lcp[r] = int32(h)
+			if h > 0 {
+				h--
+			}
 		}
-		lcp[r] = int32(h)
-		if h > 0 {
-			h--
-		}
-	}
+	})
 	return isa, lcp
 }
 
@@ -535,7 +555,7 @@ var searchWidth = 12
 // on average against all twelve, any two 2.2% (one-line changes such as
 // upy-pybv11-oneline want gain 4, relinked images gain 3, so both gains
 // must be tried).
-var stepTrials = [][3]int{{4, 0, 3}, {3, 2, 3}, {3, 3, 4}}
+var stepTrials = [][3]int{{3, 2, 3}, {3, 3, 4}}
 
 // matchGains are the values tried for by how many bytes a new match must
 // beat the continuation of the current copy to start a new instruction
