@@ -275,11 +275,10 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 		cost                   int
 	}
 	var choices []choice
-	for _, w := range []bool{false, true} {
-		for _, pt := range []bool{false, true} {
-			choices = append(choices, choice{words: w, pattern: pt})
-		}
-	}
+	// (word-wise differences with pattern trees never won on the shared
+	// pairs: 68,756 against 66,570 bytes on upy-esp8266, 5,610 against
+	// 5,582 on upy-pybv11-oneline, so that pair is not tried)
+	choices = append(choices, choice{}, choice{words: true}, choice{pattern: true})
 	nDiff := len(choices)
 	for _, c := range configs {
 		choices = append(choices, choice{c: c})
