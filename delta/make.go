@@ -195,11 +195,10 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	}
 
 	m := newMatcher(old, new)
-	// The first trials use the largest literal history with few literal
-	// context bits and bytewise differences, the configuration most
-	// packages end up with; the other choices are then tried one at a
-	// time on the best plan so far (they hardly interact, and each trial
-	// is a full encode).
+	// The plan trials are coded with the largest literal history with few
+	// literal context bits and bytewise differences, the configuration
+	// most packages end up with; the model options are then chosen on
+	// the best plan (step 3: they hardly interact with the plan).
 	c0 := configs[0]
 	for _, c := range configs {
 		if c.lc <= 1 && (c.win > c0.win || c.win == c0.win && c.lc > c0.lc) {
@@ -331,7 +330,7 @@ type trial struct {
 	h      Header
 	c      config
 	gain   int
-	weight int // search's displacement weight (searchWeights)
+	weight int // search's displacement weight (stepTrials)
 	free   int // jumpCost's free bits (jumpFrees; 0 means jumpFrees[0])
 	words  bool
 	// pattern: difference trees by the pattern of non-zero differences
