@@ -1,7 +1,6 @@
 package delta
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
@@ -35,6 +34,11 @@ type Options struct {
 	// most 64 bytes each; SeqNo is the anti-rollback counter.
 	DeviceType, Version string
 	SeqNo               uint32
+	// Fast skips the trials of other match gains and search weights
+	// (stepTrials): one plan per block order instead of three. On the
+	// shared pairs packages grew by up to 1.3% and make time fell by about
+	// a quarter (BENCH.md).
+	Fast bool
 }
 
 // Defaults of Options. DefaultRAM is the decoder arena a device grants when
@@ -51,12 +55,18 @@ const (
 // view is the source as the device sees it while decoding step k: old
 // bytes in region blocks not yet written, new bytes in written ones, and
 // past the region (at region + old offset) the old bytes of stashed blocks.
+// The per-block tables are computed once per step: the matcher asks them
+// for every byte it compares.
 type view struct {
 	h        *Header
 	k        int
 	old, new []byte
 	bs       int64 // erase block (in-place), or larger than any image
 	region   int64 // start of the stash space (in-place), or larger than any offset
+	written  []bool
+	// end is validEnd of each region block, then of each old block in
+	// the stash space (in-place)
+	end []int64
 }
 
 func newView(h *Header, k int, old, new []byte) *view {
@@ -64,14 +74,40 @@ func newView(h *Header, k int, old, new []byte) *view {
 	if h.InPlace {
 		v.bs = int64(h.EraseBlock)
 		v.region = int64(h.Region())
+		nb := int(v.region / v.bs)
+		ob := int((int64(h.OldSize) + v.bs - 1) / v.bs)
+		v.written = make([]bool, nb)
+		v.end = make([]int64, nb+ob)
+		for b := range nb {
+			v.written[b] = writtenBefore(h, b, k)
+			v.end[b] = validEnd(h, int64(b)*v.bs, k)
+		}
+		for b := range ob {
+			x := v.region + int64(b)*v.bs
+			v.end[nb+b] = validEnd(h, x, k)
+		}
 	}
 	return v
 }
 
-func (v *view) isWritten(b int64) bool { return v.h.InPlace && writtenBefore(v.h, int(b), v.k) }
+func (v *view) isWritten(b int64) bool {
+	return v.written != nil && b >= 0 && b < int64(len(v.written)) && v.written[b]
+}
 
 // validEnd is the end of the readable bytes of the block holding x.
-func (v *view) validEnd(x int64) int64 { return validEnd(v.h, x, v.k) }
+func (v *view) validEnd(x int64) int64 {
+	if v.end == nil {
+		return int64(v.h.OldSize)
+	}
+	b := x / v.bs
+	if x >= v.region {
+		b = int64(len(v.written)) + (x-v.region)/v.bs
+	}
+	if b < 0 || b >= int64(len(v.end)) {
+		return x
+	}
+	return v.end[b]
+}
 
 func (v *view) valid(x int64) bool { return x >= 0 && x < v.validEnd(x) }
 
@@ -160,11 +196,10 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 	}
 
 	m := newMatcher(old, new)
-	// The first trials use the largest literal history with few literal
-	// context bits and bytewise differences, the configuration most
-	// packages end up with; the other choices are then tried one at a
-	// time on the best plan so far (they hardly interact, and each trial
-	// is a full encode).
+	// The plan trials are coded with the largest literal history with few
+	// literal context bits and bytewise differences, the configuration
+	// most packages end up with; the model options are then chosen on
+	// the best plan (step 3: they hardly interact with the plan).
 	c0 := configs[0]
 	for _, c := range configs {
 		if c.lc <= 1 && (c.win > c0.win || c.win == c0.win && c.lc > c0.lc) {
@@ -172,67 +207,112 @@ func Make(old, new []byte, opts Options) ([]byte, error) {
 		}
 	}
 	var best trial
-	// 1. Block order (in-place: descending suits content that moved
-	// towards higher addresses, ascending the reverse).
-	// Each with every search weight: the weight changes which copies
-	// the sequential plan has, hence the schedule, and which copies an
-	// order keeps.
+	// 1. Block order. In place, the sequential plan's copies decide it
+	// (scheduleFor): a schedule with a stash when one loses fewer copy
+	// bytes than both plain orders (a trial per distinct stash), else the
+	// plain order that loses fewer (descending suits content that moved
+	// towards higher addresses, ascending the reverse). Only when that
+	// cannot be estimated (one block, or too many) are both plain orders
+	// coded. Measured on the shared pairs, the estimate picked the order
+	// whose package was smaller on all seven.
+	g0 := matchGains[0]
 	var orders []trial
-	for _, w := range searchWeights {
-		for _, desc := range []bool{false, true} {
-			if desc && !opts.InPlace || w != 0 && opts.InPlace {
-				// (in place, the plain orders with the other weights
-				// were never better on the shared pairs; step 2 tries them)
-				break
-			}
+	plainOrders := []bool{false}
+	if opts.InPlace {
+		plainOrders = []bool{false, true}
+	}
+	if opts.InPlace && len(old) > 0 {
+		if opts.Stash == 0 {
+			opts.Stash = DefaultStash
+		}
+		maxStash := min(MaxStash, max(opts.Stash, 0)/opts.EraseBlock)
+		scheds, desc, known := scheduleFor(m, h, g0, 0, maxStash)
+		for _, s := range scheds {
 			hh := *h
-			hh.Descending = desc
-			orders = append(orders, trial{h: hh, c: c0, gain: matchGains[0], weight: w})
+			setSchedule(&hh, s.order, s.stash)
+			orders = append(orders, trial{h: hh, c: c0, gain: g0})
 		}
-		// and a schedule: an order of runs chosen against the copies of the
-		// unconstrained plan, with a stash for what no order keeps readable.
-		if opts.InPlace && len(old) > 0 {
-			if opts.Stash == 0 {
-				opts.Stash = DefaultStash
-			}
-			maxStash := min(MaxStash, max(opts.Stash, 0)/opts.EraseBlock)
-			for _, s := range scheduleFor(m, h, matchGains[0], w, maxStash) {
-				hh := *h
-				setSchedule(&hh, s.order, s.stash)
-				orders = append(orders, trial{h: hh, c: c0, gain: matchGains[0], weight: w})
-			}
+		if known {
+			plainOrders = []bool{desc}
+		}
+		if len(scheds) > 0 {
+			plainOrders = nil
 		}
 	}
-	best = runTrials(m, old, new, orders)
-	// 2. The other match gains, the search's displacement weights and
-	// the jump costs' free bits with that order.
-	var more []trial
-	for _, g := range matchGains {
-		for _, w := range stepWeights {
-			for _, f := range jumpFrees {
-				if g != best.gain || w != best.weight || f != best.free {
-					more = append(more, trial{h: best.h, c: c0, gain: g, weight: w, free: f})
-				}
-			}
+	for _, desc := range plainOrders {
+		hh := *h
+		hh.Descending = desc
+		orders = append(orders, trial{h: hh, c: c0, gain: g0})
+	}
+	// 2. Other match gains, search weights and jump-cost free bits on
+	// that order (stepTrials); with one order to try, in the same batch.
+	tries := stepTrials
+	if opts.Fast {
+		tries = nil
+	}
+	steps := func(h Header) []trial {
+		var ts []trial
+		for _, s := range tries {
+			ts = append(ts, trial{h: h, c: c0, gain: s[0], weight: s[1], free: s[2]})
 		}
+		return ts
 	}
-	best = pickTrial(best, runTrials(m, old, new, more))
-	// 3. Word-wise differences, then the model configurations that fit.
-	more = []trial{
-		{h: best.h, c: c0, gain: best.gain, weight: best.weight, words: true, plan: best.plan},
-		{h: best.h, c: c0, gain: best.gain, weight: best.weight, pattern: true, plan: best.plan},
-		{h: best.h, c: c0, gain: best.gain, weight: best.weight, words: true, pattern: true, plan: best.plan},
+	if len(orders) == 1 {
+		best = runTrials(m, old, new, append(orders, steps(orders[0].h)...))
+	} else {
+		best = runTrials(m, old, new, orders)
+		best = pickTrial(best, runTrials(m, old, new, steps(best.h)))
 	}
-	best = pickTrial(best, runTrials(m, old, new, more))
-	more = nil
+	// 3. The model: word-wise differences and difference trees by pattern,
+	// then the literal model (context bits, history window, trees by
+	// offset parity). Each set of fields has probabilities and contexts of
+	// its own, so the coded size is the sum of the fields' sizes and each
+	// choice is made by coding only its fields (fieldCost), all of them
+	// at once; then the plan is coded once with the choices made.
+	type choice struct {
+		words, pattern, parity bool
+		c                      config
+		cost                   int
+	}
+	var choices []choice
+	// (word-wise differences with pattern trees never won on the shared
+	// pairs: 68,756 against 66,570 bytes on upy-esp8266, 5,610 against
+	// 5,582 on upy-pybv11-oneline, so that pair is not tried)
+	choices = append(choices, choice{}, choice{words: true}, choice{pattern: true})
+	nDiff := len(choices)
 	for _, c := range configs {
-		if c != c0 {
-			more = append(more, trial{h: best.h, c: c, gain: best.gain, weight: best.weight, words: best.words, pattern: best.pattern, plan: best.plan})
+		choices = append(choices, choice{c: c})
+	}
+	cost := func(chs []choice, diffs int) {
+		parallel(len(chs), func(i int) {
+			ch := &chs[i]
+			hh := best.h
+			hh.WordDiffs, hh.DiffPattern, hh.LitParity = ch.words, ch.pattern, ch.parity
+			hh.LitCtxBits, hh.LitWindow = ch.c.lc, ch.c.win
+			p := *best.plan
+			p.h = &hh
+			ch.cost = fieldCost(&p, old, new, i < diffs)
+		})
+	}
+	cost(choices, nDiff)
+	bd, bl := choices[0], choices[nDiff]
+	for _, ch := range choices[:nDiff] {
+		if ch.cost < bd.cost {
+			bd = ch
 		}
 	}
-	best = pickTrial(best, runTrials(m, old, new, more))
-	// 4. Literal trees by offset parity with that configuration.
-	more = []trial{{h: best.h, c: best.c, gain: best.gain, weight: best.weight, words: best.words, pattern: best.pattern, parity: true, plan: best.plan}}
+	for _, ch := range choices[nDiff:] {
+		if ch.cost < bl.cost {
+			bl = ch
+		}
+	}
+	// literal trees by offset parity, with the configuration chosen
+	par := []choice{{c: bl.c, parity: true}}
+	cost(par, 0)
+	if par[0].cost < bl.cost {
+		bl = par[0]
+	}
+	more := []trial{{h: best.h, c: bl.c, gain: best.gain, weight: best.weight, words: bd.words, pattern: bd.pattern, parity: bl.parity, plan: best.plan}}
 	best = pickTrial(best, runTrials(m, old, new, more))
 	bestH, bestS := best.h, best.stream
 	bestH.LitCtxBits, bestH.LitWindow, bestH.WordDiffs, bestH.DiffPattern, bestH.LitParity = best.c.lc, best.c.win, best.words, best.pattern, best.parity
@@ -251,7 +331,7 @@ type trial struct {
 	h      Header
 	c      config
 	gain   int
-	weight int // search's displacement weight (searchWeights)
+	weight int // search's displacement weight (stepTrials)
 	free   int // jumpCost's free bits (jumpFrees; 0 means jumpFrees[0])
 	words  bool
 	// pattern: difference trees by the pattern of non-zero differences
@@ -268,33 +348,46 @@ type trial struct {
 // first of equals, so that the result is deterministic). With no trials it
 // returns the zero trial.
 func runTrials(m *matcher, old, new []byte, ts []trial) trial {
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for i := range ts {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			t := &ts[i]
-			t.h.LitCtxBits, t.h.LitWindow, t.h.WordDiffs, t.h.DiffPattern, t.h.LitParity = t.c.lc, t.c.win, t.words, t.pattern, t.parity
-			if t.free == 0 {
-				t.free = jumpFrees[0]
-			}
-			if t.plan == nil {
-				t.plan = m.planWeighted(&t.h, t.gain, t.weight, t.free)
-			}
-			p := *t.plan
-			p.h = &t.h
-			t.stream = encodePlan(&p, old, new)
-		}()
-	}
-	wg.Wait()
+	parallel(len(ts), func(i int) {
+		t := &ts[i]
+		t.h.LitCtxBits, t.h.LitWindow, t.h.WordDiffs, t.h.DiffPattern, t.h.LitParity = t.c.lc, t.c.win, t.words, t.pattern, t.parity
+		if t.free == 0 {
+			t.free = jumpFrees[0]
+		}
+		if t.plan == nil {
+			t.plan = m.planWeighted(&t.h, t.gain, t.weight, t.free)
+		}
+		p := *t.plan
+		p.h = &t.h
+		t.stream = encodePlan(&p, old, new)
+	})
 	var best trial
 	for _, t := range ts {
+		if trialLog != nil {
+			trialLog(&t)
+		}
 		best = pickTrial(best, t)
 	}
 	return best
 }
+
+// parallel runs f(0), .., f(n-1), as many at a time as there are CPUs.
+func parallel(n int, f func(int)) {
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// trialLog, when set (tests), sees every trial runTrials coded.
+var trialLog func(*trial)
 
 // pickTrial returns the better of two trials (a before b on a tie; a zero
 // trial loses).
@@ -312,6 +405,52 @@ func encodePlan(p *plan, old, new []byte) []byte {
 	e.h.pat = p.h.DiffPattern
 	e.h.par = p.h.LitParity
 	return encodePlan2(p, old, new, e)
+}
+
+// fieldCost is the coded size of the plan's difference bytes alone (diffs)
+// or of its literals alone, with the model of p.h: the fields have
+// probabilities and contexts of their own (model.go), so a choice that
+// changes only them changes a package by the change of this size.
+func fieldCost(p *plan, old, new []byte, diffs bool) int {
+	e := newEncoder(p.h.LitCtxBits)
+	e.win = p.h.LitWindow
+	e.h.pat = p.h.DiffPattern
+	e.h.par = p.h.LitParity
+	for k, ops := range p.steps {
+		var v *view
+		if diffs {
+			v = newView(p.h, k, old, new)
+		}
+		for _, o := range ops {
+			if diffs {
+				e.copyDiffs(v, p.h.WordDiffs, o, new)
+			} else if o.litLen > 0 {
+				e.literals(uint32(o.out+o.copyLen), new[o.out+o.copyLen:o.out+o.copyLen+o.litLen])
+			}
+		}
+	}
+	return len(e.rc.finish())
+}
+
+// copyDiffs codes the difference bytes of copy o.
+func (e *encoder) copyDiffs(v *view, words bool, o op, new []byte) {
+	for i := 0; i < o.copyLen; {
+		pos := o.out + i
+		if words && pos&3 == 0 && i+4 <= o.copyLen {
+			var sw uint32
+			for j := 3; j >= 0; j-- {
+				sw = sw<<8 | uint32(v.at(o.src+int64(i+j)))
+			}
+			w := binary.LittleEndian.Uint32(new[pos:]) - sw
+			for j := 0; j < 4; j++ {
+				e.diff(uint32(pos+j), byte(w>>(8*j)))
+			}
+			i += 4
+			continue
+		}
+		e.diff(uint32(pos), new[pos]-v.at(o.src+int64(i)))
+		i++
+	}
 }
 
 func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
@@ -338,23 +477,7 @@ func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
 			if o.copyLen > 0 {
 				disp := o.src - int64(o.out)
 				e.dispField(toEnd, i == 0, disp)
-				for i := 0; i < o.copyLen; {
-					pos := o.out + i
-					if p.h.WordDiffs && pos&3 == 0 && i+4 <= o.copyLen {
-						var sw uint32
-						for j := 3; j >= 0; j-- {
-							sw = sw<<8 | uint32(v.at(o.src+int64(i+j)))
-						}
-						w := binary.LittleEndian.Uint32(new[pos:]) - sw
-						for j := 0; j < 4; j++ {
-							e.diff(uint32(pos+j), byte(w>>(8*j)))
-						}
-						i += 4
-						continue
-					}
-					e.diff(uint32(pos), new[pos]-v.at(o.src+int64(i)))
-					i++
-				}
+				e.copyDiffs(v, p.h.WordDiffs, o, new)
 			}
 			if toEnd {
 				continue
@@ -369,38 +492,77 @@ func encodePlan2(p *plan, old, new []byte, e *encoder) []byte {
 // matcher finds matches of new against the region's possible contents with
 // a suffix array over old followed by new: a suffix in the old part is a
 // source at the same region offset while its block is not yet written, one
-// in the new part while its block is.
+// in the new part while its block is. The inverse array and the LCP array
+// (Kasai et al. 2001) let a search start at new[scan:]'s own rank and read
+// every neighbour's common prefix without a binary search or a byte
+// comparison.
 type matcher struct {
 	old, new []byte
 	t        []byte
 	sa       []int32
+	isa      []int32
+	lcp      []int32 // lcp[i]: common prefix of the suffixes at ranks i-1 and i
 }
 
 func newMatcher(old, new []byte) *matcher {
 	t := make([]byte, 0, len(old)+len(new))
 	t = append(append(t, old...), new...)
-	return &matcher{old: old, new: new, t: t, sa: suffixArray(t)}
+	sa := suffixArray(t)
+	isa, lcp := lcpArray(t, sa)
+	return &matcher{old: old, new: new, t: t, sa: sa, isa: isa, lcp: lcp}
 }
 
-// searchWidth is how many suffix-array neighbours of the best raw match
-// are tried when it cannot be read at this step.
+// lcpArray returns the inverse suffix array and the LCP array of t (Kasai,
+// Lee, Arimura, Arikawa and Park: linear time, the common prefix shrinks by
+// at most one from one text position to the next).
+func lcpArray(t []byte, sa []int32) (isa, lcp []int32) {
+	// In two halves at once: a half that starts with h = 0 only
+	// compares more bytes.
+	n := len(t)
+	isa = make([]int32, n)
+	lcp = make([]int32, n)
+	parallel(2, func(half int) {
+		for i := half * n / 2; i < (half+1)*n/2; i++ {
+			isa[sa[i]] = int32(i)
+		}
+	})
+	parallel(2, func(half int) {
+		h := 0
+		for i := half * n / 2; i < (half+1)*n/2; i++ {
+			r := isa[i]
+			if r == 0 {
+				h = 0
+				continue
+			}
+			j := int(sa[r-1])
+			for i+h < n && j+h < n && t[i+h] == t[j+h] {
+				h++
+			}
+			lcp[r] = int32(h)
+			if h > 0 {
+				h--
+			}
+		}
+	})
+	return isa, lcp
+}
+
+// searchWidth is how many suffix-array neighbours on each side of
+// new[scan:] are tried (fewer when their common prefix is already shorter
+// than the best match found).
 var searchWidth = 12
 
-// searchWeights are the weights tried for the displacement cost when the
-// search picks among the candidates it finds (search): 0 takes the longest
-// match, w > 0 the largest length - w*jumpCost(displacement change), a
-// shorter match near the current displacement over a longer one far from
-// it. Measured on the shared pairs (in place): weight 3 gives upy-esp8266
-// 67,368 and nrf52 35,330 against 67,526 and 35,428 with 0, but pybv11
-// 5,748 against 5,738 (2: 67,399, 35,392, 5,748; 4 and 5 are worse on
-// upy-esp8266); Make keeps whichever package is smaller.
-var searchWeights = []int{0, 3}
-
-// stepWeights are the search weights Make's step 2 tries on the chosen
-// order: searchWeights and 2, which with jumpCost's 3 free bits gives
-// upy-esp8266 66,721 bytes in place against 66,745 (the other pairs
-// unchanged).
-var stepWeights = []int{0, 3, 2}
+// stepTrials are the match gain, search weight and jump-cost free bits
+// that Make's step 2 tries besides (matchGains[0], 0, jumpFrees[0]), the
+// plan of step 1. The weight w > 0 makes the search take the match of
+// largest length - w*jumpCost(displacement change) rather than the longest.
+// Chosen by leave-one-out over the seven shared pairs from the 12
+// combinations of gains 4/3, weights 0/2/3 and free bits 4/3 (BENCH.md):
+// any three of them chosen on six pairs lost 0.05% on the held-out pair
+// on average against all twelve, any two 2.2% (one-line changes such as
+// upy-pybv11-oneline want gain 4, relinked images gain 3, so both gains
+// must be tried).
+var stepTrials = [][3]int{{3, 2, 3}, {3, 3, 4}}
 
 // matchGains are the values tried for by how many bytes a new match must
 // beat the continuation of the current copy to start a new instruction
@@ -410,29 +572,23 @@ var stepWeights = []int{0, 3, 2}
 // each pair gets the better of 4 and 3.
 var matchGains = []int{4, 3}
 
-// search returns the longest match of q readable at the view's step, its
-// region offset and length; among equal lengths it prefers the displacement
-// closest to pref (cheapest to code). With weight > 0 it returns the match
-// of largest length - weight*jumpCost(displacement - pref) instead.
-func (m *matcher) search(v *view, q []byte, out int, pref int64, weight, free int, reps *history) (int64, int) {
-	sa, t := m.sa, m.t
-	lo, hi := 0, len(sa)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if bytes.Compare(t[sa[mid]:], q) < 0 {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
+// search returns the longest match of new[out:out+qn] readable at the
+// view's step, its region offset and length; among equal lengths it
+// prefers the displacement closest to pref (cheapest to code). With weight
+// > 0 it returns the match of largest length - weight*jumpCost(displacement
+// - pref) instead.
+func (m *matcher) search(v *view, out, qn int, pref int64, weight, free int, reps *history) (int64, int) {
+	sa, lcp := m.sa, m.lcp
+	oldN := len(m.old)
+	r := int(m.isa[oldN+out])
 	bestPos, bestLen := int64(0), 0
 	bestCost := int64(0)
-	oldN := len(m.old)
-	for i := max(0, lo-searchWidth); i < min(len(sa), lo+searchWidth); i++ {
+	bestScore := 0
+	try := func(i, common int) {
 		s := int(sa[i])
 		var x int64
 		var fromNew bool
-		limit := len(q)
+		limit := min(qn, common)
 		if s < oldN {
 			x = int64(s)
 			limit = min(limit, oldN-s)
@@ -442,24 +598,46 @@ func (m *matcher) search(v *view, q []byte, out int, pref int64, weight, free in
 		} else {
 			x, fromNew = int64(s-oldN), true
 		}
-		n := m.clip(v, x, limit, fromNew)
-		if n == 0 || n < bestLen {
-			continue
+		if limit == 0 || limit < bestLen && weight == 0 {
+			return
 		}
-		l := commonPrefix(t[s:s+n], q[:n])
+		l := m.clip(v, x, limit, fromNew)
+		if l == 0 {
+			return
+		}
 		cost := x - int64(out) - pref
 		if cost < 0 {
 			cost = -cost
 		}
 		if weight > 0 {
-			if l > 0 && (bestLen == 0 || l-weight*reps.jumpCost(x-int64(out), pref, free) > bestLen-weight*reps.jumpCost(bestPos-int64(out), pref, free) || (l == bestLen && cost < bestCost)) {
-				bestPos, bestLen, bestCost = x, l, cost
+			score := l - weight*reps.jumpCost(x-int64(out), pref, free)
+			if bestLen == 0 || score > bestScore || (l == bestLen && cost < bestCost) {
+				bestPos, bestLen, bestCost, bestScore = x, l, cost, score
 			}
-			continue
+			return
 		}
-		if l > bestLen || (l == bestLen && l > 0 && cost < bestCost) {
+		if l > bestLen || (l == bestLen && cost < bestCost) {
 			bestPos, bestLen, bestCost = x, l, cost
 		}
+	}
+	// Walk outwards from the query's own rank; the common prefix with
+	// the query is the running minimum of the LCP array, which only
+	// shrinks, so a side ends once it falls below what is found.
+	common := qn
+	for i := r + 1; i < min(len(sa), r+1+searchWidth); i++ {
+		common = min(common, int(lcp[i]))
+		if common == 0 || common < bestLen && weight == 0 || weight > 0 && bestLen > 0 && common < bestScore {
+			break
+		}
+		try(i, common)
+	}
+	common = qn
+	for i := r - 1; i >= max(0, r-searchWidth); i-- {
+		common = min(common, int(lcp[i+1]))
+		if common == 0 || common < bestLen && weight == 0 || weight > 0 && bestLen > 0 && common < bestScore {
+			break
+		}
+		try(i, common)
 	}
 	return bestPos, bestLen
 }
@@ -615,7 +793,7 @@ func (m *matcher) planWeighted(h *Header, matchGain, weight, free int) *plan {
 			scan += ln
 			scsc := scan
 			for ; scan < be; scan++ {
-				pos, ln = m.search(v, newb[scan:min(be, scan+maxMatch)], scan, lastoffset, weight, free, &hs)
+				pos, ln = m.search(v, scan, min(be, scan+maxMatch)-scan, lastoffset, weight, free, &hs)
 				for ; scsc < scan+ln; scsc++ {
 					if scsc < contEnd && v.eq(int64(scsc)+lastoffset, newb[scsc]) {
 						oldscore++

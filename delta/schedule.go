@@ -28,9 +28,10 @@ const minMoveGain = 64
 // schedule each (Make keeps the one whose package is smallest): a stash
 // costs the device an erase block of flash and a copy before the first
 // step, and the loss estimate is only an estimate of package bytes. On the
-// shared pairs 128 gives nrf52 35,428 bytes in place against 35,565 with
-// 256, and upy-esp8266 67,532 against 67,526.
-var minStashGains = []int64{256, 128}
+// shared pairs 128 gives nrf52 35,528 bytes in place against 35,646 with
+// 256, and upy-esp8266 67,308 against 67,302 (the other five pairs get no
+// stash), so only 128 is tried: a trial costs a plan and an encode.
+var minStashGains = []int64{128}
 
 // maxScheduleBlocks bounds the images scheduleFor works on (the local
 // search is quadratic in the worst case); larger ones keep a plain order.
@@ -46,11 +47,13 @@ type schedule struct {
 // package of header h, from the sequential plan with the given match gain
 // and search weight, one per distinct result of minStashGains, none
 // when it finds nothing better than a plain ascending or descending order
-// without stash.
-func scheduleFor(m *matcher, h *Header, gain, weight, maxStash int) []schedule {
+// without stash. It also says which plain order loses fewer copy bytes
+// (descending or not) and whether it could tell (known: the image has
+// blocks enough and not too many).
+func scheduleFor(m *matcher, h *Header, gain, weight, maxStash int) (out []schedule, desc, known bool) {
 	n := h.Steps
 	if n < 2 || n > maxScheduleBlocks {
-		return nil
+		return nil, false, false
 	}
 	bs := int(h.EraseBlock)
 	sh := Header{OldSize: h.OldSize, NewSize: h.NewSize, Steps: 1}
@@ -176,17 +179,16 @@ func scheduleFor(m *matcher, h *Header, gain, weight, maxStash int) []schedule {
 	}
 	// The plain orders' losses: the schedule must beat the better one.
 	plainLoss := int64(-1)
-	for _, desc := range []bool{false, true} {
-		o := plain(desc)
+	for _, d := range []bool{false, true} {
+		o := plain(d)
 		pos := make([]int, n)
 		for k, b := range o {
 			pos[b] = k
 		}
 		if l, _ := loss(pos); plainLoss < 0 || l < plainLoss {
-			plainLoss = l
+			plainLoss, desc = l, d
 		}
 	}
-	var out []schedule
 	for _, minStashGain := range minStashGains {
 		stashed = make([]bool, n)
 		o, st := scheduleWith(n, bs, h, maxStash, minStashGain, plainLoss, stashed, plain, search, loss)
@@ -201,7 +203,7 @@ func scheduleFor(m *matcher, h *Header, gain, weight, maxStash int) []schedule {
 			out = append(out, schedule{o, st})
 		}
 	}
-	return out
+	return out, desc, true
 }
 
 // scheduleWith runs the order search and picks the stash with one

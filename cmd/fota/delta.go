@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -27,7 +29,7 @@ var deltaGroup = group{
 		{name: "make", args: "OLD NEW -o PACKAGE [--in-place]", summary: "make a signed package that turns OLD into NEW", run: deltaMake},
 		{name: "apply", args: "OLD PACKAGE -o NEW", summary: "verify and apply a package to OLD", run: deltaApply},
 		{name: "info", args: "PACKAGE", summary: "header, sizes, hashes, instruction statistics", run: deltaInfo},
-		{name: "bench", args: "DIR", summary: "sizes of our packages and of bsdiff, xdelta3, zstd on every pair in DIR", run: deltaBench},
+		{name: "bench", args: "DIR", summary: "sizes, times and memory of our packages and of xdelta3, zstd, bsdiff, detools, HDiffPatch on every pair in DIR", run: deltaBench},
 	},
 	examples: []string{"fota delta make old.bin new.bin -o p.fota --in-place", "fota delta apply old.bin p.fota -o new.bin"},
 }
@@ -43,6 +45,7 @@ func deltaMake(args []string) error {
 	devType := fs.String("device-type", "", "device type string")
 	ver := fs.String("version", "", "firmware version of the new image")
 	seq := fs.Uint("seq", 0, "anti-rollback sequence number")
+	fast := fs.Bool("fast", false, "one match setting instead of three: about a quarter faster, packages up to about 1% larger (delta/BENCH.md)")
 	pos, err := fs.parseN(args, 2, 2)
 	if err != nil {
 		return err
@@ -67,7 +70,7 @@ func deltaMake(args []string) error {
 	}
 	start := time.Now()
 	pkg, err := delta.Make(old, nw, delta.Options{InPlace: *inPlace, EraseBlock: *eb, RAM: *ram, Key: key,
-		DeviceType: *devType, Version: *ver, SeqNo: uint32(*seq)})
+		DeviceType: *devType, Version: *ver, SeqNo: uint32(*seq), Fast: *fast})
 	if err != nil {
 		return err
 	}
@@ -181,17 +184,132 @@ func deltaInfo(args []string) error {
 	return nil
 }
 
-// Reference figures from issue 5, measured with the public tools outside
-// this run: detools in-place (4 KiB segments, lzma) and HDiffPatch -SD lzma2.
-var deltaReference = map[string][2]int{
-	"upy-esp8266-1.9.4_1.10": {79813, 66791},
-	"upy-pybv11-oneline":     {9928, 8532},
-	"esp32-app-v1_v2":        {12410, 10309},
-	"nrf52-s140-6.1.1_7.3.0": {41543, 39179},
+// benchTool is a delta tool `fota delta bench` runs as a child process,
+// timed and measured (peak resident memory) like our own generator.
+type benchTool struct {
+	name string
+	// cmd makes the patch of old and new at out; nil when the tool is
+	// not installed.
+	cmd func(old, nw, out string) *exec.Cmd
+}
+
+// hdiffpatchPy makes a patch with the PyPI hdiffpatch module (HDiffPatch's
+// diff with LZMA2 level 9, 16 MiB window, as hdiffz -c-lzma2-9-16m).
+const hdiffpatchPy = `import sys, hdiffpatch
+o, n = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+open(sys.argv[3], "wb").write(hdiffpatch.diff(o, n, hdiffpatch.Lzma2Config(level=9, window=24), validate=False))`
+
+// benchTools are the peers in bench order; tools not installed are left
+// out (their column says so).
+func benchTools() []benchTool {
+	have := func(name string) bool { _, err := exec.LookPath(name); return err == nil }
+	pyHas := func(mod string) bool {
+		return have("python3") && exec.Command("python3", "-c", "import "+mod).Run() == nil
+	}
+	tool := func(name string, ok bool, f func(o, n, p string) *exec.Cmd) benchTool {
+		if !ok {
+			f = nil
+		}
+		return benchTool{name, f}
+	}
+	detools := have("detools")
+	return []benchTool{
+		tool("xdelta3 -9 -S lzma", have("xdelta3"), func(o, n, p string) *exec.Cmd {
+			return exec.Command("xdelta3", "-9", "-S", "lzma", "-e", "-f", "-s", o, n, p)
+		}),
+		tool("zstd -19 --long=27 --patch-from", have("zstd"), func(o, n, p string) *exec.Cmd {
+			return exec.Command("zstd", "-q", "-f", "-19", "--long=27", "--patch-from="+o, n, "-o", p)
+		}),
+		tool("bsdiff (bzip2)", have("bsdiff"), func(o, n, p string) *exec.Cmd { return exec.Command("bsdiff", o, n, p) }),
+		tool("detools sequential lzma", detools, func(o, n, p string) *exec.Cmd {
+			return exec.Command("detools", "create_patch", "-c", "lzma", o, n, p)
+		}),
+		tool("detools in-place lzma 4 KiB", detools, func(o, n, p string) *exec.Cmd {
+			return exec.Command("detools", "create_patch_in_place", "-c", "lzma", "--segment-size", "4096",
+				"--memory-size", fmt.Sprint(detoolsMemory(o, n)), o, n, p)
+		}),
+		tool("HDiffPatch lzma2-9-16m (PyPI hdiffpatch)", pyHas("hdiffpatch"), func(o, n, p string) *exec.Cmd {
+			return exec.Command("python3", "-c", hdiffpatchPy, o, n, p)
+		}),
+	}
+}
+
+// detoolsMemory is the flash detools' in-place patch is made for: both
+// images rounded up to 4 KiB segments, plus the two segments of its
+// minimum shift.
+func detoolsMemory(oldPath, newPath string) int64 {
+	var m int64
+	for _, p := range []string{oldPath, newPath} {
+		if st, err := os.Stat(p); err == nil {
+			m = max(m, st.Size())
+		}
+	}
+	return (m+4095)/4096*4096 + 2*4096
+}
+
+// benchRun is one measured child process.
+type benchRun struct {
+	size    int64
+	time    time.Duration
+	peakRSS int64 // bytes
+	err     error
+}
+
+func (r benchRun) cell() string {
+	if r.err != nil {
+		return "failed: " + strings.ReplaceAll(r.err.Error(), "|", "/")
+	}
+	return fmt.Sprintf("%d (%.2fs, %d MB)", r.size, r.time.Seconds(), (r.peakRSS+1<<19)>>20)
+}
+
+// measure runs cmd, which writes out, and reports out's size, the wall
+// time and the child's peak resident memory.
+func measure(cmd *exec.Cmd, out string) benchRun {
+	t0 := time.Now()
+	msg, err := cmd.CombinedOutput()
+	r := benchRun{time: time.Since(t0)}
+	if err != nil {
+		r.err = fmt.Errorf("%s: %v %s", filepath.Base(cmd.Path), err, bytes.TrimSpace(msg))
+		return r
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.peakRSS = ru.Maxrss * 1024 // KiB on Linux
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	r.size = st.Size()
+	return r
+}
+
+// readAnchors reads HDIFFZ.tsv (pair, hdiffz -SD lzma2 bytes) from the
+// bench folder, if there is one.
+func readAnchors(dir string) map[string]int64 {
+	b, err := os.ReadFile(filepath.Join(dir, "HDIFFZ.tsv"))
+	if err != nil {
+		return nil
+	}
+	m := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		var n int64
+		if _, err := fmt.Sscan(f[1], &n); err == nil && n > 0 {
+			m[f[0]] = n
+		}
+	}
+	return m
 }
 
 func deltaBench(args []string) error {
-	fs := newFlags("delta bench", "DIR", "Make packages for every pair in DIR (folders with old.bin and new.bin) and compare their sizes with bsdiff, xdelta3 and zstd.",
+	fs := newFlags("delta bench", "DIR", "Make packages for every pair in DIR (folders with old.bin and new.bin) with our generator "+
+		"(in place, in place --fast, sequential) and with the peers installed (xdelta3, zstd --patch-from, bsdiff, detools and "+
+		"PyPI hdiffpatch), each a child process timed with its peak memory, and print one table. DIR/HDIFFZ.tsv, when present, "+
+		"gives recorded hdiffz -SD sizes to compare with.",
 		"fota delta bench ../shared/firmware")
 	pos, err := fs.parseN(args, 1, 1)
 	if err != nil {
@@ -204,7 +322,7 @@ func deltaBench(args []string) error {
 	var dirs []string
 	for _, e := range ents {
 		d := filepath.Join(pos[0], e.Name())
-		if _, err := os.Stat(filepath.Join(d, "old.bin")); err == nil && e.IsDir() {
+		if _, err := os.Stat(filepath.Join(d, "old.bin")); err == nil {
 			dirs = append(dirs, d)
 		}
 	}
@@ -212,43 +330,43 @@ func deltaBench(args []string) error {
 	if len(dirs) == 0 {
 		return fmt.Errorf("no folder with old.bin and new.bin under %s", pos[0])
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench runs this binary's delta make as a child: %w", err)
+	}
 	tmp, err := os.MkdirTemp("", "fota-bench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	_, key, _ := ed25519.GenerateKey(nil)
-	pub := key.Public().(ed25519.PublicKey)
-	type tool struct {
-		name string
-		run  func(old, nw, out string) *exec.Cmd
+	keyPath := filepath.Join(tmp, "key")
+	key, err := delta.LoadOrCreateKey(keyPath)
+	if err != nil {
+		return err
 	}
-	var tools []tool
-	for _, t := range []tool{
-		{"bsdiff (bzip2)", func(o, n, p string) *exec.Cmd { return exec.Command("bsdiff", o, n, p) }},
-		{"xdelta3 -9 -S lzma", func(o, n, p string) *exec.Cmd {
-			return exec.Command("xdelta3", "-9", "-S", "lzma", "-e", "-f", "-s", o, n, p)
-		}},
-		{"zstd -19 --long=27 --patch-from", func(o, n, p string) *exec.Cmd {
-			return exec.Command("zstd", "-q", "-f", "-19", "--long=27", "--patch-from="+o, n, "-o", p)
-		}},
-	} {
-		if _, err := exec.LookPath(strings.Fields(t.name)[0]); err == nil {
-			tools = append(tools, t)
-		}
+	pub := key.Public().(ed25519.PublicKey)
+	anchors := readAnchors(pos[0])
+	tools := benchTools()
+	ours := func(o, n, p string, extra ...string) *exec.Cmd {
+		return exec.Command(self, append([]string{"delta", "make", o, n, "-o", p, "--key", keyPath}, extra...)...)
 	}
 	var sb strings.Builder
-	head := "| pair | new size | ours sequential | ours in-place | apply RAM (arena + block) | make time (in-place) | apply time (in-place) |"
+	head := "| pair | new size | ours in-place | ours in-place --fast | ours sequential | apply RAM (arena + block) | apply time (in-place) |"
 	sep := "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for _, t := range tools {
 		head += " " + t.name + " |"
 		sep += " ---: |"
 	}
-	head += " detools in-place lzma (reference) | HDiffPatch -SD lzma2 (reference) |"
+	head += " HDiffPatch -SD lzma2 (HDIFFZ.tsv) | in-place / HDIFFZ.tsv |"
 	sep += " ---: | ---: |"
 	fmt.Fprintln(&sb, head)
 	fmt.Fprintln(&sb, sep)
-	for _, d := range dirs {
+	var lnSum float64
+	var nAnch int
+	var oursTime, zstdTime time.Duration
+	for i, d := range dirs {
+		name := filepath.Base(d)
+		fmt.Fprintf(os.Stderr, "bench: pair %d of %d: %s\n", i+1, len(dirs), name)
 		oldPath, newPath := filepath.Join(d, "old.bin"), filepath.Join(d, "new.bin")
 		old, err := os.ReadFile(oldPath)
 		if err != nil {
@@ -258,49 +376,64 @@ func deltaBench(args []string) error {
 		if err != nil {
 			return err
 		}
-		seq, err := delta.Make(old, nw, delta.Options{Key: key})
+		ipPath := filepath.Join(tmp, "ip")
+		ip := measure(ours(oldPath, newPath, ipPath, "--in-place"), ipPath)
+		if ip.err != nil {
+			return fmt.Errorf("%s: %w", name, ip.err)
+		}
+		fast := measure(ours(oldPath, newPath, filepath.Join(tmp, "fast"), "--in-place", "--fast"), filepath.Join(tmp, "fast"))
+		seq := measure(ours(oldPath, newPath, filepath.Join(tmp, "seq")), filepath.Join(tmp, "seq"))
+		pkg, err := os.ReadFile(ipPath)
 		if err != nil {
-			return fmt.Errorf("%s: %w", d, err)
+			return err
 		}
 		t0 := time.Now()
-		ip, err := delta.Make(old, nw, delta.Options{InPlace: true, Key: key})
+		got, err := delta.Apply(old, pkg, pub)
 		if err != nil {
-			return fmt.Errorf("%s: %w", d, err)
-		}
-		mk := time.Since(t0)
-		t0 = time.Now()
-		got, err := delta.Apply(old, ip, pub)
-		if err != nil {
-			return fmt.Errorf("%s: apply: %w", d, err)
+			return fmt.Errorf("%s: apply: %w", name, err)
 		}
 		ap := time.Since(t0)
 		if !bytes.Equal(got, nw) {
-			return fmt.Errorf("%s: in-place round trip differs", d)
+			return fmt.Errorf("%s: in-place round trip differs", name)
 		}
-		h, _ := delta.Parse(ip)
-		name := filepath.Base(d)
-		row := fmt.Sprintf("| %s | %d | %d | %d | %d + %d | %v | %v |", name, len(nw), len(seq), len(ip),
-			h.RAMBudget, h.EraseBlock, mk.Round(time.Millisecond), ap.Round(time.Millisecond))
-		for i, t := range tools {
-			p := filepath.Join(tmp, fmt.Sprintf("p%d", i))
-			if out, err := t.run(oldPath, newPath, p).CombinedOutput(); err != nil {
-				row += fmt.Sprintf(" failed: %v %s |", err, bytes.TrimSpace(out))
+		h, err := delta.Parse(pkg)
+		if err != nil {
+			return err
+		}
+		row := fmt.Sprintf("| %s | %d | %s | %s | %s | %d + %d | %v |", name, len(nw), ip.cell(), fast.cell(), seq.cell(),
+			h.RAMBudget, h.EraseBlock, ap.Round(time.Millisecond))
+		for j, t := range tools {
+			if t.cmd == nil {
+				row += " not installed |"
 				continue
 			}
-			st, err := os.Stat(p)
-			if err != nil {
-				return err
+			p := filepath.Join(tmp, fmt.Sprintf("p%d", j))
+			r := measure(t.cmd(oldPath, newPath, p), p)
+			if strings.HasPrefix(t.name, "zstd") && r.err == nil {
+				oursTime += ip.time
+				zstdTime += r.time
 			}
-			row += fmt.Sprintf(" %d |", st.Size())
+			row += " " + r.cell() + " |"
 		}
-		if ref, ok := deltaReference[name]; ok {
-			row += fmt.Sprintf(" %d | %d |", ref[0], ref[1])
+		if a, ok := anchors[name]; ok {
+			lnSum += math.Log(float64(ip.size) / float64(a))
+			nAnch++
+			row += fmt.Sprintf(" %d | %.3f |", a, float64(ip.size)/float64(a))
 		} else {
 			row += " | |"
 		}
 		fmt.Fprintln(&sb, row)
 	}
 	fmt.Print(sb.String())
+	fmt.Println()
+	if nAnch > 0 {
+		fmt.Printf("in-place / HDiffPatch (HDIFFZ.tsv), geometric mean over %d pairs: %.3f\n", nAnch, math.Exp(lnSum/float64(nAnch)))
+	}
+	if zstdTime > 0 {
+		fmt.Printf("make time, in place, over the pairs zstd ran on: %.2f s against zstd's %.2f s (%.2fx)\n",
+			oursTime.Seconds(), zstdTime.Seconds(), oursTime.Seconds()/zstdTime.Seconds())
+	}
+	fmt.Println("cells: size in bytes (wall time, peak resident memory of the process); times on a shared machine are noisy")
 	return nil
 }
 
