@@ -150,7 +150,7 @@ func Stage(f *Flash, patch []byte, opts Options) (*delta.Header, error) {
 	}
 	pk, err := verifyPackage(patch, rec.TrustedKey, opts, a, iobuf)
 	if err != nil {
-		return nil, fmt.Errorf("stage: verify package against the trusted key: %w", err)
+		return nil, fmt.Errorf("stage: %w", err)
 	}
 	hdr := pk.hdr
 	if err := checkHeader(hdr, rec, l, len(patch)); err != nil {

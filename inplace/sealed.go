@@ -53,7 +53,7 @@ func verifyPackage(patch []byte, trusted ed25519.PublicKey, opts Options, a *are
 	if !seal.IsSealed(patch) {
 		hdr, err := delta.Verify(patch, trusted)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("verify package against the trusted key: %w", err)
 		}
 		return &pkg{hdr: hdr, payload: bytes.NewReader(patch)}, nil
 	}
@@ -67,16 +67,16 @@ func verifyPackage(patch []byte, trusted ed25519.PublicKey, opts Options, a *are
 func openSealed(r io.ReaderAt, size int64, trusted ed25519.PublicKey, opts Options, a *arena, iobuf []byte, verify bool) (*pkg, error) {
 	sh, err := seal.ReadHeader(r, size)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sealed package: %w", err)
 	}
 	if verify {
 		if err := seal.Verify(r, size, trusted, iobuf); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sealed package: %w", err)
 		}
 	}
 	cek, err := seal.FindKey(r, sh, opts.DeviceKey)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sealed package: %w", err)
 	}
 	hbuf, err := a.take(headerPrefix, "header")
 	if err != nil {

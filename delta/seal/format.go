@@ -219,3 +219,8 @@ func Verify(r io.ReaderAt, size int64, pub ed25519.PublicKey, buf []byte) error 
 func signedMessage(digest []byte) []byte {
 	return append([]byte(sigDomain), digest...)
 }
+
+// ChunkRAM is the installer memory an encrypted package of chunkSize-byte
+// chunks takes besides the decoder (Header.RAM): a packager takes it off
+// the decoder's budget (delta.Options.RAM) so the sum fits the device.
+func ChunkRAM(chunkSize int) int { return chunkSize + tagSize }
