@@ -116,6 +116,9 @@ func open(u *URI, generate bool) (s Signer, err error) {
 	if k.sess, err = ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION); err != nil {
 		return nil, fmt.Errorf("PKCS#11 token %q: open session: %w", u.Token, err)
 	}
+	// PKCS#11 logs in per application and token, not per session: when
+	// another key of this process holds the token open, the token is
+	// already unlocked and C_Login says so.
 	if err := ctx.Login(k.sess, pkcs11.CKU_USER, pin); err != nil && !isRV(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
 		switch {
 		case isRV(err, pkcs11.CKR_PIN_INCORRECT):
@@ -158,7 +161,7 @@ func findToken(ctx *pkcs11.Ctx, label string) (uint, error) {
 	var seen []string
 	for _, s := range slots {
 		ti, err := ctx.GetTokenInfo(s)
-		if err != nil {
+		if err != nil || ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 {
 			continue
 		}
 		l := strings.TrimRight(ti.Label, " \x00")
