@@ -115,3 +115,25 @@ func checkPayload(p *pkg) error {
 	}
 	return nil
 }
+
+// Verify checks the signature of patch (a delta or a sealed package)
+// against the flash's trusted key and opens it, a sealed one with
+// opts.DeviceKey, without writing the flash. It returns the delta header
+// and the installer RAM the package needs (Need, plus a sealed package's
+// chunk). Stage checks all of this again, and more.
+func Verify(f *Flash, patch []byte, opts Options) (*delta.Header, int, error) {
+	l, err := LayoutFor(f.Geometry())
+	if err != nil {
+		return nil, 0, err
+	}
+	rec, _, err := readBootRecord(f, l)
+	if err != nil {
+		return nil, 0, err
+	}
+	var iobuf [ioBufSize]byte
+	p, err := verifyPackage(patch, rec.TrustedKey, opts, newArena(headerPrefix+seal.ChunkRAM(1<<seal.MaxChunkLog)), iobuf[:])
+	if err != nil {
+		return nil, 0, err
+	}
+	return p.hdr, p.ram(), nil
+}
