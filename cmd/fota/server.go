@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/fotastack/fota/delta/signer"
 	"github.com/fotastack/fota/server"
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/store/bolt"
@@ -38,6 +39,7 @@ func runServer(args []string) error {
 	bsCoaps := fs.String("bootstrap-coaps", "", "bootstrap server DTLS listen `address` (empty: off; LwM2M default :5784)")
 	publicHost := fs.String("public-host", "", "host name devices reach this server by, written into bootstrapped accounts (default: the listen address, 127.0.0.1 for wildcards)")
 	verbose := fs.Bool("v", false, "debug logging")
+	signingKey := fs.String("signing-key", "", "package signing key: a key file or a PKCS#11 URI pkcs11:token=T;object=K?module-path=LIB (PIN from $FOTA_PKCS11_PIN or pin-source=file:PATH); default: the key kept in the store")
 	if _, err := fs.parseN(args, 0, 0); err != nil {
 		return err
 	}
@@ -98,6 +100,14 @@ func runServer(args []string) error {
 		cfg.Store = st
 	}
 	cfg.Bootstrap.CoAPAddr, cfg.Bootstrap.CoAPSAddr, cfg.PublicHost = *bsCoap, *bsCoaps, *publicHost
+	if *signingKey != "" {
+		k, err := signer.Open(*signingKey)
+		if err != nil {
+			return fmt.Errorf("--signing-key: %w", err)
+		}
+		defer k.Close()
+		cfg.SigningKey = signer.Unwrap(k)
+	}
 	srv, err := server.Start(cfg)
 	if err != nil {
 		return err
