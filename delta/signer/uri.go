@@ -23,7 +23,7 @@ type URI struct {
 func ParseURI(s string) (*URI, error) {
 	rest, ok := strings.CutPrefix(s, "pkcs11:")
 	if !ok {
-		return nil, fmt.Errorf("%w: %q does not start with pkcs11:", ErrURI, s)
+		return nil, fmt.Errorf("%w: %q does not start with \"pkcs11:\"", ErrURI, s)
 	}
 	path, query, _ := strings.Cut(rest, "?")
 	u := &URI{}
