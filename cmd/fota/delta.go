@@ -72,7 +72,11 @@ func deltaMake(args []string) error {
 	ramSet := false
 	fs.Visit(func(f *flag.Flag) { ramSet = ramSet || f.Name == "ram" })
 	if len(sealOpts.To) > 0 && !ramSet {
+		// The installer holds one decrypted chunk beside the decoder.
 		*ram -= seal.ChunkRAM(*chunk)
+		if *ram < delta.DefaultRAM/2 {
+			return fs.usageError(fmt.Sprintf("--chunk-size %d leaves the decoder %d bytes of the default budget: use a smaller chunk or give --ram", *chunk, *ram))
+		}
 	}
 	key, err := signer.Open(*keyPath)
 	if err != nil {
