@@ -61,5 +61,8 @@
 //
 // Packages carry an Ed25519 signature over all preceding bytes; Verify
 // and Apply refuse a package that does not verify. DefaultKeyPath and
-// LoadOrCreateKey manage the signing key of the command line.
+// LoadOrCreateKey manage the signing key of the command line; Sign and
+// MakeSigned sign with any Ed25519 crypto.Signer, such as an HSM's
+// (delta/signer). delta/seal wraps a package for encryption to devices and
+// signing-key rotation.
 package delta

@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -95,4 +96,46 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 		return ed25519.PrivateKey(raw).Public().(ed25519.PublicKey), nil
 	}
 	return nil, fmt.Errorf("public key is %d bytes, want %d", len(raw), ed25519.PublicKeySize)
+}
+
+// Sign replaces the signature of the package pkg with one made by s: an
+// Ed25519 crypto.Signer, the key of a file or of an HSM (delta/signer). It
+// checks the new signature with s's public key before returning.
+func Sign(pkg []byte, s crypto.Signer) ([]byte, error) {
+	if len(pkg) < sigSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrFormat, len(pkg))
+	}
+	pub, ok := s.Public().(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("delta: signing key is %T, want Ed25519", s.Public())
+	}
+	body := pkg[:len(pkg)-sigSize]
+	sig, err := s.Sign(rand.Reader, body, crypto.Hash(0))
+	if err != nil {
+		return nil, fmt.Errorf("delta: sign: %w", err)
+	}
+	if len(sig) != sigSize || !ed25519.Verify(pub, body, sig) {
+		return nil, fmt.Errorf("delta: the signing key's signature does not verify with its own public key")
+	}
+	return append(append([]byte(nil), body...), sig...), nil
+}
+
+// MakeSigned is Make with the package signed by s (see Sign): a file key
+// signs directly; any other signer (an HSM) signs the finished package,
+// which Make signed first with a one-time key.
+func MakeSigned(old, new []byte, opts Options, s crypto.Signer) ([]byte, error) {
+	if k, ok := s.(ed25519.PrivateKey); ok {
+		opts.Key = k
+		return Make(old, new, opts)
+	}
+	_, tmp, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	opts.Key = tmp
+	pkg, err := Make(old, new, opts)
+	if err != nil {
+		return nil, err
+	}
+	return Sign(pkg, s)
 }

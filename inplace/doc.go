@@ -52,6 +52,14 @@
 // so all are written without scratch; once the first block is erased the
 // old image is gone and Boot must finish the install (fullimage.go).
 //
+// A sealed package (delta/seal) is verified with the trusted key in one
+// streamed pass, its content key unwrapped with Options.DeviceKey (one
+// encrypted for other devices is refused then), and its delta stream
+// decoded through a one-chunk decrypter, all before the flash changes; it
+// is staged as it came, ciphertext, and every resume decrypts afresh. If
+// it announces a new signing key the boot record trusts that key from the
+// commit on (sealed.go).
+//
 // All working memory for flash data comes from one arena allocated at
 // start (the device's budget in the boot record, default 16 KiB plus one
 // erase block; Stage refuses what a resuming boot could not grant); Need

@@ -2,6 +2,8 @@ package inplace
 
 import (
 	"bytes"
+	"crypto/ecdh"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fotastack/fota/delta"
+	"github.com/fotastack/fota/delta/seal"
 )
 
 // Errors of the installer that callers branch on. Package errors from the
@@ -36,6 +39,11 @@ type Options struct {
 	// Progress, if set, is called after each step with the steps done and
 	// the total.
 	Progress func(done, total int)
+	// DeviceKey is the device's X25519 key that sealed packages are
+	// encrypted to (delta/seal). It lives in the device's secure storage,
+	// not in the flash this package models; without it an encrypted
+	// package is refused (seal.ErrNoDeviceKey).
+	DeviceKey *ecdh.PrivateKey
 }
 
 // DefaultRAMBudget is the installer's memory besides one erase-block buffer.
@@ -57,7 +65,8 @@ const DefaultDecoderRAM = DefaultRAMBudget - recordSize - ioBufSize - headerPref
 
 // Need is the exact working memory the installer takes from its arena for
 // a package: the decoder's (delta.ArenaSize), one erase block, and the
-// fixed buffers (journal record, I/O buffer, header).
+// fixed buffers (journal record, I/O buffer, header). A sealed, encrypted
+// package takes one chunk more (seal.Header.RAM).
 func Need(hdr *delta.Header) int {
 	return delta.ArenaSize(hdr) + int(hdr.EraseBlock) + recordSize + ioBufSize + headerPrefix
 }
@@ -135,19 +144,20 @@ func Stage(f *Flash, patch []byte, opts Options) (*delta.Header, error) {
 	if j.Last().State.inProgress() {
 		return nil, fmt.Errorf("stage: journal %s: %w", j.Last().State, ErrInProgress)
 	}
-	hdr, err := delta.Verify(patch, rec.TrustedKey)
-	if err != nil {
-		return nil, fmt.Errorf("stage: verify package against the trusted key: %w", err)
-	}
-	if err := checkHeader(hdr, rec, l, len(patch)); err != nil {
-		return nil, fmt.Errorf("stage: %w", err)
-	}
-	if need, budget := Need(hdr), min(len(a.buf), deviceBudget(rec, l.EraseBlock)); need > budget {
-		return nil, fmt.Errorf("stage: package needs %d bytes of installer RAM, budget %d: %w", need, budget, ErrRAMBudget)
-	}
 	iobuf, err := a.take(ioBufSize, "I/O buffer")
 	if err != nil {
 		return nil, err
+	}
+	pk, err := verifyPackage(patch, rec.TrustedKey, opts, a, iobuf)
+	if err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	hdr := pk.hdr
+	if err := checkHeader(hdr, rec, l, len(patch)); err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	if need, budget := pk.ram(), min(len(a.buf), deviceBudget(rec, l.EraseBlock)); need > budget {
+		return nil, fmt.Errorf("stage: package needs %d bytes of installer RAM, budget %d: %w", need, budget, ErrRAMBudget)
 	}
 	sum, err := hashFlash(f, l.ImageStart, int64(hdr.OldSize), iobuf)
 	if err != nil {
@@ -160,12 +170,15 @@ func Stage(f *Flash, patch []byte, opts Options) (*delta.Header, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := delta.NewInPlacePlayer(bytes.NewReader(patch), hdr, parena)
+	p, err := delta.NewInPlacePlayer(pk.payload, hdr, parena)
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
 	if err := p.SkipTo(hdr.Steps); err != nil {
 		return nil, fmt.Errorf("stage: package stream: %w", err)
+	}
+	if err := checkPayload(pk); err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
 	}
 
 	// Everything checked: the flash changes from here.
@@ -310,14 +323,11 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	hbuf, err := a.take(headerPrefix, "header")
-	if err != nil {
-		return rep, err
-	}
-	hdr, err := stagedHeader(f, l, last, hbuf, iobuf)
+	pk, err := stagedPackage(f, l, last, rec.TrustedKey, opts, a, iobuf)
 	if err != nil {
 		return rep, fmt.Errorf("resume: %w", err)
 	}
+	hdr := pk.hdr
 	rep.Version, rep.Steps, rep.PatchBytes = hdr.Version, hdr.Steps, int(last.PatchLen)
 	parena, err := a.take(delta.ArenaSize(hdr), "decoder")
 	if err != nil {
@@ -327,7 +337,7 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	p, err := delta.NewInPlacePlayer(io.NewSectionReader(f, l.StagingStart, int64(last.PatchLen)), hdr, parena)
+	p, err := delta.NewInPlacePlayer(pk.payload, hdr, parena)
 	if err != nil {
 		return rep, fmt.Errorf("resume: %w", err)
 	}
@@ -395,7 +405,7 @@ func Resume(f *Flash, opts Options) (rep Report, err error) {
 			opts.Progress(k+1, hdr.Steps)
 		}
 	}
-	return rep, commit(f, l, j, hdr, last, iobuf)
+	return rep, commit(f, l, j, hdr, last, iobuf, pk.trustAfter(rec.TrustedKey))
 }
 
 // sourceReader is what a step's copies read (delta.Header.SourceSize): the
@@ -434,11 +444,12 @@ func (w *targetWatch) ReadAt(b []byte, off int64) (int, error) {
 	return w.r.ReadAt(b, off)
 }
 
-// stagedHeader reads the staged package back, checks it against its
-// journal record (length and SHA-256, streamed through iobuf) and parses its
-// header from the first bytes. The signature was checked before staging;
-// the hash ties the staged bytes to that check.
-func stagedHeader(f *Flash, l Layout, last Record, hbuf, iobuf []byte) (*delta.Header, error) {
+// stagedPackage reads the staged package back, checks it against its
+// journal record (length and SHA-256, streamed through iobuf) and opens it:
+// a sealed package through openSealed, a delta package by its header (the
+// first bytes, read into a buffer from the arena). The signature was
+// checked before staging; the hash ties the staged bytes to that check.
+func stagedPackage(f *Flash, l Layout, last Record, trusted ed25519.PublicKey, opts Options, a *arena, iobuf []byte) (*pkg, error) {
 	if int(last.PatchLen) > l.StagingSize {
 		return nil, fmt.Errorf("journal names a %d-byte package, staging holds %d: %w", last.PatchLen, l.StagingSize, ErrStaging)
 	}
@@ -448,6 +459,22 @@ func stagedHeader(f *Flash, l Layout, last Record, hbuf, iobuf []byte) (*delta.H
 	}
 	if sum != last.PatchHash {
 		return nil, fmt.Errorf("staged package hash differs from the journal's: %w", ErrStaging)
+	}
+	staged := io.NewSectionReader(f, l.StagingStart, int64(last.PatchLen))
+	var mg [4]byte
+	if _, err := staged.ReadAt(mg[:], 0); err == nil && seal.IsSealed(mg[:]) {
+		pk, err := openSealed(staged, int64(last.PatchLen), trusted, opts, a, iobuf, false)
+		if err != nil {
+			return nil, fmt.Errorf("staged sealed package: %w", err)
+		}
+		if pk.hdr.Steps != int(last.Steps) || !pk.hdr.InPlace || int(pk.hdr.EraseBlock) != l.EraseBlock {
+			return nil, fmt.Errorf("staged package header disagrees with the journal: %w", ErrStaging)
+		}
+		return pk, nil
+	}
+	hbuf, err := a.take(headerPrefix, "header")
+	if err != nil {
+		return nil, err
 	}
 	n := min(len(hbuf), int(last.PatchLen))
 	if _, err := f.ReadAt(hbuf[:n], l.StagingStart); err != nil {
@@ -465,13 +492,15 @@ func stagedHeader(f *Flash, l Layout, last Record, hbuf, iobuf []byte) (*delta.H
 	if hdr.StreamSize < 0 || hdr.Steps != int(last.Steps) || !hdr.InPlace || int(hdr.EraseBlock) != l.EraseBlock {
 		return nil, fmt.Errorf("staged package header disagrees with the journal: %w", ErrStaging)
 	}
-	return hdr, nil
+	return &pkg{hdr: hdr, payload: staged}, nil
 }
 
 const ed25519SigSize = 64
 
-// commit checks the new image and makes it the boot record's image.
-func commit(f *Flash, l Layout, j *Journal, hdr *delta.Header, last Record, iobuf []byte) error {
+// commit checks the new image and makes it the boot record's image,
+// trusting from then on the key trust (the package's announced key, or the
+// one trusted now).
+func commit(f *Flash, l Layout, j *Journal, hdr *delta.Header, last Record, iobuf []byte, trust ed25519.PublicKey) error {
 	sum, err := hashFlash(f, l.ImageStart, int64(hdr.NewSize), iobuf)
 	if err != nil {
 		return fmt.Errorf("commit: hash new image: %w", err)
@@ -490,8 +519,8 @@ func commit(f *Flash, l Layout, j *Journal, hdr *delta.Header, last Record, iobu
 	}
 	// A cut between the boot record and the journal record leaves the boot
 	// record already naming the new image; do not write it twice.
-	if rec.ImageSize != hdr.NewSize || rec.ImageHash != hdr.NewHash || rec.Version != hdr.Version || rec.SeqNo != hdr.SeqNo {
-		nr := BootRecord{ImageSize: hdr.NewSize, ImageHash: hdr.NewHash, TrustedKey: rec.TrustedKey,
+	if rec.ImageSize != hdr.NewSize || rec.ImageHash != hdr.NewHash || rec.Version != hdr.Version || rec.SeqNo != hdr.SeqNo || !rec.TrustedKey.Equal(trust) {
+		nr := BootRecord{ImageSize: hdr.NewSize, ImageHash: hdr.NewHash, TrustedKey: trust,
 			SeqNo: hdr.SeqNo, Version: hdr.Version, DeviceType: rec.DeviceType, RAMBudget: rec.RAMBudget}
 		if err := writeBootRecord(f, l, &nr); err != nil {
 			return fmt.Errorf("commit: %w", err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -54,6 +55,9 @@ type Config struct {
 	// PProf serves net/http/pprof under /debug/pprof/, behind the API
 	// token: profiles show memory contents and cost CPU, so never open.
 	PProf bool
+	// SigningKey signs firmware packages instead of the key kept in the
+	// store: an HSM's (delta/signer), say. Nil: the stored key.
+	SigningKey crypto.Signer
 }
 
 // Server is the whole LwM2M server: device management (the embedded
@@ -107,6 +111,11 @@ func Start(cfg Config) (*Server, error) {
 	s.history = history.Start(s.Events(), cfg.Store, cfg.Logger)
 	if s.Firmware, err = firmware.New(s.Server, cfg.Store); err != nil {
 		return nil, err
+	}
+	if cfg.SigningKey != nil {
+		if err := s.Firmware.UseSigner(cfg.SigningKey); err != nil {
+			return nil, err
+		}
 	}
 	cc := cfg.Campaign
 	if cc.PackageHost == "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/fotastack/fota/delta"
+	"github.com/fotastack/fota/delta/seal"
 	"github.com/fotastack/fota/inplace"
 )
 
@@ -24,7 +25,13 @@ func (o *Object) checkPackage(pkg []byte) (*delta.Header, Result, error) {
 		return nil, ResultUpdateFailed, fmt.Errorf("read boot record: %w", err)
 	}
 	rec, l := info.Boot, info.Layout
-	hdr, err := delta.Verify(pkg, rec.TrustedKey)
+	// A sealed package (delta/seal) is opened with the device key: one
+	// encrypted for other devices is a valid package this device cannot
+	// take (6), one that fails its signature or decryption is 5.
+	hdr, need, err := inplace.Verify(o.cfg.Flash, pkg, o.cfg.Install)
+	if errors.Is(err, seal.ErrNotRecipient) || errors.Is(err, seal.ErrNoDeviceKey) {
+		return nil, ResultUnsupportedType, fmt.Errorf("verify package: %w", err)
+	}
 	if err != nil {
 		return nil, ResultIntegrityFailure, fmt.Errorf("verify package: %w", err)
 	}
@@ -50,7 +57,7 @@ func (o *Object) checkPackage(pkg []byte) (*delta.Header, Result, error) {
 	if budget == 0 {
 		budget = inplace.DefaultRAMBudget + l.EraseBlock
 	}
-	if need := inplace.Need(hdr); need > budget {
+	if need > budget {
 		return hdr, ResultOutOfRAM, fmt.Errorf("package needs %d bytes of installer RAM, budget %d", need, budget)
 	}
 	return hdr, ResultInitial, nil
@@ -166,8 +173,11 @@ func installResult(err error) Result {
 		return ResultOutOfRAM
 	case errors.Is(err, inplace.ErrDoesNotFit):
 		return ResultNotEnoughFlash
-	case errors.Is(err, delta.ErrSignature), errors.Is(err, inplace.ErrStaging):
+	case errors.Is(err, delta.ErrSignature), errors.Is(err, inplace.ErrStaging),
+		errors.Is(err, seal.ErrSignature), errors.Is(err, seal.ErrDecrypt), errors.Is(err, seal.ErrFormat):
 		return ResultIntegrityFailure
+	case errors.Is(err, seal.ErrNotRecipient), errors.Is(err, seal.ErrNoDeviceKey):
+		return ResultUnsupportedType
 	case errors.Is(err, inplace.ErrDeviceType), errors.Is(err, inplace.ErrRollback), errors.Is(err, delta.ErrOldImage):
 		return ResultUnsupportedType
 	}

@@ -16,6 +16,7 @@ func runBoot(args []string) error {
 	flashPath := fs.String("flash", "", "flash file (required)")
 	cutAfter := fs.Int("cut-after", 0, "cut power after N erase/program operations of this boot")
 	torn := fs.Bool("torn", false, "leave the operation the cut hits half done")
+	devKey := fs.String("device-key", "", "the device's key file: an interrupted update of an encrypted package needs it to finish")
 	pos, err := fs.parseN(args, 0, 1)
 	if err != nil {
 		return err
@@ -26,6 +27,10 @@ func runBoot(args []string) error {
 	if *flashPath == "" {
 		return fs.usageError("boot needs --flash")
 	}
+	dk, err := deviceKey(*devKey)
+	if err != nil {
+		return err
+	}
 	f, err := inplace.OpenFlash(*flashPath)
 	if err != nil {
 		return err
@@ -33,7 +38,7 @@ func runBoot(args []string) error {
 	if *cutAfter > 0 {
 		f.CutAfter(*cutAfter, *torn)
 	}
-	res, err := inplace.Boot(f, inplace.Options{})
+	res, err := inplace.Boot(f, inplace.Options{DeviceKey: dk})
 	if err != nil {
 		return closeAfter(f, err)
 	}

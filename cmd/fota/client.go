@@ -47,6 +47,7 @@ func runClientCtx(ctx context.Context, args []string) error {
 	fs.StringVar(&spec.Image, "image", "", "with --flash: firmware image to provision when the flash file does not exist yet")
 	flashGeometryFlags(fs.FlagSet, &spec, "flash-size")
 	verbose := fs.Bool("v", false, "log CoAP-level details")
+	devKey := fs.String("device-key", "", "with --flash: the device's key file (fota delta device-key), to install packages encrypted to it")
 	if _, err := fs.parseN(args, 0, 0); err != nil {
 		return err
 	}
@@ -91,7 +92,11 @@ func runClientCtx(ctx context.Context, args []string) error {
 	setup := func(context.Context, *client.Client) error { return nil }
 	if *flashPath != "" {
 		spec.Path, spec.Version = *flashPath, *fwVersion
-		dev, err := openClientFlash(spec, log)
+		dk, err := deviceKey(*devKey)
+		if err != nil {
+			return err
+		}
+		dev, err := openClientFlash(spec, log, inplace.Options{DeviceKey: dk})
 		if err != nil {
 			return err
 		}
@@ -136,12 +141,13 @@ type clientFlash struct {
 	stateDir string
 	log      *slog.Logger
 	obj      *firmware.Object
+	opts     inplace.Options // the installer's (the device key)
 }
 
 // openClientFlash opens the flash file, manufacturing it first from
 // spec.Image when it does not exist, and powers it up: inplace.Boot
 // finishes an update a power cut interrupted and says what runs.
-func openClientFlash(spec flashSpec, log *slog.Logger) (*clientFlash, error) {
+func openClientFlash(spec flashSpec, log *slog.Logger, opts inplace.Options) (*clientFlash, error) {
 	if _, err := os.Stat(spec.Path); errors.Is(err, os.ErrNotExist) {
 		if spec.Image == "" {
 			return nil, &exitError{2, fmt.Errorf("--flash %s does not exist: give --image to create it", spec.Path)}
@@ -156,7 +162,7 @@ func openClientFlash(spec flashSpec, log *slog.Logger) (*clientFlash, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--flash: %w", err)
 	}
-	boot, err := inplace.Boot(f, inplace.Options{})
+	boot, err := inplace.Boot(f, opts)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("--flash %s: boot: %w", spec.Path, err)
@@ -165,7 +171,7 @@ func openClientFlash(spec flashSpec, log *slog.Logger) (*clientFlash, error) {
 		log.Info("flash: resumed an interrupted update", "steps", boot.Update.Steps)
 	}
 	log.Info("flash: booted", "version", boot.Version, "deviceType", boot.DeviceType, "bytes", boot.ImageSize)
-	return &clientFlash{f: f, boot: boot, log: log}, nil
+	return &clientFlash{f: f, boot: boot, log: log, opts: opts}, nil
 }
 
 // attach gives c a Firmware Update object over the flash (closing the one
@@ -176,7 +182,7 @@ func (d *clientFlash) attach(ctx context.Context, c *client.Client) error {
 		d.obj.Close()
 		d.obj = nil
 	}
-	obj, err := firmware.Open(firmware.Config{Flash: d.f, StateDir: d.stateDir, Logger: d.log})
+	obj, err := firmware.Open(firmware.Config{Flash: d.f, StateDir: d.stateDir, Logger: d.log, Install: d.opts})
 	if err != nil {
 		return err
 	}

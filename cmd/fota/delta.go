@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"crypto/ed25519"
+	"encoding/hex"
+	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -15,6 +18,8 @@ import (
 	"time"
 
 	"github.com/fotastack/fota/delta"
+	"github.com/fotastack/fota/delta/seal"
+	"github.com/fotastack/fota/delta/signer"
 )
 
 func init() {
@@ -29,9 +34,12 @@ var deltaGroup = group{
 		{name: "make", args: "OLD NEW -o PACKAGE [--in-place]", summary: "make a signed package that turns OLD into NEW", run: deltaMake},
 		{name: "apply", args: "OLD PACKAGE -o NEW", summary: "verify and apply a package to OLD", run: deltaApply},
 		{name: "info", args: "PACKAGE", summary: "header, sizes, hashes, instruction statistics", run: deltaInfo},
+		{name: "key", args: "[--key FILE|pkcs11:URI] [--generate]", summary: "print the signing key's public key; --generate makes one in an HSM", run: deltaKey},
+		{name: "device-key", args: "-o FILE", summary: "make a device's decryption key (X25519) for encrypted packages", run: deltaDeviceKey},
 		{name: "bench", args: "DIR", summary: "sizes, times and memory of our packages and of xdelta3, zstd, bsdiff, detools, HDiffPatch on every pair in DIR", run: deltaBench},
 	},
-	examples: []string{"fota delta make old.bin new.bin -o p.fota --in-place", "fota delta apply old.bin p.fota -o new.bin"},
+	examples: []string{"fota delta make old.bin new.bin -o p.fota --in-place", "fota delta apply old.bin p.fota -o new.bin",
+		"fota delta make old.bin new.bin -o p.fota --in-place --encrypt-to dev1.pub --encrypt-to dev2.pub"},
 }
 
 func deltaMake(args []string) error {
@@ -40,8 +48,12 @@ func deltaMake(args []string) error {
 	out := fs.String("o", "", "output package")
 	inPlace := fs.Bool("in-place", false, "make an in-place package")
 	eb := fs.Int("erase-block", delta.DefaultEraseBlock, "erase block size in bytes")
-	ram := fs.Int("ram", delta.DefaultRAM, "decoder RAM budget in bytes (arena)")
-	keyPath := fs.String("key", "", "signing key file (default "+delta.DefaultKeyPath()+")")
+	ram := fs.Int("ram", delta.DefaultRAM, "decoder RAM budget in bytes (arena); with --encrypt-to the default leaves one chunk of the installer's budget for decryption")
+	keyPath := fs.String("key", "", "signing key: a file (default "+delta.DefaultKeyPath()+") or a PKCS#11 URI pkcs11:token=T;object=K?module-path=LIB (PIN from $FOTA_PKCS11_PIN or pin-source=file:PATH)")
+	var encryptTo keyList
+	fs.Var(&encryptTo, "encrypt-to", "encrypt the package to this device's X25519 public key (hex or a .pub / device key file from fota delta device-key); repeat for a group")
+	announce := fs.String("announce-key", "", "announce the next signing key (Ed25519 public: hex, key file or pkcs11: URI): devices that install this package trust only it from then on")
+	chunk := fs.Int("chunk-size", seal.DefaultChunkSize, "with --encrypt-to: bytes per encrypted chunk (512 to 16384; the installer holds one)")
 	devType := fs.String("device-type", "", "device type string")
 	ver := fs.String("version", "", "firmware version of the new image")
 	seq := fs.Uint("seq", 0, "anti-rollback sequence number")
@@ -56,10 +68,24 @@ func deltaMake(args []string) error {
 	if *keyPath == "" {
 		*keyPath = delta.DefaultKeyPath()
 	}
-	key, err := delta.LoadOrCreateKey(*keyPath)
+	sealOpts, err := sealOptions(encryptTo, *announce, *chunk)
 	if err != nil {
 		return err
 	}
+	ramSet := false
+	fs.Visit(func(f *flag.Flag) { ramSet = ramSet || f.Name == "ram" })
+	if len(sealOpts.To) > 0 && !ramSet {
+		// The installer holds one decrypted chunk beside the decoder.
+		*ram -= seal.ChunkRAM(*chunk)
+		if *ram < delta.DefaultRAM/2 {
+			return fs.usageError(fmt.Sprintf("--chunk-size %d leaves the decoder %d bytes of the default budget: use a smaller chunk or give --ram", *chunk, *ram))
+		}
+	}
+	key, err := signer.Open(*keyPath)
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	defer key.Close()
 	old, err := os.ReadFile(pos[0])
 	if err != nil {
 		return err
@@ -69,19 +95,152 @@ func deltaMake(args []string) error {
 		return err
 	}
 	start := time.Now()
-	pkg, err := delta.Make(old, nw, delta.Options{InPlace: *inPlace, EraseBlock: *eb, RAM: *ram, Key: key,
-		DeviceType: *devType, Version: *ver, SeqNo: uint32(*seq), Fast: *fast})
+	pkg, err := delta.MakeSigned(old, nw, delta.Options{InPlace: *inPlace, EraseBlock: *eb, RAM: *ram,
+		DeviceType: *devType, Version: *ver, SeqNo: uint32(*seq), Fast: *fast}, signer.Unwrap(key))
 	if err != nil {
 		return err
+	}
+	h, _ := delta.Parse(pkg)
+	sealed := ""
+	if len(sealOpts.To) > 0 || sealOpts.NewKey != nil {
+		sealOpts.Signer = key
+		if pkg, err = seal.Seal(pkg, sealOpts); err != nil {
+			return err
+		}
+		sealed = sealedSummary(len(sealOpts.To), sealOpts.NewKey)
 	}
 	if err := os.WriteFile(*out, pkg, 0o644); err != nil {
 		return err
 	}
-	h, _ := delta.Parse(pkg)
-	fmt.Printf("%s: %d bytes (%.2f%% of the new image), %s, apply RAM %d + %d, made in %v\n",
-		*out, len(pkg), 100*float64(len(pkg))/float64(max(1, len(nw))), modeName(h), h.RAMBudget, h.EraseBlock,
+	fmt.Printf("%s: %d bytes (%.2f%% of the new image), %s%s, apply RAM %d + %d, made in %v\n",
+		*out, len(pkg), 100*float64(len(pkg))/float64(max(1, len(nw))), modeName(h), sealed, h.RAMBudget, h.EraseBlock,
 		time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+func sealedSummary(recipients int, next ed25519.PublicKey) string {
+	s := ""
+	if recipients > 0 {
+		s += fmt.Sprintf(", encrypted to %d device key(s)", recipients)
+	}
+	if next != nil {
+		s += fmt.Sprintf(", announces signing key %x", []byte(next[:8]))
+	}
+	return s
+}
+
+// keyList is a repeatable flag.
+type keyList []string
+
+func (k *keyList) String() string     { return strings.Join(*k, ",") }
+func (k *keyList) Set(v string) error { *k = append(*k, v); return nil }
+
+// sealOptions reads --encrypt-to, --announce-key and --chunk-size.
+func sealOptions(to []string, announce string, chunk int) (seal.Options, error) {
+	o := seal.Options{ChunkSize: chunk}
+	for _, s := range to {
+		k, err := seal.ParseDevicePublicKey(s)
+		if err != nil {
+			return o, fmt.Errorf("--encrypt-to: %w", err)
+		}
+		o.To = append(o.To, k)
+	}
+	if announce != "" {
+		if signer.IsPKCS11(announce) {
+			s, err := signer.Open(announce)
+			if err != nil {
+				return o, fmt.Errorf("--announce-key: %w", err)
+			}
+			o.NewKey, err = signer.PublicKey(s)
+			s.Close()
+			if err != nil {
+				return o, err
+			}
+		} else {
+			k, err := delta.ParsePublicKey(announce)
+			if err != nil {
+				return o, fmt.Errorf("--announce-key: %w", err)
+			}
+			o.NewKey = k
+		}
+	}
+	return o, nil
+}
+
+// deltaKey prints the signing key's public key (what devices trust:
+// fota flash create --trust), generating it in the token with --generate.
+func deltaKey(args []string) error {
+	fs := newFlags("delta key", "[--key FILE|pkcs11:URI] [--generate]", "Print the package signing key's Ed25519 public key in hex; --generate makes the key pair in a PKCS#11 token (the private key never leaves it).",
+		"fota delta key", "FOTA_PKCS11_PIN=... fota delta key --generate --key 'pkcs11:token=fota;object=signing?module-path=/usr/lib/softhsm/libsofthsm2.so'")
+	keyPath := fs.String("key", "", "signing key: a file (default "+delta.DefaultKeyPath()+", made when missing) or a pkcs11: URI")
+	generate := fs.Bool("generate", false, "make the key pair in the PKCS#11 token the URI names")
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
+	}
+	if *keyPath == "" {
+		*keyPath = delta.DefaultKeyPath()
+	}
+	open := signer.Open
+	if *generate {
+		if !signer.IsPKCS11(*keyPath) {
+			return fs.usageError("--generate makes a key in an HSM: give --key pkcs11:URI (a key file is made on first use)")
+		}
+		open = signer.Generate
+	}
+	s, err := open(*keyPath)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	pub, err := signer.PublicKey(s)
+	if err != nil {
+		return err
+	}
+	fmt.Println(hex.EncodeToString(pub))
+	return nil
+}
+
+// deltaDeviceKey makes a device's X25519 decryption key: the private file
+// for the device (mode 0600), FILE.pub for the packager.
+func deltaDeviceKey(args []string) error {
+	fs := newFlags("delta device-key", "-o FILE", "Make a device's X25519 key for encrypted packages: FILE (private, for the device: fota install/boot/client --device-key) and FILE.pub (for fota delta make --encrypt-to). Prints the public key.",
+		"fota delta device-key -o meter-17.key")
+	out := fs.String("o", "", "private key file to create (FILE.pub gets the public key)")
+	if _, err := fs.parseN(args, 0, 0); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fs.usageError("-o FILE is required")
+	}
+	k, err := seal.GenerateDeviceKey()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("device key: %w (an existing key is never overwritten)", err)
+	}
+	_, werr := f.Write(seal.MarshalDeviceKey(k))
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return werr
+	}
+	pub := hex.EncodeToString(k.PublicKey().Bytes())
+	if err := os.WriteFile(*out+".pub", []byte(pub+"\n"), 0o644); err != nil {
+		return err
+	}
+	fmt.Println(pub)
+	return nil
+}
+
+// deviceKey reads --device-key (empty: none).
+func deviceKey(path string) (*ecdh.PrivateKey, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return seal.LoadDeviceKey(path)
 }
 
 func modeName(h *delta.Header) string {
@@ -122,6 +281,7 @@ func deltaApply(args []string) error {
 	fs := newFlags("delta apply", "OLD PACKAGE -o NEW", "Verify a package's signature and hashes and apply it to OLD.", "fota delta apply old.bin p.fota -o new.bin")
 	out := fs.String("o", "", "output new image")
 	pub := fs.String("pubkey", "", "verifying public key, hex or file (default: the default signing key's)")
+	devKey := fs.String("device-key", "", "a sealed package encrypted to a device: that device's key file")
 	pos, err := fs.parseN(args, 2, 2)
 	if err != nil {
 		return err
@@ -141,6 +301,17 @@ func deltaApply(args []string) error {
 	if err != nil {
 		return err
 	}
+	if seal.IsSealed(pkg) {
+		dk, err := deviceKey(*devKey)
+		if err != nil {
+			return err
+		}
+		// The sealed package is checked with the trusted key; the inner
+		// one is then held to the same key, as a device does.
+		if pkg, _, err = seal.Open(pkg, pk, dk); err != nil {
+			return err
+		}
+	}
 	nw, err := delta.Apply(old, pkg, pk)
 	if err != nil {
 		return err
@@ -157,6 +328,9 @@ func deltaInfo(args []string) error {
 	pkg, err := os.ReadFile(pos[0])
 	if err != nil {
 		return err
+	}
+	if seal.IsSealed(pkg) {
+		return sealInfo(pkg)
 	}
 	h, st, err := delta.Inspect(pkg)
 	if h == nil {
@@ -442,4 +616,25 @@ func runDelta(args []string) error {
 		return runDeltaTree(args)
 	}
 	return deltaGroup.run(args)
+}
+
+// sealInfo shows a sealed package's envelope: what a packager can see
+// without a device key.
+func sealInfo(pkg []byte) error {
+	h, err := seal.ReadHeader(bytes.NewReader(pkg), int64(len(pkg)))
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "sealed package\t%d bytes (header %d, payload %d, signature %d)\n", len(pkg), h.PayloadOff, h.PayloadWireSize(), seal.SigSize)
+	fmt.Fprintf(w, "inner package\t%d bytes\n", h.PayloadSize)
+	if h.Encrypted {
+		fmt.Fprintf(w, "encrypted\tto %d device key(s), %d chunks of %d bytes (AES-256-GCM)\n", h.Recipients, h.Chunks(), h.ChunkSize)
+	} else {
+		fmt.Fprintf(w, "encrypted\tno\n")
+	}
+	if h.NewKey != nil {
+		fmt.Fprintf(w, "announces\tnext signing key %s\n", hex.EncodeToString(h.NewKey))
+	}
+	return w.Flush()
 }

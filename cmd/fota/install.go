@@ -28,6 +28,7 @@ func runInstall(args []string) error {
 	torn := fs.Bool("torn", false, "leave the operation the cut hits half done")
 	ram := fs.Int("ram", 0, "installer RAM budget in bytes, at most the device's (default: the device's, set by flash create --ram)")
 	quiet := fs.Bool("q", false, "no progress bar")
+	devKey := fs.String("device-key", "", "the device's key file (fota delta device-key): decrypts packages encrypted to it")
 	if _, err := fs.parseN(args, 0, 0); err != nil {
 		return err
 	}
@@ -42,7 +43,11 @@ func runInstall(args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := inplace.Options{RAMBudget: *ram}
+	dk, err := deviceKey(*devKey)
+	if err != nil {
+		return err
+	}
+	opts := inplace.Options{RAMBudget: *ram, DeviceKey: dk}
 	if *cutStaging > 0 {
 		f.CutAfter(*cutStaging, *torn)
 	}

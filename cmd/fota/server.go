@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/fotastack/fota/delta/signer"
 	"github.com/fotastack/fota/server"
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/store/bolt"
@@ -39,6 +40,7 @@ func runServer(args []string) error {
 	publicHost := fs.String("public-host", "", "host name devices reach this server by, written into bootstrapped accounts (default: the listen address, 127.0.0.1 for wildcards)")
 	pprofOn := fs.Bool("pprof", false, "serve Go's profiler (net/http/pprof) at /debug/pprof/ on the HTTP listener, behind the API token")
 	verbose := fs.Bool("v", false, "debug logging")
+	signingKey := fs.String("signing-key", "", "package signing key: a key file or a PKCS#11 URI pkcs11:token=T;object=K?module-path=LIB (PIN from $FOTA_PKCS11_PIN or pin-source=file:PATH); default: the key kept in the store")
 	if _, err := fs.parseN(args, 0, 0); err != nil {
 		return err
 	}
@@ -99,6 +101,14 @@ func runServer(args []string) error {
 		cfg.Store = st
 	}
 	cfg.Bootstrap.CoAPAddr, cfg.Bootstrap.CoAPSAddr, cfg.PublicHost = *bsCoap, *bsCoaps, *publicHost
+	if *signingKey != "" {
+		k, err := signer.Open(*signingKey)
+		if err != nil {
+			return fmt.Errorf("--signing-key: %w", err)
+		}
+		defer k.Close()
+		cfg.SigningKey = signer.Unwrap(k)
+	}
 	srv, err := server.Start(cfg)
 	if err != nil {
 		return err

@@ -89,10 +89,10 @@ func (f *Repository) PackageFor(target Image, fromVersion string, full bool) (Pa
 	start := time.Now()
 	// A full package is a delta from nothing: the same signed format and
 	// the same in-place installer on the device, with every byte a literal.
-	pkg, err := delta.Make(oldData, newData, delta.Options{
-		InPlace: true, EraseBlock: prof.EraseBlock, RAM: prof.RAM, Key: f.key,
+	pkg, err := delta.MakeSigned(oldData, newData, delta.Options{
+		InPlace: true, EraseBlock: prof.EraseBlock, RAM: prof.RAM,
 		DeviceType: target.DeviceType, Version: target.Version, SeqNo: counted.SeqNo,
-	})
+	}, f.key)
 	if err != nil {
 		return Package{}, fmt.Errorf("make %s package %s -> %s: %w", kind, fromVersion, target.Version, err)
 	}

@@ -10,7 +10,9 @@
 package firmware
 
 import (
+	"bufio"
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/fotastack/fota/delta"
+	"github.com/fotastack/fota/delta/seal"
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/store"
 )
@@ -69,9 +72,11 @@ func ImageID(deviceType, version string) string {
 // it stores images, makes signed delta packages on demand, and serves them
 // over CoAP Block2 at /fw/{packageID} on the DM listeners.
 type Repository struct {
-	dm  *dm.Server
-	st  Store
-	key ed25519.PrivateKey
+	dm *dm.Server
+	st Store
+	// key signs the packages made here: the stored key, or an HSM's
+	// (UseSigner). Set before the repository serves.
+	key crypto.Signer
 
 	buildMu sync.Mutex // one delta.Make at a time: it is CPU and memory heavy
 	builds  int        // packages made by this process (cache misses), under buildMu
@@ -130,6 +135,21 @@ func loadOrMakeKey(st store.SettingStore) (ed25519.PrivateKey, error) {
 // PublicKey is the key devices verify packages with (provision it on them).
 func (f *Repository) PublicKey() ed25519.PublicKey { return f.key.Public().(ed25519.PublicKey) }
 
+// UseSigner makes s, an Ed25519 key in an HSM (delta/signer), sign the
+// packages this repository makes, instead of the key in the store. Call it
+// before the repository serves. Devices provisioned with the stored key
+// take s's packages only after a package signed by the stored key
+// announces s (fota delta make --announce-key): a package's ID includes
+// the public key, so packages signed by the old key are never served as
+// the new key's.
+func (f *Repository) UseSigner(s crypto.Signer) error {
+	if _, ok := s.Public().(ed25519.PublicKey); !ok {
+		return fmt.Errorf("firmware: signing key is %T, want Ed25519", s.Public())
+	}
+	f.key = s
+	return nil
+}
+
 // Builds is how many packages this process has made (each cache miss makes
 // one; a cached package is never made again).
 func (f *Repository) Builds() int {
@@ -159,7 +179,19 @@ func (f *Repository) AddImage(deviceType, version string, data []byte, opaque bo
 // version passes the devices' anti-rollback check and one to an older
 // version does not (a downgrade needs a campaign that allows it, which
 // raises the generation: PackageFor).
+//
+// A sealed package (delta/seal: made with fota delta make --encrypt-to or
+// --announce-key) is stored and served as it came, like an opaque one: its
+// payload is encrypted end to end to the devices, so the repository holds
+// and sends only ciphertext and never makes a delta from it.
 func (f *Repository) Upload(spec ImageSpec, r io.Reader) (Image, error) {
+	br := bufio.NewReader(r)
+	head, _ := br.Peek(4)
+	sealed := seal.IsSealed(head)
+	if sealed {
+		spec.Opaque = true
+	}
+	r = br
 	deviceType, version := spec.DeviceType, spec.Version
 	if deviceType == "" || len(deviceType) > 64 || version == "" || len(version) > 64 {
 		return Image{}, fmt.Errorf("%w: device type and version must be 1 to 64 bytes", ErrBadImage)
@@ -198,6 +230,11 @@ func (f *Repository) Upload(spec ImageSpec, r io.Reader) (Image, error) {
 	}
 	if size == 0 {
 		return Image{}, fmt.Errorf("%w: 0 bytes", ErrBadImage)
+	}
+	if sealed {
+		if err := f.checkSealed(sum); err != nil {
+			return Image{}, err
+		}
 	}
 	img, err := f.st.AddImage(Image{
 		ID: id, DeviceType: deviceType, Version: version, SeqNo: seq,
@@ -372,4 +409,19 @@ func (f *Repository) OlderThanSome(target Image) bool {
 		}
 	}
 	return false
+}
+
+// checkSealed reads the header of the sealed package stored as blob sum:
+// a malformed one is refused at upload, not by every device.
+func (f *Repository) checkSealed(sum string) error {
+	b, err := f.st.OpenBlob(sum)
+	if err != nil {
+		return fmt.Errorf("read back sealed package: %w", err)
+	}
+	h, err := seal.ReadHeader(b, b.Size())
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadImage, err)
+	}
+	f.dm.Logger().Info("sealed package stored as it came", "sha256", sum[:16], "encrypted", h.Encrypted, "recipients", h.Recipients, "announcesKey", h.NewKey != nil)
+	return nil
 }
