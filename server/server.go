@@ -21,6 +21,7 @@ import (
 	"github.com/fotastack/fota/server/console"
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/firmware"
+	"github.com/fotastack/fota/server/software"
 	"github.com/fotastack/fota/server/history"
 	"github.com/fotastack/fota/server/metrics"
 	"github.com/fotastack/fota/server/store"
@@ -65,6 +66,7 @@ type Server struct {
 	*dm.Server
 	Firmware  *firmware.Repository
 	Campaigns *campaign.Engine
+	Software  *software.Manager // applications (/9), packages signed with the firmware key
 	Bootstrap *bootstrap.Server // nil unless configured
 	API       *api.API
 	Metrics   *metrics.Metrics
@@ -115,6 +117,7 @@ func Start(cfg Config) (*Server, error) {
 	if s.Campaigns, err = campaign.New(s.Server, s.Firmware, cfg.Store, cc); err != nil {
 		return nil, err
 	}
+	s.Software = software.New(s.Server, cfg.Store, s.Firmware.SigningKey(), software.Config{PackageHost: cfg.PublicHost})
 	if b := cfg.Bootstrap; b.CoAPAddr != "" || b.CoAPSAddr != "" {
 		b.Store, b.DMStore = cfg.Store, cfg.Store
 		if b.DMURI == "" {
@@ -130,7 +133,7 @@ func Start(cfg Config) (*Server, error) {
 		s.ReserveIdentities(s.Bootstrap.BootstrapIdentity)
 	}
 	s.API = api.New(api.Config{Token: s.apiToken, DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns,
-		Bootstrap: s.Bootstrap, Store: cfg.Store, Logger: cfg.Logger})
+		Software: s.Software, Bootstrap: s.Bootstrap, Store: cfg.Store, Logger: cfg.Logger})
 	s.Metrics = metrics.New(metrics.Sources{DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns, Store: cfg.Store})
 	if cfg.HTTPAddr != "" {
 		if err := s.serveHTTP(cfg.HTTPAddr); err != nil {
@@ -269,6 +272,9 @@ func (s *Server) Close() error {
 	}
 	if s.Campaigns != nil {
 		s.Campaigns.Close()
+	}
+	if s.Software != nil {
+		s.Software.Close()
 	}
 	var err error
 	if s.Server != nil {

@@ -77,13 +77,7 @@ func Make(w io.Writer, kind byte, name, version string, payload io.Reader, paylo
 	}
 	h := sha256.New()
 	hw := io.MultiWriter(w, h)
-	hdr := append([]byte(magic), formatVersion, kind)
-	hdr = binary.AppendUvarint(hdr, uint64(len(name)))
-	hdr = append(hdr, name...)
-	hdr = binary.AppendUvarint(hdr, uint64(len(version)))
-	hdr = append(hdr, version...)
-	hdr = binary.AppendUvarint(hdr, uint64(payloadLen))
-	hdr = append(hdr, payloadSHA256[:]...)
+	hdr := EncodeHeader(kind, name, version, payloadLen, payloadSHA256)
 	if _, err := hw.Write(hdr); err != nil {
 		return err
 	}
@@ -94,9 +88,27 @@ func Make(w io.Writer, kind byte, name, version string, payload io.Reader, paylo
 	if n != payloadLen {
 		return fmt.Errorf("app package: payload has %d bytes, said %d", n, payloadLen)
 	}
-	sig := ed25519.Sign(key, append([]byte(sigDomain), h.Sum(nil)...))
-	_, err = w.Write(sig)
+	_, err = w.Write(Sign(key, h.Sum(nil)))
 	return err
+}
+
+// EncodeHeader is the header Make writes before the payload: a server
+// that serves the package by range from a stored payload needs only it
+// and the signature.
+func EncodeHeader(kind byte, name, version string, payloadLen int64, payloadSHA256 [32]byte) []byte {
+	hdr := append([]byte(magic), formatVersion, kind)
+	hdr = binary.AppendUvarint(hdr, uint64(len(name)))
+	hdr = append(hdr, name...)
+	hdr = binary.AppendUvarint(hdr, uint64(len(version)))
+	hdr = append(hdr, version...)
+	hdr = binary.AppendUvarint(hdr, uint64(payloadLen))
+	return append(hdr, payloadSHA256[:]...)
+}
+
+// Sign is the package's signature given digest, the SHA-256 of the header
+// and the payload.
+func Sign(key ed25519.PrivateKey, digest []byte) []byte {
+	return ed25519.Sign(key, append([]byte(sigDomain), digest...))
 }
 
 // Size is the length of the package Make writes.
