@@ -21,9 +21,9 @@ import (
 	"github.com/fotastack/fota/server/console"
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/firmware"
-	"github.com/fotastack/fota/server/software"
 	"github.com/fotastack/fota/server/history"
 	"github.com/fotastack/fota/server/metrics"
+	"github.com/fotastack/fota/server/software"
 	"github.com/fotastack/fota/server/store"
 )
 
