@@ -128,7 +128,7 @@ func (o *Object) install(dir, path string, size int64) (byte, error) {
 		if err := os.MkdirAll(td, 0o755); err != nil {
 			return 0, err
 		}
-		if _, err := tree.ApplyInPlace(td, payload, h.PayloadLen, o.cfg.TrustedKey, tree.Options{}); err != nil {
+		if _, err := tree.ApplyInPlace(td, payload, h.PayloadLen, o.cfg.TrustedKey, tree.Options{CutAfter: o.cfg.cutAfter}); err != nil {
 			return 0, fmt.Errorf("apply the tree delta: %w", err)
 		}
 		return app.KindTree, nil

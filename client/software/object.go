@@ -165,6 +165,10 @@ type Config struct {
 	RetryWait      time.Duration
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
+
+	// cutAfter, in tests, cuts the power after that many file-system
+	// operations of a tree install (tree.Options.CutAfter).
+	cutAfter int
 }
 
 // instance is one application.
