@@ -114,10 +114,13 @@ func Start(cfg Config) (*Server, error) {
 	if cc.PackageHost == "" {
 		cc.PackageHost = cfg.PublicHost
 	}
+	s.Software = software.New(s.Server, cfg.Store, s.Firmware.SigningKey(), software.Config{PackageHost: cfg.PublicHost})
+	if cc.Apps == nil {
+		cc.Apps = s.Software
+	}
 	if s.Campaigns, err = campaign.New(s.Server, s.Firmware, cfg.Store, cc); err != nil {
 		return nil, err
 	}
-	s.Software = software.New(s.Server, cfg.Store, s.Firmware.SigningKey(), software.Config{PackageHost: cfg.PublicHost})
 	if b := cfg.Bootstrap; b.CoAPAddr != "" || b.CoAPSAddr != "" {
 		b.Store, b.DMStore = cfg.Store, cfg.Store
 		if b.DMURI == "" {

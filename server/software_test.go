@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"math/rand"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/client/software"
+	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/campaign"
 	"github.com/fotastack/fota/server/servertest"
 	srvsw "github.com/fotastack/fota/server/software"
 )
@@ -196,3 +199,55 @@ func TestSoftwareManagementWrongKey(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// A campaign whose target is an application version: the engine's waves
+// over three real devices, one of which trusts another key and fails (and
+// is retried, and fails again); the error threshold lets the campaign end.
+func TestAppCampaignRealClients(t *testing.T) {
+	srv := servertest.Start(t, func(c *server.Config) {
+		c.Campaign = campaign.Config{Tick: 20 * time.Millisecond, Poll: 50 * time.Millisecond, DeviceTimeout: 30 * time.Second}
+	})
+	other, _, _ := ed25519.GenerateKey(nil)
+	appDevice(t, srv, "fleet-a", srv.Firmware.PublicKey())
+	appDevice(t, srv, "fleet-b", srv.Firmware.PublicKey())
+	appDevice(t, srv, "fleet-bad", other)
+	uploadApp(t, srv, "meter-app", "1.2.0", bytes.Repeat([]byte("meter "), 20000))
+	body := map[string]any{"app": "meter-app", "appVersion": "1.2.0", "targets": map[string]any{"endpoints": []string{"fleet-a", "fleet-b", "fleet-bad"}},
+		"waves": []float64{34, 100}, "successThreshold": 0.5, "errorThreshold": 0.5, "method": "push", "retries": 1, "retryBackoff": "1s"}
+	var st campaign.Status
+	jb, _ := json.Marshal(body)
+	if code, b := apiRaw(t, srv, "POST", "/api/campaigns", "application/json", jb); code != 201 {
+		t.Fatalf("create the application campaign: %d %s", code, b)
+	} else if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	if code := srv.API("POST", "/api/campaigns", map[string]any{"app": "meter-app", "appVersion": "7"}, nil); code != 400 {
+		t.Fatalf("a campaign for an application version not in the repository: %d, want 400", code)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for st.State == campaign.Running {
+		if time.Now().After(deadline) {
+			t.Fatalf("campaign still running: %+v", st.Summary)
+		}
+		time.Sleep(100 * time.Millisecond)
+		srv.API("GET", "/api/campaigns/"+st.ID, nil, &st)
+	}
+	if st.State != campaign.Completed {
+		t.Fatalf("campaign %s: %s", st.State, st.Reason)
+	}
+	byEP := map[string]campaign.Device{}
+	for _, d := range st.Devices {
+		byEP[d.Endpoint] = d
+	}
+	if byEP["fleet-a"].State != campaign.DeviceSucceeded || byEP["fleet-b"].State != campaign.DeviceSucceeded {
+		t.Fatalf("devices: %+v", st.Devices)
+	}
+	if bad := byEP["fleet-bad"]; bad.State != campaign.DeviceFailed || bad.Attempts < 1 || !strings.Contains(bad.Error, "53") {
+		t.Fatalf("the device with another key: %+v, want failed after a retry with result 53", bad)
+	}
+	for _, ep := range []string{"fleet-a", "fleet-b"} {
+		if in := deviceApps(t, srv, ep)["meter-app"]; in.Version != "1.2.0" || in.UpdateState != 4 {
+			t.Fatalf("%s after the campaign: %+v", ep, in)
+		}
+	}
+}
