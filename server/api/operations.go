@@ -246,7 +246,7 @@ func campaignOps(s *schemas) []operation {
 	notFound := problemResponse("No such campaign.")
 	return []operation{
 		{Route: "POST /api/campaigns", Tag: "campaigns", Summary: "Create and start a campaign",
-			Body: jsonRequest("The campaign: \"image\", or \"deviceType\" and \"version\"; targets, waves, thresholds, window. "+
+			Body: jsonRequest("The campaign: \"image\", or \"deviceType\" and \"version\", or \"app\" and \"appVersion\" (an application version from /api/apps); targets, waves, thresholds, window. "+
 				"id, state, wave, planned, joined, created and updated are the server's.", c, true),
 			Responses: js{"201": jsonResponse("The campaign, started.", st), "400": problemResponse("A bad campaign (unknown fields, no such image or version too).")}},
 		{Route: "GET /api/campaigns", Tag: "campaigns", Summary: "All campaigns with their summaries",

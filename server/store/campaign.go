@@ -22,11 +22,11 @@ type Window struct {
 
 // Campaign is a firmware update campaign.
 type Campaign struct {
-	ID         string   `json:"id"`
-	Name       string   `json:"name,omitempty"`
-	Image      string   `json:"image"` // target image ID
-	DeviceType string   `json:"deviceType"`
-	Version    string   `json:"version"` // target version
+	ID         string `json:"id"`
+	Name       string `json:"name,omitempty"`
+	Image      string `json:"image"` // target image ID
+	DeviceType string `json:"deviceType"`
+	Version    string `json:"version"` // target version
 	// App and AppVersion, when App is set, make the campaign install that
 	// application version (Software Management, /9) instead of firmware;
 	// Image, DeviceType and Version are then empty.
