@@ -24,6 +24,7 @@ import (
 	"github.com/fotastack/fota/server/firmware"
 	"github.com/fotastack/fota/server/history"
 	"github.com/fotastack/fota/server/metrics"
+	"github.com/fotastack/fota/server/software"
 	"github.com/fotastack/fota/server/store"
 )
 
@@ -69,6 +70,7 @@ type Server struct {
 	*dm.Server
 	Firmware  *firmware.Repository
 	Campaigns *campaign.Engine
+	Software  *software.Manager // applications (/9), packages signed with the firmware key
 	Bootstrap *bootstrap.Server // nil unless configured
 	API       *api.API
 	Metrics   *metrics.Metrics
@@ -121,6 +123,10 @@ func Start(cfg Config) (*Server, error) {
 	if cc.PackageHost == "" {
 		cc.PackageHost = cfg.PublicHost
 	}
+	s.Software = software.New(s.Server, cfg.Store, s.Firmware.SigningKey(), software.Config{PackageHost: cfg.PublicHost})
+	if cc.Apps == nil {
+		cc.Apps = s.Software
+	}
 	if s.Campaigns, err = campaign.New(s.Server, s.Firmware, cfg.Store, cc); err != nil {
 		return nil, err
 	}
@@ -139,7 +145,7 @@ func Start(cfg Config) (*Server, error) {
 		s.ReserveIdentities(s.Bootstrap.BootstrapIdentity)
 	}
 	s.API = api.New(api.Config{Token: s.apiToken, DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns,
-		Bootstrap: s.Bootstrap, Store: cfg.Store, Logger: cfg.Logger})
+		Software: s.Software, Bootstrap: s.Bootstrap, Store: cfg.Store, Logger: cfg.Logger})
 	s.Metrics = metrics.New(metrics.Sources{DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns, Store: cfg.Store})
 	if cfg.HTTPAddr != "" {
 		if err := s.serveHTTP(cfg.HTTPAddr); err != nil {
@@ -278,6 +284,9 @@ func (s *Server) Close() error {
 	}
 	if s.Campaigns != nil {
 		s.Campaigns.Close()
+	}
+	if s.Software != nil {
+		s.Software.Close()
 	}
 	var err error
 	if s.Server != nil {

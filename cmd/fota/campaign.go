@@ -42,7 +42,8 @@ var campaignGroup = group{
 		{name: "retry", args: "ID", summary: campaignActions["retry"], run: func(a []string) error { return campaignAction("retry", a) }},
 		{name: "abort", args: "ID", summary: campaignActions["abort"], run: func(a []string) error { return campaignAction("abort", a) }},
 	},
-	examples: []string{"fota campaign create --version 2.0 --device-type meter --waves 10,100 --watch", "fota campaign status 7f3a9c --watch"},
+	examples: []string{"fota campaign create --version 2.0 --device-type meter --waves 10,100 --watch",
+		"fota campaign create --app meter-app --app-version 1.2.0 --waves 10,100", "fota campaign status 7f3a9c --watch"},
 }
 
 func splitList(s string) []string {
@@ -63,6 +64,8 @@ func campaignCreate(args []string) error {
 	image := fs.String("image", "", "target image `ID` (or --device-type and --version)")
 	devType := fs.String("device-type", "", "device type of the target image")
 	version := fs.String("version", "", "target firmware version")
+	appName := fs.String("app", "", "install this application `NAME` (Software Management, /9) instead of firmware; with --app-version")
+	appVersion := fs.String("app-version", "", "the application version an --app campaign installs")
 	endpoints := fs.String("endpoints", "", "comma-separated endpoints to update (default: every matching device)")
 	filter := fs.String("filter", "", "registration attribute filters, comma-separated k=glob (ep=sensor-*,transport=coaps)")
 	from := fs.String("from-versions", "", "only devices running one of these comma-separated versions")
@@ -83,7 +86,7 @@ func campaignCreate(args []string) error {
 		return err
 	}
 	c := campaign.Campaign{Name: *name, Image: *image, DeviceType: *devType, Version: *version, Method: *method, Full: *full,
-		Concurrency: *conc, SuccessThreshold: *success, ErrorThreshold: *errs, AllowDowngrade: *downgrade, Retries: *retries}
+		App: *appName, AppVersion: *appVersion, Concurrency: *conc, SuccessThreshold: *success, ErrorThreshold: *errs, AllowDowngrade: *downgrade, Retries: *retries}
 	if *devTimeout > 0 {
 		c.DeviceTimeout = devTimeout.String()
 	}
@@ -116,8 +119,8 @@ func campaignCreate(args []string) error {
 		}
 		c.Window = campaign.Window{Start: s, End: e}
 	}
-	if c.Image == "" && (c.DeviceType == "" || c.Version == "") {
-		return &exitError{2, errors.New("--image, or --device-type and --version, is required")}
+	if c.App == "" && c.Image == "" && (c.DeviceType == "" || c.Version == "") {
+		return &exitError{2, errors.New("--image, or --device-type and --version, or --app and --app-version, is required")}
 	}
 	a, err := api()
 	if err != nil {

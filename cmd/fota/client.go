@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/client/firmware"
+	"github.com/fotastack/fota/client/software"
+	"github.com/fotastack/fota/delta"
 	"github.com/fotastack/fota/inplace"
 	"github.com/fotastack/fota/lwm2m"
 )
@@ -111,6 +114,40 @@ func runClientCtx(ctx context.Context, args []string) error {
 			cfg.Device.DeviceType = dev.boot.DeviceType
 		}
 		setup = dev.attach
+	}
+	// Every device has Software Management (/9): its applications live in
+	// --state-dir/software, or for a device without one in a temporary
+	// directory that goes when it stops.
+	swDir := filepath.Join(*stateDir, "software")
+	if *stateDir == "" {
+		tmp, err := os.MkdirTemp("", "fota-client-apps-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		swDir = tmp
+	}
+	var trusted ed25519.PublicKey
+	if spec.Trust != "" {
+		if trusted, err = delta.ParsePublicKey(spec.Trust); err != nil {
+			return &exitError{2, fmt.Errorf("--trust: %w", err)}
+		}
+	}
+	apps, err := software.Open(software.Config{Dir: swDir, TrustedKey: trusted, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer apps.Close()
+	if trusted == nil {
+		log.Info("applications: no --trust key, so application packages are checked by their SHA-256 only and tree deltas are refused")
+	}
+	withFlash := setup
+	setup = func(ctx context.Context, c *client.Client) error {
+		if err := withFlash(ctx, c); err != nil {
+			return err
+		}
+		software.Attach(c, apps)
+		return nil
 	}
 	if *bootstrapURI != "" {
 		return client.RunWithBootstrap(ctx, cfg, client.BootstrapConfig{URI: *bootstrapURI, PSKIdentity: *pskID, PSKKey: key, Setup: setup})

@@ -24,6 +24,9 @@ import (
 
 func init() {
 	registerGroup(deltaGroup, "make, apply, inspect and benchmark signed delta packages")
+	// The group's listing and help stay deltaGroup's; the command itself
+	// is runDelta, which sends --tree invocations to delta_tree.go first.
+	commands["delta"] = command{summary: commands["delta"].summary, run: runDelta}
 }
 
 // deltaGroup is `fota delta`.

@@ -28,6 +28,7 @@ import (
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/events"
 	"github.com/fotastack/fota/server/firmware"
+	"github.com/fotastack/fota/server/software"
 	"github.com/fotastack/fota/server/store"
 	"github.com/fotastack/fota/server/transport"
 )
@@ -43,6 +44,7 @@ type Config struct {
 	DM        *dm.Server
 	Firmware  *firmware.Repository
 	Campaigns *campaign.Engine
+	Software  *software.Manager
 	Bootstrap *bootstrap.Server
 	Events    *events.Broker // the SSE stream's source (default: DM's)
 	// Store keeps device histories and the audit trail (nil: neither is
@@ -89,6 +91,10 @@ func New(cfg Config) *API {
 	if cfg.Campaigns != nil {
 		a.campaignRoutes()
 		ops = append(ops, campaignOps(s)...)
+	}
+	if cfg.Software != nil && cfg.DM != nil {
+		a.appRoutes()
+		ops = append(ops, appOps(s)...)
 	}
 	if cfg.Bootstrap != nil {
 		a.bootstrapRoutes()

@@ -51,7 +51,9 @@ var pathParams = map[string]js{
 		"followed by `/observe`, `/discover` or `/attributes`; or `composite` (with `?paths=`) and `composite/observe`. " +
 		"It spans several segments (Go pattern `{path...}`): send its slashes as they are.",
 		"schema": js{"type": "string"}, "example": "3/0/0"},
-	"id":     {"description": "The ID of the image or campaign.", "schema": js{"type": "string"}},
+	"id":     {"description": "The ID of the image, campaign or application version.", "schema": js{"type": "string"}},
+	"name":   {"description": "The application's name (/9/x/0 on the device).", "schema": js{"type": "string"}},
+	"op":     {"description": "What to do with the device's application.", "schema": js{"type": "string", "enum": []string{"install", "uninstall", "activate", "deactivate"}}},
 	"type":   {"description": "The device type (/3/0/17 of its devices).", "schema": js{"type": "string"}},
 	"action": {"description": "What to do with the campaign.", "schema": js{"type": "string", "enum": []string{"pause", "resume", "abort"}}},
 }

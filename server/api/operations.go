@@ -5,6 +5,7 @@ import (
 	"github.com/fotastack/fota/server/campaign"
 	"github.com/fotastack/fota/server/events"
 	"github.com/fotastack/fota/server/firmware"
+	"github.com/fotastack/fota/server/software"
 )
 
 // The operations of the OpenAPI document, one list per part, beside which
@@ -205,6 +206,56 @@ func firmwareOps(s *schemas) []operation {
 	}
 }
 
+// appOps: the application repository and the applications of a device
+// (Software Management, /9).
+func appOps(s *schemas) []operation {
+	app := s.named("App", software.App{})
+	inst := s.named("AppInstance", software.Instance{})
+	job := s.named("AppJob", software.Job{})
+	notFound := problemResponse("No such application version.")
+	deviceErrors := func(extra js) js {
+		out := js{"404": problemResponse("No such registered client."), "504": problemResponse("The device did not answer in time."),
+			"503": problemResponse("The device has no session or its queue is full."), "500": problemResponse("The device's answer was not understood.")}
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	return []operation{
+		{Route: "POST /api/apps", Tag: "apps", Summary: "Upload an application version",
+			Description: "The application is the raw body, or the part named \"file\" of a multipart/form-data body. Devices get it in a signed package (the firmware signing key) naming it and its version.",
+			Query: []param{{Name: "name", Desc: "Its name, as the device reports it in /9/x/0.", Required: true},
+				{Name: "version", Desc: "Its version (/9/x/1).", Required: true}},
+			Body: js{"required": true, "content": js{
+				"application/octet-stream": js{"schema": js{"type": "string", "format": "binary"}},
+				"multipart/form-data": js{"schema": js{"type": "object", "properties": js{"file": js{"type": "string", "format": "binary"},
+					"name": str(""), "version": str("")}, "required": []string{"file"}}}}},
+			Responses: js{"201": jsonResponse("Stored.", app), "400": problemResponse("Missing name or version, or an empty or too large body."),
+				"409": problemResponse("That name and version exist.")}},
+		{Route: "GET /api/apps", Tag: "apps", Summary: "The application repository",
+			Responses: js{"200": jsonResponse("The application versions, by name.", arrayOf(app))}},
+		{Route: "GET /api/apps/{id}", Tag: "apps", Summary: "One application version",
+			Responses: js{"200": jsonResponse("The application version.", app), "404": notFound}},
+		{Route: "DELETE /api/apps/{id}", Tag: "apps", Summary: "Remove an application version (devices keep what they installed)",
+			Responses: js{"204": emptyResponse("Removed."), "404": notFound}},
+		{Route: "GET /api/clients/{ep}/apps", Tag: "apps", Summary: "The device's applications, read from its /9",
+			Responses: deviceErrors(js{"200": jsonResponse("Its /9 instances.", arrayOf(inst))})},
+		{Route: "POST /api/clients/{ep}/apps/{name}/{op}", Tag: "apps", Summary: "Install, uninstall, activate or deactivate an application on the device",
+			Description: "Starts a job and answers at once; GET .../job follows it. install creates a /9 instance (or prepares the installed one for " +
+				"an update with Uninstall \"1\"), delivers the package (the device pulls its Package URI, or with push=true it is written to /9/x/2 " +
+				"by Block1), waits for DELIVERED, executes Install and waits for INSTALLED. uninstall executes Uninstall, waits for INITIAL and deletes " +
+				"the instance. activate and deactivate execute /9/x/10 or /9/x/11 and wait for the Activation State.",
+			Query: []param{{Name: "version", Desc: "install: the version to install."},
+				{Name: "push", Desc: "install: true to push the package instead of the device pulling it.", Schema: js{"type": "boolean"}},
+				{Name: "timeout", Desc: "Seconds the job may take (default 600).", Schema: js{"type": "number"}}},
+			Responses: deviceErrors(js{"202": jsonResponse("The job, started.", job), "400": problemResponse("A bad operation or timeout, or install without a version."),
+				"409": problemResponse("An operation on this application of this device is running.")})},
+		{Route: "GET /api/clients/{ep}/apps/{name}/job", Tag: "apps", Summary: "The last operation on the device's application",
+			Responses: js{"200": jsonResponse("The job: phase, the device's Update State and Result, done, error.", job),
+				"404": problemResponse("No operation on it since the server started.")}},
+	}
+}
+
 // campaignOps: update campaigns.
 func campaignOps(s *schemas) []operation {
 	c := s.named("Campaign", campaign.Campaign{})
@@ -212,7 +263,7 @@ func campaignOps(s *schemas) []operation {
 	notFound := problemResponse("No such campaign.")
 	return []operation{
 		{Route: "POST /api/campaigns", Tag: "campaigns", Summary: "Create and start a campaign",
-			Body: jsonRequest("The campaign: \"image\", or \"deviceType\" and \"version\"; targets, waves, thresholds, window. "+
+			Body: jsonRequest("The campaign: \"image\", or \"deviceType\" and \"version\", or \"app\" and \"appVersion\" (an application version from /api/apps); targets, waves, thresholds, window. "+
 				"id, state, wave, planned, joined, created and updated are the server's.", c, true),
 			Responses: js{"201": jsonResponse("The campaign, started.", st), "400": problemResponse("A bad campaign (unknown fields, no such image or version too).")}},
 		{Route: "GET /api/campaigns", Tag: "campaigns", Summary: "All campaigns with their summaries",

@@ -196,6 +196,10 @@ type Config struct {
 	// default: the listener's address, or 127.0.0.1 when it listens on all
 	// interfaces.
 	PackageHost string
+	// Apps installs applications for campaigns whose target is an
+	// application version (server/software); nil: such campaigns are
+	// refused.
+	Apps AppInstaller
 }
 
 // Engine is the campaign engine of a server.
@@ -300,7 +304,15 @@ func newCampaignID() string {
 
 // Create validates c, targets its devices and starts it.
 func (m *Engine) Create(c Campaign) (Campaign, error) {
-	img, err := m.fw.Image(c.Image)
+	var img firmware.Image
+	var err error
+	if c.App != "" {
+		if err := m.checkApp(&c); err != nil {
+			return Campaign{}, err
+		}
+		return m.create(c, img)
+	}
+	img, err = m.fw.Image(c.Image)
 	if err != nil && c.DeviceType != "" && c.Version != "" {
 		img, err = m.fw.FindImage(c.DeviceType, c.Version)
 		if errors.Is(err, firmware.ErrNoImage) {
@@ -312,6 +324,11 @@ func (m *Engine) Create(c Campaign) (Campaign, error) {
 		return Campaign{}, fmt.Errorf("%w: target image: %v", ErrBadCampaign, err)
 	}
 	c.Image, c.DeviceType, c.Version = img.ID, img.DeviceType, img.Version
+	return m.create(c, img)
+}
+
+// create validates, targets and starts c, whose target is checked.
+func (m *Engine) create(c Campaign, img firmware.Image) (Campaign, error) {
 	if err := validate(&c); err != nil {
 		return Campaign{}, err
 	}
@@ -340,8 +357,10 @@ func (m *Engine) Create(c Campaign) (Campaign, error) {
 			}
 		}
 	}
-	if err := m.checkDowngrade(c, img, initial); err != nil {
-		return Campaign{}, err
+	if c.App == "" {
+		if err := m.checkDowngrade(c, img, initial); err != nil {
+			return Campaign{}, err
+		}
 	}
 	c.Planned = len(initial)
 	r.c = c
@@ -353,14 +372,13 @@ func (m *Engine) Create(c Campaign) (Campaign, error) {
 	for i, d := range devs {
 		recs[i] = *d
 	}
-	err = m.st.PutCampaign(r.c, recs)
-	if err != nil {
+	if err := m.st.PutCampaign(r.c, recs); err != nil {
 		return Campaign{}, fmt.Errorf("store campaign: %w", err)
 	}
 	m.mu.Lock()
 	m.runs[r.c.ID] = r
 	m.mu.Unlock()
-	m.log.Info("campaign created", "id", r.c.ID, "target", r.c.DeviceType+" "+r.c.Version, "devices", r.c.Planned,
+	m.log.Info("campaign created", "id", r.c.ID, "target", targetName(r.c), "devices", r.c.Planned,
 		"waves", r.c.Waves, "method", r.c.Method)
 	m.publishCampaign(r.c)
 	m.kick()

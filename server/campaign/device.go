@@ -285,6 +285,9 @@ func (m *Engine) advance(ctx context.Context, c Campaign, d *Device) (wait bool,
 	if dev == nil {
 		return true, dm.ErrUnknownDevice // rebooting, or not registered yet
 	}
+	if c.App != "" {
+		return m.advanceApp(c, d)
+	}
 	switch d.State {
 	case DeviceQueued:
 		return m.start(ctx, c, d)

@@ -23,9 +23,9 @@ func (m *Engine) refuseDuplicate(c Campaign) error {
 	defer m.mu.Unlock()
 	for _, r := range m.runs {
 		o := r.c
-		if (o.State == Running || o.State == Paused) && o.Image == c.Image && reflect.DeepEqual(o.Targets, c.Targets) {
-			return fmt.Errorf("%w: campaign %s (%s) already takes these devices to %s %s; pause or abort it, or wait for it to end",
-				ErrDuplicate, o.ID, o.State, o.DeviceType, o.Version)
+		if (o.State == Running || o.State == Paused) && o.Image == c.Image && o.App == c.App && o.AppVersion == c.AppVersion && reflect.DeepEqual(o.Targets, c.Targets) {
+			return fmt.Errorf("%w: campaign %s (%s) already takes these devices to %s; pause or abort it, or wait for it to end",
+				ErrDuplicate, o.ID, o.State, targetName(o))
 		}
 	}
 	return nil

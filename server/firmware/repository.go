@@ -108,6 +108,10 @@ func New(srv *dm.Server, st Store) (*Repository, error) {
 	return f, nil
 }
 
+// SigningKey is the key packages are signed with; the application
+// repository signs with it too, so devices trust one key.
+func (f *Repository) SigningKey() crypto.Signer { return f.key }
+
 // loadOrMakeKey returns the signing key stored in the settings, making and
 // storing one on first start.
 func loadOrMakeKey(st store.SettingStore) (ed25519.PrivateKey, error) {

@@ -22,11 +22,16 @@ type Window struct {
 
 // Campaign is a firmware update campaign.
 type Campaign struct {
-	ID         string   `json:"id"`
-	Name       string   `json:"name,omitempty"`
-	Image      string   `json:"image"` // target image ID
-	DeviceType string   `json:"deviceType"`
-	Version    string   `json:"version"` // target version
+	ID         string `json:"id"`
+	Name       string `json:"name,omitempty"`
+	Image      string `json:"image"` // target image ID
+	DeviceType string `json:"deviceType"`
+	Version    string `json:"version"` // target version
+	// App and AppVersion, when App is set, make the campaign install that
+	// application version (Software Management, /9) instead of firmware;
+	// Image, DeviceType and Version are then empty.
+	App        string   `json:"app,omitempty"`
+	AppVersion string   `json:"appVersion,omitempty"`
 	Targets    Selector `json:"targets"`
 	Method     string   `json:"method"` // push or pull
 	Full       bool     `json:"full"`   // full image even where a delta is possible

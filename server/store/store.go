@@ -46,6 +46,7 @@ type Store interface {
 	SettingStore
 	BootstrapStore
 	FirmwareStore
+	AppStore
 	CampaignStore
 	HistoryStore
 	AuditStore

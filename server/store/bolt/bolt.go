@@ -20,6 +20,7 @@
 //	fw_types                 device type -> DeviceProfile
 //	fw_blob_index            SHA-256 hex -> blobEntry (chunk bucket, size)
 //	fw_chunks                chunk bucket name -> bucket: 8-byte index -> chunk
+//	apps                     app ID -> App (its bytes a blob of fw_blob_index)
 //	campaigns                campaign ID -> Campaign
 //	campaign_devices         campaign ID -> bucket: endpoint -> CampaignDevice
 //	device_history           endpoint -> bucket: 8-byte sequence -> HistoryEntry
@@ -63,6 +64,8 @@ var (
 	bucketFwBlobIndex = []byte("fw_blob_index")
 	bucketFwChunks    = []byte("fw_chunks")
 
+	bucketApps = []byte("apps")
+
 	bucketCampaigns       = []byte("campaigns")
 	bucketCampaignDevices = []byte("campaign_devices")
 
@@ -74,6 +77,7 @@ var allBuckets = [][]byte{
 	bucketRegistrations, bucketRegEndpoints, bucketCredentials, bucketPSKIdentities, bucketObservations, bucketSettings,
 	bucketBSConfigs, bucketBSCredentials, bucketBSPSKIdentities,
 	bucketFwImages, bucketFwPackages, bucketFwTypes, bucketFwBlobIndex, bucketFwChunks,
+	bucketApps,
 	bucketCampaigns, bucketCampaignDevices,
 	bucketHistory, bucketAudit,
 }

@@ -95,7 +95,7 @@ func (s *Store) DeleteImage(id string) ([]string, error) {
 	return dropped, err
 }
 
-// dropBlobIfUnused deletes a blob no image or package refers to.
+// dropBlobIfUnused deletes a blob no image, package or app refers to.
 func dropBlobIfUnused(tx *bbolt.Tx, sum string) error {
 	type ref struct {
 		SHA256 string `json:"sha256"`
@@ -107,7 +107,7 @@ func dropBlobIfUnused(tx *bbolt.Tx, sum string) error {
 		}
 		return nil
 	}
-	for _, b := range [][]byte{bucketFwImages, bucketFwPackages} {
+	for _, b := range [][]byte{bucketFwImages, bucketFwPackages, bucketApps} {
 		if err := forEach(tx.Bucket(b), check); err == used {
 			return nil
 		} else if err != nil {

@@ -148,7 +148,8 @@ func (s *Store) DeleteImage(id string) ([]string, error) {
 			}
 			var used bool
 			err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM fw_images WHERE sha256 = $1)
-				OR EXISTS (SELECT 1 FROM fw_packages WHERE sha256 = $1)`, sum).Scan(&used)
+				OR EXISTS (SELECT 1 FROM fw_packages WHERE sha256 = $1)
+				OR EXISTS (SELECT 1 FROM apps WHERE sha256 = $1)`, sum).Scan(&used)
 			if err != nil {
 				return fmt.Errorf("delete image %s: users of blob %s: %w", id, sum, err)
 			}

@@ -49,6 +49,8 @@ func Run(t *testing.T, b Backend) {
 		{"DeleteImage", testDeleteImage},
 		{"Packages", testPackages},
 		{"Profiles", testProfiles},
+		{"Apps", testApps},
+		{"ConcurrentApps", testConcurrentApps},
 		{"Campaigns", testCampaigns},
 		{"History", testHistory},
 		{"Audit", testAudit},
