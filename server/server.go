@@ -18,6 +18,7 @@ import (
 	"github.com/fotastack/fota/server/api"
 	"github.com/fotastack/fota/server/bootstrap"
 	"github.com/fotastack/fota/server/campaign"
+	"github.com/fotastack/fota/server/cluster"
 	"github.com/fotastack/fota/server/console"
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/firmware"
@@ -51,6 +52,9 @@ type Config struct {
 	// into bootstrapped accounts and Package URIs (default: the listen
 	// address, 127.0.0.1 for wildcards).
 	PublicHost string
+	// Cluster makes this server a node of a cluster on one PostgreSQL
+	// database (NodeID empty: a single server). Doc: doc/cluster.md.
+	Cluster cluster.Config
 	// PProf serves net/http/pprof under /debug/pprof/, behind the API
 	// token: profiles show memory contents and cost CPU, so never open.
 	PProf bool
@@ -69,6 +73,8 @@ type Server struct {
 	API       *api.API
 	Metrics   *metrics.Metrics
 	history   *history.Recorder
+	// Cluster is this node's membership of a cluster, or nil.
+	Cluster *cluster.Node
 
 	log      *slog.Logger
 	pprof    bool
@@ -99,6 +105,16 @@ func Start(cfg Config) (*Server, error) {
 	if s.apiToken, s.tokenNew, err = apiToken(cfg.Store, cfg.APIToken); err != nil {
 		return nil, err
 	}
+	if cfg.Cluster.NodeID != "" {
+		// The lease first: a second process with a live node's id stops
+		// here, before it binds a port or touches a device.
+		if cfg.Cluster.Logger == nil {
+			cfg.Cluster.Logger = cfg.Logger
+		}
+		if s.Cluster, err = cluster.Join(cfg.Cluster); err != nil {
+			return nil, err
+		}
+	}
 	dc := cfg.Config
 	dc.Store, dc.Logger = cfg.Store, cfg.Logger
 	if s.Server, err = dm.Start(dc); err != nil {
@@ -111,6 +127,9 @@ func Start(cfg Config) (*Server, error) {
 	cc := cfg.Campaign
 	if cc.PackageHost == "" {
 		cc.PackageHost = cfg.PublicHost
+	}
+	if s.Cluster != nil {
+		cc.Cluster = &campaign.Cluster{Claim: s.Cluster.Claim, Release: s.Cluster.Release}
 	}
 	if s.Campaigns, err = campaign.New(s.Server, s.Firmware, cfg.Store, cc); err != nil {
 		return nil, err
@@ -129,8 +148,17 @@ func Start(cfg Config) (*Server, error) {
 		}
 		s.ReserveIdentities(s.Bootstrap.BootstrapIdentity)
 	}
-	s.API = api.New(api.Config{Token: s.apiToken, DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns,
-		Bootstrap: s.Bootstrap, Store: cfg.Store, Logger: cfg.Logger})
+	ac := api.Config{Token: s.apiToken, DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns,
+		Bootstrap: s.Bootstrap, Store: cfg.Store, Logger: cfg.Logger}
+	if s.Cluster != nil {
+		ac.Events = s.Cluster.Stream() // every node's events, not only ours
+	}
+	s.API = api.New(ac)
+	if s.Cluster != nil {
+		if err := s.Cluster.Run(s.Events(), s.API); err != nil {
+			return nil, err
+		}
+	}
 	s.Metrics = metrics.New(metrics.Sources{DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns, Store: cfg.Store})
 	if cfg.HTTPAddr != "" {
 		if err := s.serveHTTP(cfg.HTTPAddr); err != nil {
@@ -166,7 +194,11 @@ func (s *Server) serveHTTP(addr string) error {
 // no endpoint names, identities or keys, only counts by state.
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/", s.API)
+	if s.Cluster != nil {
+		mux.Handle("/api/", s.Cluster.Forward(s.API))
+	} else {
+		mux.Handle("/api/", s.API)
+	}
 	mux.Handle("/", console.Handler(nil))
 	mux.Handle("GET /metrics", s.Metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -276,6 +308,10 @@ func (s *Server) Close() error {
 	}
 	if s.history != nil {
 		s.history.Close() // after dm: its last events (de-registrations) are written
+	}
+	if s.Cluster != nil {
+		s.Cluster.Close() // last: the lease ends when nothing of the node runs
+		s.Cluster = nil
 	}
 	return err
 }
