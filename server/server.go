@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -117,8 +118,14 @@ func Start(cfg Config) (*Server, error) {
 	}
 	dc := cfg.Config
 	dc.Store, dc.Logger = cfg.Store, cfg.Logger
+	if s.Cluster != nil {
+		dc.Cluster = s.Cluster.Routing()
+	}
 	if s.Server, err = dm.Start(dc); err != nil {
 		return nil, err
+	}
+	if s.Cluster != nil {
+		s.Cluster.AttachDTLS(s.DTLS())
 	}
 	s.history = history.Start(s.Events(), cfg.Store, cfg.Logger)
 	if s.Firmware, err = firmware.New(s.Server, cfg.Store); err != nil {
@@ -196,6 +203,7 @@ func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	if s.Cluster != nil {
 		mux.Handle("/api/", s.Cluster.Forward(s.API))
+		mux.Handle("GET /api/cluster", s.tokenOnly(http.HandlerFunc(s.clusterStatus)))
 	} else {
 		mux.Handle("/api/", s.API)
 	}
@@ -213,6 +221,20 @@ func (s *Server) handler() http.Handler {
 		mux.Handle("/debug/pprof/trace", s.tokenOnly(http.HandlerFunc(pprof.Trace)))
 	}
 	return mux
+}
+
+// clusterStatus answers GET /api/cluster: the nodes on the database (live
+// or not, by their leases), this node's id and its record relay's counts.
+func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
+	nodes, err := s.Cluster.Nodes()
+	if err != nil {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]any{"title": "Service Unavailable", "status": 503, "detail": err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"node": s.Cluster.ID(), "nodes": nodes, "relay": s.Cluster.RelayStats()})
 }
 
 // readyz answers 200 when the store answers a read and the listeners are

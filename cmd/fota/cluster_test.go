@@ -64,6 +64,29 @@ func freeTCPPort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// freeClusterPort is a port free for both TCP and UDP (the cluster
+// address takes both), and not one of taken.
+func freeClusterPort(t *testing.T, taken ...int) int {
+	t.Helper()
+	for range 50 {
+		p := freeTCPPort(t)
+		c, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		c.Close()
+		ok := true
+		for _, x := range taken {
+			ok = ok && x != p
+		}
+		if ok {
+			return p
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP")
+	return 0
+}
+
 // buildFota builds this binary without -race: three nodes and a thousand
 // devices under the race detector would not fit the CI's time.
 func buildFota(t *testing.T, dir string) string {
@@ -142,8 +165,10 @@ func tail(s string, n int) string {
 }
 
 // startBalancer runs nginx's stream module in front of the nodes' DTLS
-// ports: UDP, `hash $remote_addr`, a node that refuses datagrams (ICMP
-// port unreachable: killed) is out for 30 s.
+// ports: UDP, hashed by the source address and port, so that a NAT
+// rebinding (a new source port) lands on any node, and records of a
+// session held elsewhere must be routed by their Connection ID. A node
+// that refuses datagrams (ICMP port unreachable: killed) is out for 30 s.
 func startBalancer(t *testing.T, bin, module, dir string, port int, nodes []*clusterNode) {
 	t.Helper()
 	var ups strings.Builder
@@ -159,7 +184,7 @@ error_log %s/nginx-error.log warn;
 events { worker_connections 8192; }
 stream {
   upstream fota_dtls {
-    hash $remote_addr;
+    hash $remote_addr$remote_port;
 %s  }
   server {
     listen 127.0.0.1:%d udp;
@@ -198,7 +223,9 @@ stream {
 }
 
 // TestClusterKillNodeMidCampaign: three nodes, the balancer, 1,000 devices
-// over DTLS-PSK whose NATs rebind, a delta campaign; one node is killed
+// over DTLS-PSK whose NATs rebind (the rebound records reach whichever node
+// the balancer picks and are relayed to the session's owner by the node
+// number in their Connection ID), a delta campaign; one node is killed
 // with SIGKILL while the campaign runs. Its devices come back through the
 // balancer to the other two, the campaign finishes with every device on
 // the new version, each installed exactly once (counted by the devices),
@@ -215,8 +242,14 @@ func TestClusterKillNodeMidCampaign(t *testing.T) {
 	bin := buildFota(t, dir)
 	token := "cluster-test-token"
 	nodes := []*clusterNode{{id: "n1"}, {id: "n2"}, {id: "n3"}}
+	var taken []int
 	for _, n := range nodes {
-		n.coaps, n.http, n.clust = freeUDPPort(t), freeTCPPort(t), freeTCPPort(t)
+		n.coaps, n.http = freeUDPPort(t), freeTCPPort(t)
+		taken = append(taken, n.coaps, n.http)
+		n.clust = freeClusterPort(t, taken...)
+		taken = append(taken, n.clust)
+	}
+	for _, n := range nodes {
 		startNode(t, bin, dir, dsn, token, n)
 	}
 	lb := freeUDPPort(t)
@@ -288,13 +321,33 @@ func TestClusterKillNodeMidCampaign(t *testing.T) {
 		}
 		return n
 	}
+	campaignID := ""
+	states := func() string {
+		if campaignID == "" {
+			return ""
+		}
+		rows, err := db.Query(ctx, `SELECT state, coalesce(claim_node, '-'), count(*), min(coalesce(record->>'error', '')) FROM campaign_devices
+			WHERE campaign_id = $1 GROUP BY 1, 2 ORDER BY 1, 2`, campaignID)
+		if err != nil {
+			return err.Error()
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var st, node, e string
+			var c int
+			_ = rows.Scan(&st, &node, &c, &e)
+			out = append(out, fmt.Sprintf("%s@%s %d %s", st, node, c, e))
+		}
+		return strings.Join(out, "; ")
+	}
 	waitFor := func(what string, limit time.Duration, ok func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(limit)
 		for !ok() {
 			if time.Now().After(deadline) {
 				b, _ := os.ReadFile(filepath.Join(dir, "fleet.log"))
-				t.Fatalf("%s: not within %s\nfleet: %s", what, limit, tail(string(b), 1500))
+				t.Fatalf("%s: not within %s\ncampaign devices: %s\nfleet: %s", what, limit, states(), tail(string(b), 1500))
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
@@ -331,6 +384,7 @@ func TestClusterKillNodeMidCampaign(t *testing.T) {
 	}
 	var camp struct{ ID string }
 	_ = json.Unmarshal(b, &camp)
+	campaignID = camp.ID
 	start := time.Now()
 
 	// Mid-campaign: kill -9 the victim.
@@ -343,7 +397,7 @@ func TestClusterKillNodeMidCampaign(t *testing.T) {
 	t.Logf("killed node %s holding %d devices after %.0f s, %d succeeded", victim.id, held,
 		time.Since(start).Seconds(), count("SELECT count(*) FROM campaign_devices WHERE campaign_id = $1 AND state = 'succeeded'", camp.ID))
 
-	waitFor("campaign complete", 6*time.Minute, func() bool {
+	waitFor("campaign complete", 4*time.Minute, func() bool {
 		return count("SELECT count(*) FROM campaigns WHERE id = $1 AND state <> 'running'", camp.ID) == 1
 	})
 	t.Logf("campaign ended after %.0f s", time.Since(start).Seconds())
@@ -379,6 +433,28 @@ func TestClusterKillNodeMidCampaign(t *testing.T) {
 	}
 	if missing > 0 {
 		t.Fatalf("%d sampled devices not registered", missing)
+	}
+
+	// NAT rebindings reached other nodes than the sessions' owners, which
+	// relayed their records (and sent the answers back out).
+	var relayed, returned int64
+	for _, n := range nodes {
+		if n == victim {
+			continue
+		}
+		var st struct {
+			Relay struct{ Relayed, Returned int64 }
+		}
+		b, err := apiClient{base: n.url(), token: token, hc: api.hc}.do("GET", "/api/cluster", nil)
+		if err != nil || json.Unmarshal(b, &st) != nil {
+			t.Fatalf("GET /api/cluster at %s: %v", n.id, err)
+		}
+		relayed += st.Relay.Relayed
+		returned += st.Relay.Returned
+	}
+	t.Logf("records relayed to their owners: %d; answers sent back out: %d", relayed, returned)
+	if relayed == 0 || returned == 0 {
+		t.Fatalf("no record was relayed between nodes (relayed %d, returned %d): rebindings did not cross nodes, or CID routing failed", relayed, returned)
 	}
 
 	// The killed node restarts under its id (its lease lapsed) and takes

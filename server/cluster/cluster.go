@@ -31,6 +31,7 @@ import (
 	"github.com/fotastack/fota/server/events"
 	"github.com/fotastack/fota/server/store"
 	"github.com/fotastack/fota/server/store/postgres"
+	"github.com/fotastack/fota/server/transport"
 )
 
 // Config configures a node.
@@ -68,6 +69,7 @@ type Node struct {
 
 	httpLn  net.Listener
 	httpSrv *http.Server
+	relay   *relay
 
 	mu    sync.Mutex
 	owned map[string]bool // endpoints recorded as ours in device_owners
@@ -125,6 +127,10 @@ func Join(cfg Config) (*Node, error) {
 	if n.self, err = cfg.Store.AcquireNode(cfg.NodeID, cfg.Addr, cfg.Lease); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	if n.relay, err = newRelay(n); err != nil {
+		_ = cfg.Store.ReleaseNode(n.self.ID, n.self.Incarnation)
+		return nil, err
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.wg.Add(1)
 	go n.heartbeat()
@@ -165,6 +171,44 @@ func (n *Node) Lost() <-chan struct{} { return n.lost }
 // Stream is the event bus the API's event stream reads: this node's events
 // and, through LISTEN/NOTIFY, every other node's.
 func (n *Node) Stream() *events.Broker { return n.stream }
+
+// Routing is what the DTLS listener needs to route records between nodes:
+// this node's number in its Connection IDs and the relay.
+func (n *Node) Routing() transport.ClusterRouting {
+	return transport.ClusterRouting{NodeNo: uint16(n.self.No), Foreign: n.relay.foreign, Relay: n.relay.back}
+}
+
+// AttachDTLS gives the relay the node's DTLS listener (nil: no DTLS).
+func (n *Node) AttachDTLS(d *transport.DTLS) { n.relay.dtls.Store(d) }
+
+// NodeStatus is one node as GET /api/cluster shows it.
+type NodeStatus struct {
+	ID         string    `json:"id"`
+	No         int       `json:"number"`
+	Addr       string    `json:"clusterAddr"`
+	Live       bool      `json:"live"`
+	Started    time.Time `json:"started"`
+	LeaseUntil time.Time `json:"leaseUntil"`
+}
+
+// Nodes lists the nodes on the database.
+func (n *Node) Nodes() ([]NodeStatus, error) {
+	ns, err := n.st.Nodes()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: the database does not answer: %w", err)
+	}
+	out := make([]NodeStatus, len(ns))
+	for i, x := range ns {
+		out[i] = NodeStatus{ID: x.ID, No: x.No, Addr: x.Addr, Live: x.Live, Started: x.Started, LeaseUntil: x.LeaseUntil}
+	}
+	return out, nil
+}
+
+// RelayStats reports the record relay's counts.
+func (n *Node) RelayStats() RelayStats {
+	r := n.relay
+	return RelayStats{Relayed: r.relayed.Load(), Returned: r.returned.Load(), DeadDrops: r.deadDrops.Load(), BadFrames: r.badFrames.Load()}
+}
 
 // LeaseTTL is the lease length: campaign claims last as long.
 func (n *Node) LeaseTTL() time.Duration { return n.cfg.Lease }
@@ -458,6 +502,7 @@ func (n *Node) Close() {
 	}
 	n.cancel()
 	n.wg.Wait()
+	n.relay.close()
 	if err := n.st.ReleaseNode(n.self.ID, n.self.Incarnation); err != nil {
 		n.log.Warn("cluster: release the lease", "err", err)
 	}
