@@ -202,7 +202,10 @@ func (s *Server) serveHTTP(addr string) error {
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	if s.Cluster != nil {
-		mux.Handle("/api/", s.Cluster.Forward(s.API))
+		mux.Handle("/api/", s.Cluster.Forward(s.API, func(ep string) bool {
+			d := s.Device(ep)
+			return d != nil && d.Session() != nil
+		}))
 		mux.Handle("GET /api/cluster", s.tokenOnly(http.HandlerFunc(s.clusterStatus)))
 	} else {
 		mux.Handle("/api/", s.API)

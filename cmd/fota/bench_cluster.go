@@ -259,7 +259,7 @@ func benchClusterRun(self, baseDSN string, k, devices int, withCampaign bool) (r
 		eps[i] = fmt.Sprintf("ep-%d", i)
 	}
 	cb, err := api.do("POST", "/api/campaigns", map[string]any{"name": "bench-cluster", "image": img2.ID, "method": "pull",
-		"concurrency": devices, "deviceTimeout": "3m", "targets": map[string]any{"endpoints": eps}})
+		"concurrency": devices, "deviceTimeout": "3m", "retries": 3, "retryBackoff": "1s", "targets": map[string]any{"endpoints": eps}})
 	if err != nil {
 		return res, fmt.Errorf("create campaign: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fotastack/fota/server/events"
@@ -73,6 +74,9 @@ type Node struct {
 
 	mu    sync.Mutex
 	owned map[string]bool // endpoints recorded as ours in device_owners
+	// dbDown is why the database does not answer (the heartbeat's last
+	// error), or nil while it does.
+	dbDown atomic.Pointer[string]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -234,11 +238,16 @@ func (n *Node) heartbeat() {
 			if !failing {
 				n.log.Error("cluster: heartbeat failed (database unreachable?); retrying", "err", err)
 			}
+			why := fmt.Sprintf("the database does not answer (since %s: %v)", time.Now().UTC().Format(time.RFC3339), err)
+			if !failing {
+				n.dbDown.Store(&why)
+			}
 			failing = true
 			continue
 		}
 		if failing {
 			n.log.Info("cluster: heartbeat works again")
+			n.dbDown.Store(nil)
 			failing = false
 		}
 		if err := n.st.RenewClaims(n.self.ID, n.cfg.Lease); err != nil {
@@ -414,9 +423,18 @@ func deviceOf(path string) (string, bool) {
 
 // Forward wraps the API: a request about a device whose session another
 // live node holds is sent to that node and its answer passed back as is;
-// everything else is served by local.
-func (n *Node) Forward(local http.Handler) http.Handler {
+// everything else is served by local. held reports whether this node holds
+// a device's session now: when the database does not answer, such
+// requests are still served here. While the database does not answer, requests that would
+// write are refused with 503 and the reason rather than lost; reads of
+// devices this node holds still work (their DTLS sessions stay).
+func (n *Node) Forward(local http.Handler, held func(ep string) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if why := n.dbDown.Load(); why != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Retry-After", strconv.Itoa(int(n.cfg.Lease.Seconds())))
+			problem(w, http.StatusServiceUnavailable, "cluster node "+n.self.ID+": "+*why+"; nothing was changed, retry when it answers")
+			return
+		}
 		ep, ok := deviceOf(r.URL.Path)
 		if !ok {
 			local.ServeHTTP(w, r)
@@ -426,6 +444,9 @@ func (n *Node) Forward(local http.Handler) http.Handler {
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			local.ServeHTTP(w, r)
+			return
+		case err != nil && held != nil && held(ep):
+			local.ServeHTTP(w, r) // the database is away, the device is here
 			return
 		case err != nil:
 			problem(w, http.StatusServiceUnavailable, "cluster: cannot tell which node holds "+ep+": the database does not answer ("+err.Error()+"); retry")
