@@ -339,7 +339,21 @@ func TestClusterKillNodeMidCampaign(t *testing.T) {
 			_ = rows.Scan(&st, &node, &c, &e)
 			out = append(out, fmt.Sprintf("%s@%s %d %s", st, node, c, e))
 		}
-		return strings.Join(out, "; ")
+		rows.Close()
+		rows, err = db.Query(ctx, `SELECT o.node_id, n.lease_until > now(), count(*) FROM device_owners o
+			JOIN cluster_nodes n USING (node_id) GROUP BY 1, 2 ORDER BY 1`)
+		if err == nil {
+			for rows.Next() {
+				var id string
+				var live bool
+				var c int
+				_ = rows.Scan(&id, &live, &c)
+				out = append(out, fmt.Sprintf("owned by %s (live %v): %d", id, live, c))
+			}
+			rows.Close()
+		}
+		ng, _ := os.ReadFile(filepath.Join(dir, "nginx-error.log"))
+		return strings.Join(out, "; ") + "\nnginx: " + tail(string(ng), 800)
 	}
 	waitFor := func(what string, limit time.Duration, ok func() bool) {
 		t.Helper()
@@ -397,7 +411,7 @@ func TestClusterKillNodeMidCampaign(t *testing.T) {
 	t.Logf("killed node %s holding %d devices after %.0f s, %d succeeded", victim.id, held,
 		time.Since(start).Seconds(), count("SELECT count(*) FROM campaign_devices WHERE campaign_id = $1 AND state = 'succeeded'", camp.ID))
 
-	waitFor("campaign complete", 4*time.Minute, func() bool {
+	waitFor("campaign complete", 7*time.Minute, func() bool {
 		return count("SELECT count(*) FROM campaigns WHERE id = $1 AND state <> 'running'", camp.ID) == 1
 	})
 	t.Logf("campaign ended after %.0f s", time.Since(start).Seconds())
