@@ -169,6 +169,10 @@ func tail(s string, n int) string {
 // rebinding (a new source port) lands on any node, and records of a
 // session held elsewhere must be routed by their Connection ID. A node
 // that refuses datagrams (ICMP port unreachable: killed) is out for 30 s.
+// Every NAT rebinding is a new flow to nginx, kept for proxy_timeout:
+// flows = devices x proxy_timeout / rebinding interval must fit
+// worker_connections (1,000 x 60 s / 8 s = 7,500 here; with 10 minutes,
+// 8,192 connections ran out mid-test and every device was cut off).
 func startBalancer(t *testing.T, bin, module, dir string, port int, nodes []*clusterNode) {
 	t.Helper()
 	var ups strings.Builder
@@ -178,10 +182,10 @@ func startBalancer(t *testing.T, bin, module, dir string, port int, nodes []*clu
 	conf := fmt.Sprintf(`load_module %s;
 daemon off;
 worker_processes 1;
-worker_rlimit_nofile 16384;
+worker_rlimit_nofile 18000;
 pid %s/nginx.pid;
 error_log %s/nginx-error.log warn;
-events { worker_connections 8192; }
+events { worker_connections 16000; }
 stream {
   upstream fota_dtls {
     hash $remote_addr$remote_port;
@@ -189,7 +193,7 @@ stream {
   server {
     listen 127.0.0.1:%d udp;
     proxy_pass fota_dtls;
-    proxy_timeout 10m;
+    proxy_timeout 60s;
   }
 }
 `, module, dir, dir, ups.String(), port)
