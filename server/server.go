@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/fotastack/fota/server/api"
 	"github.com/fotastack/fota/server/bootstrap"
 	"github.com/fotastack/fota/server/campaign"
+	"github.com/fotastack/fota/server/cluster"
 	"github.com/fotastack/fota/server/console"
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/firmware"
@@ -53,6 +55,9 @@ type Config struct {
 	// into bootstrapped accounts and Package URIs (default: the listen
 	// address, 127.0.0.1 for wildcards).
 	PublicHost string
+	// Cluster makes this server a node of a cluster on one PostgreSQL
+	// database (NodeID empty: a single server). Doc: doc/cluster.md.
+	Cluster cluster.Config
 	// PProf serves net/http/pprof under /debug/pprof/, behind the API
 	// token: profiles show memory contents and cost CPU, so never open.
 	PProf bool
@@ -75,6 +80,8 @@ type Server struct {
 	API       *api.API
 	Metrics   *metrics.Metrics
 	history   *history.Recorder
+	// Cluster is this node's membership of a cluster, or nil.
+	Cluster *cluster.Node
 
 	log      *slog.Logger
 	pprof    bool
@@ -105,10 +112,26 @@ func Start(cfg Config) (*Server, error) {
 	if s.apiToken, s.tokenNew, err = apiToken(cfg.Store, cfg.APIToken); err != nil {
 		return nil, err
 	}
+	if cfg.Cluster.NodeID != "" {
+		// The lease first: a second process with a live node's id stops
+		// here, before it binds a port or touches a device.
+		if cfg.Cluster.Logger == nil {
+			cfg.Cluster.Logger = cfg.Logger
+		}
+		if s.Cluster, err = cluster.Join(cfg.Cluster); err != nil {
+			return nil, err
+		}
+	}
 	dc := cfg.Config
 	dc.Store, dc.Logger = cfg.Store, cfg.Logger
+	if s.Cluster != nil {
+		dc.Cluster = s.Cluster.Routing()
+	}
 	if s.Server, err = dm.Start(dc); err != nil {
 		return nil, err
+	}
+	if s.Cluster != nil {
+		s.Cluster.AttachDTLS(s.DTLS())
 	}
 	s.history = history.Start(s.Events(), cfg.Store, cfg.Logger)
 	if s.Firmware, err = firmware.New(s.Server, cfg.Store); err != nil {
@@ -127,6 +150,9 @@ func Start(cfg Config) (*Server, error) {
 	if cc.Apps == nil {
 		cc.Apps = s.Software
 	}
+	if s.Cluster != nil {
+		cc.Cluster = &campaign.Cluster{Claim: s.Cluster.Claim, Release: s.Cluster.Release}
+	}
 	if s.Campaigns, err = campaign.New(s.Server, s.Firmware, cfg.Store, cc); err != nil {
 		return nil, err
 	}
@@ -144,8 +170,17 @@ func Start(cfg Config) (*Server, error) {
 		}
 		s.ReserveIdentities(s.Bootstrap.BootstrapIdentity)
 	}
-	s.API = api.New(api.Config{Token: s.apiToken, DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns,
-		Software: s.Software, Bootstrap: s.Bootstrap, Store: cfg.Store, Logger: cfg.Logger})
+	ac := api.Config{Token: s.apiToken, DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns,
+		Software: s.Software, Bootstrap: s.Bootstrap, Store: cfg.Store, Logger: cfg.Logger}
+	if s.Cluster != nil {
+		ac.Events = s.Cluster.Stream() // every node's events, not only ours
+	}
+	s.API = api.New(ac)
+	if s.Cluster != nil {
+		if err := s.Cluster.Run(s.Events(), s.API); err != nil {
+			return nil, err
+		}
+	}
 	s.Metrics = metrics.New(metrics.Sources{DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns, Store: cfg.Store})
 	if cfg.HTTPAddr != "" {
 		if err := s.serveHTTP(cfg.HTTPAddr); err != nil {
@@ -181,7 +216,15 @@ func (s *Server) serveHTTP(addr string) error {
 // no endpoint names, identities or keys, only counts by state.
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/", s.API)
+	if s.Cluster != nil {
+		mux.Handle("/api/", s.Cluster.Forward(s.API, func(ep string) bool {
+			d := s.Device(ep)
+			return d != nil && d.Session() != nil
+		}))
+		mux.Handle("GET /api/cluster", s.tokenOnly(http.HandlerFunc(s.clusterStatus)))
+	} else {
+		mux.Handle("/api/", s.API)
+	}
 	mux.Handle("/", console.Handler(nil))
 	mux.Handle("GET /metrics", s.Metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -196,6 +239,20 @@ func (s *Server) handler() http.Handler {
 		mux.Handle("/debug/pprof/trace", s.tokenOnly(http.HandlerFunc(pprof.Trace)))
 	}
 	return mux
+}
+
+// clusterStatus answers GET /api/cluster: the nodes on the database (live
+// or not, by their leases), this node's id and its record relay's counts.
+func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
+	nodes, err := s.Cluster.Nodes()
+	if err != nil {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]any{"title": "Service Unavailable", "status": 503, "detail": err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"node": s.Cluster.ID(), "nodes": nodes, "relay": s.Cluster.RelayStats()})
 }
 
 // readyz answers 200 when the store answers a read and the listeners are
@@ -294,6 +351,10 @@ func (s *Server) Close() error {
 	}
 	if s.history != nil {
 		s.history.Close() // after dm: its last events (de-registrations) are written
+	}
+	if s.Cluster != nil {
+		s.Cluster.Close() // last: the lease ends when nothing of the node runs
+		s.Cluster = nil
 	}
 	return err
 }

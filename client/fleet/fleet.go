@@ -56,6 +56,11 @@ type Config struct {
 	// 28,000 (net.ipv4.ip_local_port_range), fewer than a large fleet
 	// needs, and tests on 127.0.0.1 would find none left.
 	SpreadLoopback bool
+	// PerAddress, with SpreadLoopback, is how many devices share one
+	// loopback address (default 8000). A balancer that hashes the source
+	// address (nginx `hash $remote_addr`) spreads devices over nodes only
+	// when they come from many addresses, as a real fleet's NATs do.
+	PerAddress int
 }
 
 // devicesPerAddress is how many devices share one loopback address under
@@ -64,8 +69,11 @@ type Config struct {
 const devicesPerAddress = 8000
 
 // loopbackFor is the local address of device i under SpreadLoopback.
-func loopbackFor(i int) net.IP {
-	k := i / devicesPerAddress
+func loopbackFor(i, per int) net.IP {
+	if per <= 0 {
+		per = devicesPerAddress
+	}
+	k := i / per
 	return net.IPv4(127, 1, byte(k>>8), byte(k&0xff)+1)
 }
 
@@ -168,7 +176,7 @@ func (f *Fleet) startDevice(ctx context.Context, i int, scheme string, server ne
 	uri := f.cfg.ServerURI
 	local := net.IPv4(127, 0, 0, 1)
 	if f.spread {
-		local = loopbackFor(i)
+		local = loopbackFor(i, f.cfg.PerAddress)
 	}
 	if server != nil {
 		r, err := newRelay(local, server, f.cfg.Profile, f.cfg.Seed+uint64(i))

@@ -201,7 +201,7 @@ func TestFleetSpreadsOverLoopbackAddresses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := loopbackFor(i).String(); host != want {
+		if want := loopbackFor(i, 0).String(); host != want {
 			t.Fatalf("%s registered from %s, want %s", ep, host, want)
 		}
 		hosts[host]++
@@ -214,6 +214,6 @@ func TestFleetSpreadsOverLoopbackAddresses(t *testing.T) {
 	defer rcancel()
 	resp, err := srv.Read(rctx, ep, "/3/0/2", nil)
 	if err != nil || string(resp.Payload) != ep {
-		t.Fatalf("Read /3/0/2 of %s on %s: %v %v", ep, loopbackFor(first+n-1), resp, err)
+		t.Fatalf("Read /3/0/2 of %s on %s: %v %v", ep, loopbackFor(first+n-1, 0), resp, err)
 	}
 }

@@ -36,8 +36,9 @@ var benchGroup = group{
 	summary: "Benchmarks of the whole stack (the delta benchmark is fota delta bench).",
 	subs: []subcommand{
 		{name: "fleet", args: "[--devices N] [--profile lan|lte-m|nb-iot] [--campaign]", summary: "server memory and CPU per device, with a fleet of real clients in child processes", run: benchFleet},
+		{name: "cluster", args: "--store DSN [--devices N] [--nodes 1,2,3]", summary: "registrations per second, campaign time and the database's cost per registration with one, two and three cluster nodes", run: benchCluster},
 	},
-	examples: []string{"fota bench fleet --devices 5000", "fota bench fleet --campaign --devices 20"},
+	examples: []string{"fota bench fleet --devices 5000", "fota bench fleet --campaign --devices 20", "fota bench cluster --store postgres://fota@127.0.0.1:5432/postgres"},
 }
 
 // memSample is the server's memory: heap in use and goroutine stacks (what

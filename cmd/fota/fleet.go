@@ -45,6 +45,8 @@ func runFleet(args []string) error {
 	timeout := fs.Duration("timeout", 0, "give up when not all devices registered after this long (0: never)")
 	flash := addFleetFlashFlags(fs.FlagSet)
 	spread := fs.Bool("spread-loopback", true, "with a server on loopback, bind devices to 127.1.0.1, 127.1.0.2, ... (8000 each): one address has only ~28,000 ephemeral ports")
+	perAddress := fs.Int("per-address", 0, "with --spread-loopback: devices per loopback address (default 8000; fewer spread them over more addresses, as a balancer hashing the source address needs)")
+	natTimeout := fs.Duration("nat-timeout", 0, "override the profile's NAT binding timeout: an idle device's next datagram leaves from a new port (0: the profile's)")
 	exitAfter := fs.Bool("exit", false, "stop (de-registering every device) once all registered, instead of running until interrupted")
 	if _, err := fs.parseN(args, 0, 0); err != nil {
 		return err
@@ -63,6 +65,12 @@ func runFleet(args []string) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
+	if *natTimeout > 0 {
+		prof.NATTimeout = *natTimeout
+		if prof.Name == "lan" {
+			prof.Name = "lan-nat" // a relay per device, to rebind
+		}
+	}
 	if need := fleetFiles(*devices, *profile); raiseFileLimit(need) < need {
 		fmt.Fprintf(os.Stderr, "fleet: the open-file limit is below the %d this fleet needs; some devices will fail to open sockets (run several fleet processes with --first)\n", need)
 	}
@@ -78,7 +86,7 @@ func runFleet(args []string) error {
 	fcfg := fleet.Config{
 		Devices: *devices, First: *first, ServerURI: *serverURI, PSKPrefix: *prefix,
 		Rate: *rate, Profile: prof, Seed: *seed, Lifetime: *lifetime, Logger: log,
-		SpreadLoopback: *spread,
+		SpreadLoopback: *spread, PerAddress: *perAddress,
 	}
 	ff, err := flash.open(prof, log)
 	if err != nil {
@@ -86,6 +94,13 @@ func runFleet(args []string) error {
 	}
 	if ff != nil {
 		defer ff.close()
+		if *flash.installs != "" {
+			defer func() {
+				if err := ff.writeInstalls(*flash.installs); err != nil {
+					fmt.Fprintf(os.Stderr, "fleet: --installs: %v\n", err)
+				}
+			}()
+		}
 		fwCtx, fwCancel := context.WithCancel(context.Background())
 		defer fwCancel()
 		ff.configure(fwCtx, &fcfg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,15 +39,17 @@ type fleetFlash struct {
 	dir        string // firmware progress records, one folder per device
 	log        *slog.Logger
 
-	mu      sync.Mutex
-	objects []*firmware.Object
-	flashes []*inplace.Flash
+	mu       sync.Mutex
+	objects  []*firmware.Object
+	flashes  []*inplace.Flash
+	installs map[int]int // device index -> updates installed (rebooted into another version)
 }
 
 // fleetFlashFlags are the `fota fleet` flags of fleetFlash.
 type fleetFlashFlags struct {
 	image, version, deviceType, trust *string
 	seq                               *uint
+	installs                          *string
 }
 
 func addFleetFlashFlags(fs *flag.FlagSet) fleetFlashFlags {
@@ -56,6 +59,7 @@ func addFleetFlashFlags(fs *flag.FlagSet) fleetFlashFlags {
 		deviceType: fs.String("device-type", "", "with --flash-image: its device type"),
 		trust:      fs.String("trust", "", "with --flash-image: the server's firmware signing key (ed25519 public key, hex)"),
 		seq:        fs.Uint("seq", 0, "with --flash-image: its sequence number (rollback protection)"),
+		installs:   fs.String("installs", "", "with --flash-image: at exit, write to `FILE` how many updates each device installed (JSON: endpoint index -> count), to show none was updated twice"),
 	}
 }
 
@@ -104,7 +108,7 @@ func newFleetFlash(imagePath, version, deviceType, trustHex string, seq uint32, 
 		return nil, err
 	}
 	return &fleetFlash{image: img, version: version, deviceType: deviceType, trust: key, seq: seq,
-		maxImage: len(img) + len(img)/4 + 64<<10, profile: profile, dir: dir, log: log}, nil
+		maxImage: len(img) + len(img)/4 + 64<<10, profile: profile, dir: dir, log: log, installs: map[int]int{}}, nil
 }
 
 // setup is fleet.Config.SetupVia: device i's flash and Firmware Update
@@ -124,6 +128,13 @@ func (ff *fleetFlash) setup(ctx context.Context, server string) func(int, *clien
 			return fmt.Errorf("device %d: provision flash: %w", i, err)
 		}
 		cfg := firmware.Config{Flash: f, StateDir: filepath.Join(ff.dir, fmt.Sprint(i)), Via: via, Logger: ff.log}
+		cfg.OnReboot = func(boot inplace.BootResult, err error) {
+			if err == nil && boot.Version != ff.version {
+				ff.mu.Lock()
+				ff.installs[i]++
+				ff.mu.Unlock()
+			}
+		}
 		tr := fleet.Transmission(ff.profile)
 		cfg.FlightInterval = tr.FlightInterval
 		if tr.AckTimeout > 0 {
@@ -151,6 +162,17 @@ func (ff *fleetFlash) setup(ctx context.Context, server string) func(int, *clien
 		firmware.Attach(ctx, c, obj)
 		return nil
 	}
+}
+
+// writeInstalls writes the install counts (--installs).
+func (ff *fleetFlash) writeInstalls(path string) error {
+	ff.mu.Lock()
+	b, err := json.Marshal(ff.installs)
+	ff.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // close ends the objects' work, after the fleet stopped.

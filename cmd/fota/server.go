@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/fotastack/fota/delta/signer"
 	"github.com/fotastack/fota/server"
+	"github.com/fotastack/fota/server/cluster"
 	"github.com/fotastack/fota/server/dm"
 	"github.com/fotastack/fota/server/store/bolt"
 	"github.com/fotastack/fota/server/store/postgres"
@@ -39,6 +41,10 @@ func runServer(args []string) error {
 	bsCoaps := fs.String("bootstrap-coaps", "", "bootstrap server DTLS listen `address` (empty: off; LwM2M default :5784)")
 	publicHost := fs.String("public-host", "", "host name devices reach this server by, written into bootstrapped accounts (default: the listen address, 127.0.0.1 for wildcards)")
 	pprofOn := fs.Bool("pprof", false, "serve Go's profiler (net/http/pprof) at /debug/pprof/ on the HTTP listener, behind the API token")
+	nodeID := fs.String("node-id", "", "run as node `ID` of a cluster on the PostgreSQL --store (doc/cluster.md); two live nodes never share an id")
+	clusterAddr := fs.String("cluster-addr", "", "`HOST:PORT` the other nodes reach this one at (TCP: forwarded API requests; UDP: relayed DTLS records); with --node-id")
+	clusterLease := fs.Duration("cluster-lease", 10*time.Second, "how long a node without a heartbeat stays alive to the others (`DURATION`); with --node-id")
+	clusterSecretOf := secretFlags(fs.FlagSet, "cluster-secret", "FOTA_CLUSTER_SECRET", "shared `secret` that authenticates the nodes to each other (default: one kept in the database)")
 	verbose := fs.Bool("v", false, "debug logging")
 	signingKey := fs.String("signing-key", "", "package signing key: a key file or a PKCS#11 URI pkcs11:token=T;object=K?module-path=LIB (PIN from $FOTA_PKCS11_PIN or pin-source=file:PATH); default: the key kept in the store")
 	if _, err := fs.parseN(args, 0, 0); err != nil {
@@ -109,9 +115,27 @@ func runServer(args []string) error {
 		defer k.Close()
 		cfg.SigningKey = signer.Unwrap(k)
 	}
+	if *nodeID != "" || *clusterAddr != "" {
+		pg, ok := cfg.Store.(*postgres.Store)
+		if !ok {
+			return &exitError{2, errors.New("--node-id: a cluster keeps its state in PostgreSQL: give --store postgres://... (or $FOTA_STORE)")}
+		}
+		if *nodeID == "" || *clusterAddr == "" {
+			return &exitError{2, errors.New("a cluster node needs both --node-id and --cluster-addr")}
+		}
+		secret, err := clusterSecretOf()
+		if err != nil {
+			return err
+		}
+		cfg.Cluster = cluster.Config{Store: pg, NodeID: *nodeID, Addr: *clusterAddr, Lease: *clusterLease, Secret: []byte(secret), Logger: log}
+	}
 	srv, err := server.Start(cfg)
 	if err != nil {
 		return err
+	}
+	var lost <-chan struct{}
+	if srv.Cluster != nil {
+		lost = srv.Cluster.Lost()
 	}
 	// Devices are provisioned with this key (also at GET /api/firmware/key).
 	log.Info("firmware packages signed", "ed25519PublicKey", hex.EncodeToString(srv.Firmware.PublicKey()))
@@ -132,7 +156,12 @@ func runServer(args []string) error {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	<-sig
+	select {
+	case <-sig:
+	case <-lost:
+		_ = srv.Close()
+		return errors.New("this node lost its cluster lease (another process took --node-id " + *nodeID + "); it stopped so that one node drives each device")
+	}
 	log.Info("shutting down")
 	return srv.Close()
 }

@@ -200,6 +200,21 @@ type Config struct {
 	// application version (server/software); nil: such campaigns are
 	// refused.
 	Apps AppInstaller
+	// Cluster, when set, shares the campaigns with the other nodes of a
+	// cluster (server/cluster): every tick the engine reads the campaigns
+	// and their devices from the shared store, and drives only devices
+	// whose session this node holds and whose work it claimed.
+	Cluster *Cluster
+}
+
+// Cluster is what the engine needs of a cluster node.
+type Cluster struct {
+	// Claim returns the endpoints among eps whose work in campaign id this
+	// node claimed (SELECT ... FOR UPDATE SKIP LOCKED under a lease the
+	// node renews); a claim whose node died lapses and is taken over.
+	Claim func(id string, eps []string) []string
+	// Release ends the claim when the device's driver stops.
+	Release func(id, ep string)
 }
 
 // Engine is the campaign engine of a server.
@@ -690,6 +705,9 @@ func (m *Engine) schedule() {
 		case <-t.C:
 		case <-kick:
 		}
+		if m.cfg.Cluster != nil {
+			m.sync()
+		}
 		m.mu.Lock()
 		ids := make([]string, 0, len(m.runs))
 		for id := range m.runs {
@@ -793,6 +811,11 @@ func (m *Engine) step(id string) {
 		if _, ok := r.active[ep]; ok || !isActive(d) {
 			continue
 		}
+		if m.cfg.Cluster != nil {
+			if dev := m.srv.Device(ep); dev == nil || dev.Session() == nil {
+				continue // mid-update at another node, or back at none yet
+			}
+		}
 		if r.c.State == Running || r.c.State == Paused {
 			starts = append(starts, ep)
 		}
@@ -811,6 +834,9 @@ func (m *Engine) step(id string) {
 				continue
 			}
 			dev := m.srv.Device(ep)
+			if m.cfg.Cluster != nil && (dev == nil || dev.Session() == nil) {
+				continue // another node holds it (or none yet): its holder drives it
+			}
 			if dev == nil {
 				// Its turn has come and it is not registered: it fails
 				// after the device timeout rather than being waited on
@@ -839,6 +865,23 @@ func (m *Engine) step(id string) {
 			}
 			starts = append(starts, ep)
 			room--
+		}
+	}
+	if m.cfg.Cluster != nil && len(starts) > 0 {
+		// Claimed outside the lock (a database round trip); what another
+		// node holds is dropped for this tick.
+		m.mu.Unlock()
+		claimed := m.cfg.Cluster.Claim(id, starts)
+		m.mu.Lock()
+		starts = claimed
+		if r.c.State == Aborted || r.c.State == Completed || m.runs[id] != r {
+			starts = nil
+		}
+		for i := 0; i < len(starts); i++ {
+			if _, ok := r.active[starts[i]]; ok {
+				starts = append(starts[:i], starts[i+1:]...)
+				i--
+			}
 		}
 	}
 	ctxs := map[string]context.Context{}
@@ -881,6 +924,9 @@ func (m *Engine) step(id string) {
 		go func(ep string, ctx context.Context) {
 			defer m.wg.Done()
 			m.drive(ctx, c.ID, ep)
+			if m.cfg.Cluster != nil {
+				m.cfg.Cluster.Release(c.ID, ep)
+			}
 			m.mu.Lock()
 			if r := m.runs[c.ID]; r != nil {
 				if cancel := r.active[ep]; cancel != nil {
@@ -891,6 +937,59 @@ func (m *Engine) step(id string) {
 			m.mu.Unlock()
 			m.kick()
 		}(ep, ctxs[ep])
+	}
+}
+
+// sync reads the campaigns and their devices from the shared store (cluster
+// mode): campaigns created at other nodes join, and device states other
+// nodes wrote replace ours, apart from the devices this node drives now.
+// An abort made at another node stops this node's drivers.
+func (m *Engine) sync() {
+	cs, err := m.st.Campaigns()
+	if err != nil {
+		m.log.Warn("campaigns: read the shared store", "err", err)
+		return
+	}
+	for _, c := range cs {
+		if c.State == Completed || c.State == Aborted {
+			m.mu.Lock()
+			r := m.runs[c.ID]
+			known := r != nil && r.c.State == c.State && len(r.active) == 0
+			m.mu.Unlock()
+			if known {
+				continue // ended, and ended here too: nothing changes any more
+			}
+		}
+		devs, err := m.st.CampaignDevices(c.ID)
+		if err != nil {
+			m.log.Warn("campaigns: read the shared store", "campaign", c.ID, "err", err)
+			continue
+		}
+		m.mu.Lock()
+		r := m.runs[c.ID]
+		if r == nil {
+			r = &campaignRun{devices: map[string]*Device{}, active: map[string]context.CancelFunc{}}
+			m.runs[c.ID] = r
+		}
+		r.c = c
+		order := r.order[:0]
+		for i := range devs {
+			d := devs[i]
+			if _, mine := r.active[d.Endpoint]; mine && r.devices[d.Endpoint] != nil {
+				order = append(order, d.Endpoint)
+				continue
+			}
+			r.devices[d.Endpoint] = &d
+			order = append(order, d.Endpoint)
+		}
+		r.order = order
+		sort.Slice(r.order, func(i, j int) bool { return r.devices[r.order[i]].Seq < r.devices[r.order[j]].Seq })
+		if c.State == Aborted {
+			for _, cancel := range r.active {
+				cancel()
+			}
+		}
+		m.mu.Unlock()
 	}
 }
 

@@ -123,6 +123,13 @@ func (m *Engine) drive(ctx context.Context, id, ep string) {
 		if err != nil {
 			m.log.Debug("campaign device step", "campaign", id, "endpoint", ep, "state", d.State, "err", err)
 		}
+		if m.cfg.Cluster != nil && errors.Is(err, dm.ErrUnknownDevice) && d == before {
+			// Not registered here (any more): a device that rebooted into its
+			// update may come back at another node, which can only take the
+			// work over once this driver ends and releases its claim. If it
+			// comes back here, the scheduler starts a driver again.
+			return
+		}
 		timeout := m.deviceTimeout(c)
 		switch {
 		case isTerminal(&d) || d.State == DeviceFailed:

@@ -56,7 +56,10 @@ type Config struct {
 	// Transmission sets the CoAP transmission parameters per device type
 	// (transmission.go); the zero value uses RFC 7252's.
 	Transmission TransmissionConfig
-	Logger       *slog.Logger
+	// Cluster routes DTLS records between the nodes of a cluster by the
+	// node number in Connection IDs (server/cluster sets it).
+	Cluster transport.ClusterRouting
+	Logger  *slog.Logger
 }
 
 // Server is the device management side of the LwM2M server: the CoAP and
@@ -157,6 +160,7 @@ func Start(cfg Config) (*Server, error) {
 			HibernateAfter:   cfg.HibernateAfter,
 			HandshakeTimeout: cfg.HandshakeTimeout,
 			Transmission:     cfg.Transmission.lookup,
+			Cluster:          cfg.Cluster,
 		})
 		if err != nil {
 			return nil, err
@@ -211,6 +215,9 @@ func (s *Server) CoAPSAddr() net.Addr {
 	}
 	return s.dtls.Addr()
 }
+
+// DTLS is the DTLS listener, or nil (the cluster relays records through it).
+func (s *Server) DTLS() *transport.DTLS { return s.dtls }
 
 // Events is the event broker: REGISTRATION, UPDATED, DEREGISTRATION,
 // NOTIFICATION, SEND.

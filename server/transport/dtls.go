@@ -62,6 +62,9 @@ type DTLSConfig struct {
 	// Transmission, when set, gives the CoAP transmission parameters for a
 	// peer by its identity (false: go-coap's defaults).
 	Transmission func(identity string) (Transmission, bool)
+	// Cluster routes records between the nodes of a cluster (relay.go);
+	// the zero value: a single server.
+	Cluster ClusterRouting
 }
 
 const (
@@ -277,6 +280,11 @@ func (d *DTLS) route(b []byte, from netip.AddrPort) {
 		// moves the session to the new address once the record
 		// authenticates.
 		a = d.byCID[string(cid)]
+		if node, ok := d.foreignNode(cid); ok && a == nil {
+			d.mu.Unlock()
+			d.cfg.Cluster.Foreign(node, b, from)
+			return
+		}
 	} else {
 		a = d.byAddr[from]
 		if isClientHello(b) {
@@ -498,6 +506,9 @@ func (a *association) handshake(inc *incarnation) {
 	opts = append(opts, dtls.WithConnectionIDGenerator(func() []byte {
 		cid := make([]byte, cidSize)
 		_, _ = rand.Read(cid)
+		if no := d.cfg.Cluster.NodeNo; no != 0 {
+			putCIDNode(cid, no)
+		}
 		d.mu.Lock()
 		a.cids = append(a.cids, string(cid))
 		if !d.closed {
@@ -741,6 +752,14 @@ func (inc *incarnation) WriteTo(p []byte, addr net.Addr) (int, error) {
 	inc.a.touch()
 	if inc.a.pskRefused.Load() {
 		p = unknownIdentityAlert(p)
+	}
+	if node, to, ok := relayTarget(addr); ok && inc.a.d.cfg.Cluster.Relay != nil {
+		// A peer that reaches us through another node's front: the
+		// record goes back out from there (relay.go).
+		if err := inc.a.d.cfg.Cluster.Relay(node, to, p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
 	}
 	return inc.a.d.pc.WriteTo(p, addr)
 }
