@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/fotastack/fota/client"
@@ -136,11 +138,18 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 	o.mu.Unlock()
 	var conn *udpclient.Conn
 	shared := false // conn is the client's session with its server: not ours to close
+	window := o.window(u)
+	// ahead holds answers fetched in the same round trip as the block
+	// being handled (a window of pipelined requests), in block order.
+	var ahead []block
 	drop := func() {
 		if conn != nil && !shared {
 			_ = conn.Close()
 		}
-		conn, shared = nil, false
+		if conn != nil && shared && window > 1 {
+			conn.Transmission().SetTransmissionNStart(1)
+		}
+		conn, shared, ahead = nil, false, nil
 	}
 	defer drop()
 	fails, answered := 0, false
@@ -167,11 +176,15 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 	}
 	for ctx.Err() == nil {
 		if conn == nil {
-			conn, shared = o.serverSession(u)
+			if conn, shared = o.serverSession(u); conn != nil && window > 1 {
+				// The granted window applies to this session while the
+				// pull runs (drop sets NSTART back to 1).
+				conn.Transmission().SetTransmissionNStart(uint32(window))
+			}
 		}
 		if conn == nil {
 			var err error
-			if conn, err = o.dial(ctx, u); err != nil {
+			if conn, err = o.dial(ctx, u, window); err != nil {
 				if errors.Is(err, errNoCredentials) {
 					o.pullFailed(gen, ResultUnsupportedProtocol)
 					return
@@ -183,12 +196,24 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 			}
 		}
 		szx, _ := szxOf(bs)
-		b, err := o.get(ctx, conn, shared, u, szx, done/int64(bs))
-		if err != nil {
-			if ctx.Err() != nil || !retry(err) {
-				return
+		var b block
+		if len(ahead) > 0 {
+			b, ahead = ahead[0], ahead[1:]
+		} else {
+			n := window
+			o.mu.Lock()
+			if total := o.rec.Total; total > 0 {
+				n = min(n, int((total-done+int64(bs)-1)/int64(bs)))
 			}
-			continue
+			o.mu.Unlock()
+			bl, err := o.getWindow(ctx, conn, shared, u, szx, done/int64(bs), max(n, 1))
+			if err != nil {
+				if ctx.Err() != nil || !retry(err) {
+					return
+				}
+				continue
+			}
+			b, ahead = bl[0], bl[1:]
 		}
 		if b.code >= codes.InternalServerError {
 			if !retry(fmt.Errorf("server answered %v", b.code)) {
@@ -208,7 +233,7 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 		// bytes staged so far belong to the old one: start again.
 		if len(etag) > 0 && len(b.etag) > 0 && !bytes.Equal(etag, b.etag) {
 			o.log.Info("firmware pull: package changed (ETag), restarting", "uri", u.Redacted())
-			done, etag = 0, b.etag
+			done, etag, ahead = 0, b.etag, nil
 			if err := o.progress(gen, func() { o.rec.Done, o.rec.Total, o.rec.ETag = 0, 0, b.etag }); err != nil {
 				return
 			}
@@ -240,7 +265,7 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 			continue
 		}
 		o.flashMu.Lock()
-		err = o.st.write(done, b.payload)
+		err := o.st.write(done, b.payload)
 		o.flashMu.Unlock()
 		if err != nil {
 			o.log.Warn("firmware pull: stage block", "err", err)
@@ -292,6 +317,59 @@ func (o *Object) pullFailed(gen uint64, res Result) {
 		o.rec.Done, o.rec.Total, o.rec.ETag = 0, 0, nil
 	}
 	o.enter(StateIdle, res)
+}
+
+// window is the number of Block2 requests the pull keeps in flight: the
+// server's grant in the Package URI (nstart=N), capped by MaxWindow; 1
+// without a grant.
+func (o *Object) window(u *url.URL) int {
+	n, err := strconv.Atoi(u.Query().Get("nstart"))
+	if err != nil || n <= 1 {
+		return 1
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return min(n, o.cfg.MaxWindow)
+}
+
+// getWindow asks for blocks first, first+1, ... first+n-1 at once
+// (pipelined Block2: RFC 7959 blocks are random access, and the server
+// granted NSTART n) and returns the answers in block order, cut after the
+// last block of the resource: when the size is not known yet, requests
+// past the end are answered 4.02 and dropped. An answer that fails (or
+// an error code) ends the list there; only a failure of the first block
+// is an error, the rest is asked again in the next round.
+func (o *Object) getWindow(ctx context.Context, conn *udpclient.Conn, shared bool, u *url.URL, szx blockwise.SZX, first int64, n int) ([]block, error) {
+	if n == 1 {
+		b, err := o.get(ctx, conn, shared, u, szx, first)
+		if err != nil {
+			return nil, err
+		}
+		return []block{b}, nil
+	}
+	bs := make([]block, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bs[i], errs[i] = o.get(ctx, conn, shared, u, szx, first+int64(i))
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil {
+		return nil, errs[0]
+	}
+	out := bs[:1]
+	for i := 1; i < n; i++ {
+		prev := out[len(out)-1]
+		if prev.code != codes.Content || !prev.more || errs[i] != nil || bs[i].code != codes.Content {
+			break
+		}
+		out = append(out, bs[i])
+	}
+	return out, nil
 }
 
 // get asks for block num of u's resource.
@@ -391,7 +469,7 @@ var errNoCredentials = errors.New("coaps Package URI but the device has no PSK")
 // dial opens a CoAP session to the package server: plain UDP for coap://,
 // DTLS-PSK with the device's own credentials for coaps://. go-coap's
 // blockwise layer is off: the device runs its own Block2 loop.
-func (o *Object) dial(ctx context.Context, u *url.URL) (*udpclient.Conn, error) {
+func (o *Object) dial(ctx context.Context, u *url.URL, nstart int) (*udpclient.Conn, error) {
 	if o.cfg.Via != nil {
 		v := *u
 		v.Host = o.cfg.Via(u.Host)
@@ -399,7 +477,7 @@ func (o *Object) dial(ctx context.Context, u *url.URL) (*udpclient.Conn, error) 
 	}
 	opts := []udp.Option{
 		options.WithBlockwise(false, blockwise.SZX1024, time.Minute),
-		options.WithTransmission(1, o.cfg.AckTimeout, 4),
+		options.WithTransmission(uint32(max(nstart, 1)), o.cfg.AckTimeout, 4),
 		options.WithMTU(8192),
 		options.WithErrors(func(err error) { o.log.Debug("firmware pull: coap", "err", err) }),
 	}

@@ -40,12 +40,17 @@ const benchBlockOverhead = 28 + 29 + 28
 // default).
 const benchBlockSize = 1024
 
+// benchPullWindow is the Block2 window (NSTART) the bench's server grants
+// every device for its pull: 8 blocks of 1 KiB, the whole of a small delta
+// in one round trip.
+const benchPullWindow = 8
+
 // benchCampaignConfig tunes the campaign engine for the link: it reads
 // device state every Poll when no notification arrives, a few round trips
 // rather than the 5 s default.
 func benchCampaignConfig(prof linksim.Profile) campaign.Config {
 	poll := max(time.Second, 2*(prof.RTT()+prof.Jitter))
-	return campaign.Config{Tick: 200 * time.Millisecond, Poll: poll, DeviceTimeout: time.Hour}
+	return campaign.Config{Tick: 200 * time.Millisecond, Poll: poll, DeviceTimeout: time.Hour, PullWindow: map[string]int{"*": benchPullWindow}}
 }
 
 // prepareBenchCampaign uploads v1 and v2 and writes v1 into dir for the
