@@ -63,6 +63,13 @@ type DTLSConfig struct {
 	// Transmission, when set, gives the CoAP transmission parameters for a
 	// peer by its identity (false: go-coap's defaults).
 	Transmission func(identity string) (Transmission, bool)
+	// ResumableSessions, when above 0, keeps that many recent sessions
+	// (about 200 bytes each, for ResumableFor, default 24 h) so that a
+	// device that reboots may resume its session with an abbreviated
+	// handshake (RFC 5246 7.3, session ID): one round trip and the key
+	// exchange fewer. The cookie exchange stays.
+	ResumableSessions int
+	ResumableFor      time.Duration
 }
 
 const (
@@ -96,6 +103,8 @@ type DTLS struct {
 	hsOpts []dtls.ServerOption
 	// periodic runs the go-coap connections' expiration checks (runtime.go).
 	periodic *periodicRunner
+	// resumable holds sessions for abbreviated handshakes (nil: none).
+	resumable *resumptionStore
 
 	mu     sync.Mutex
 	byAddr map[netip.AddrPort]*association
@@ -183,6 +192,14 @@ func ListenDTLS(addr string, cfg DTLSConfig) (*DTLS, error) {
 		} else {
 			d.serverOpts = append(d.serverOpts, dtls.WithClientAuth(dtls.RequestClientCert))
 		}
+	}
+	if cfg.ResumableSessions > 0 {
+		ttl := cfg.ResumableFor
+		if ttl <= 0 {
+			ttl = 24 * time.Hour
+		}
+		d.resumable = newResumptionStore(cfg.ResumableSessions, ttl)
+		d.serverOpts = append(d.serverOpts, dtls.WithSessionStore(d.resumable))
 	}
 	d.hsOpts = make([]dtls.ServerOption, 0, len(d.opts)+len(d.serverOpts))
 	for _, o := range d.opts {
