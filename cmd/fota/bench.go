@@ -98,6 +98,7 @@ func benchFleet(args []string) error {
 	rate := fs.Float64("rate", 250, "devices started per second (both processes share the machine: above what it can handshake, devices time out and retry)")
 	hibernate := fs.Duration("hibernate-after", time.Second, "server: hibernate sessions idle this long")
 	campaign := fs.Bool("campaign", false, "then run a delta campaign (pull over coaps) to the whole fleet; with it, --profile defaults to nb-iot and --devices to 20")
+	pullWindow := fs.Int("pull-window", benchPullWindow, "with --campaign: the Block2 window (NSTART) the server grants the devices for their pull; 1 is stop-and-wait")
 	campaignTimeout := fs.Duration("campaign-timeout", time.Hour, "give up the campaign after this long")
 	timeout := fs.Duration("timeout", 200*time.Second, "give up when the fleet has not registered after this long")
 	fleetNice := fs.Int("fleet-nice", 10, "CPU priority (nice) of the fleet processes: the server, which is measured, goes first on a shared machine; 0 runs them at the bench's own")
@@ -175,7 +176,7 @@ func benchFleet(args []string) error {
 		*hibernate = max(*hibernate, 10*(prof.RTT()+prof.Jitter))
 		hsTimeout = max(hsTimeout, 20*(prof.RTT()+prof.Jitter))
 	}
-	srv, err := server.Start(server.Config{Store: st, HTTPAddr: "127.0.0.1:0", APIToken: "bench", Campaign: benchCampaignConfig(prof), Config: dm.Config{CoAPSAddr: "127.0.0.1:0", HibernateAfter: *hibernate, HandshakeTimeout: hsTimeout, Logger: log, Transmission: dm.TransmissionConfig{ByType: dm.DefaultTransmissions()}}})
+	srv, err := server.Start(server.Config{Store: st, HTTPAddr: "127.0.0.1:0", APIToken: "bench", Campaign: benchCampaignConfig(prof, *pullWindow), Config: dm.Config{CoAPSAddr: "127.0.0.1:0", HibernateAfter: *hibernate, HandshakeTimeout: hsTimeout, Logger: log, Transmission: dm.TransmissionConfig{ByType: dm.DefaultTransmissions()}}})
 	if err != nil {
 		return err
 	}

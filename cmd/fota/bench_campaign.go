@@ -48,9 +48,9 @@ const benchPullWindow = 8
 // benchCampaignConfig tunes the campaign engine for the link: it reads
 // device state every Poll when no notification arrives, a few round trips
 // rather than the 5 s default.
-func benchCampaignConfig(prof linksim.Profile) campaign.Config {
+func benchCampaignConfig(prof linksim.Profile, window int) campaign.Config {
 	poll := max(time.Second, 2*(prof.RTT()+prof.Jitter))
-	return campaign.Config{Tick: 200 * time.Millisecond, Poll: poll, DeviceTimeout: time.Hour, PullWindow: map[string]int{"*": benchPullWindow}}
+	return campaign.Config{Tick: 200 * time.Millisecond, Poll: poll, DeviceTimeout: time.Hour, PullWindow: map[string]int{"*": window}}
 }
 
 // prepareBenchCampaign uploads v1 and v2 and writes v1 into dir for the

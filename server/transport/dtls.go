@@ -226,6 +226,15 @@ func (d *DTLS) Stats() (handshakes, refused int64, associations int) {
 	return d.handshakes.Load(), d.refused.Load(), len(d.byAddr)
 }
 
+// ResumptionStats reports how many sessions are kept for resumption and
+// how many ClientHellos offered one of them (abbreviated handshakes).
+func (d *DTLS) ResumptionStats() (kept int, resumed int64) {
+	if d.resumable == nil {
+		return 0, 0
+	}
+	return d.resumable.stats()
+}
+
 // HibernationStats reports how many times sessions hibernated and resumed,
 // and how many are hibernated now.
 func (d *DTLS) HibernationStats() (hibernations, resumptions int64, asleep int) {

@@ -18,6 +18,7 @@ type resumptionStore struct {
 	ttl   time.Duration
 	byID  map[string]resumable
 	order []string // insertion order, oldest first (may hold deleted IDs)
+	hits  int64    // Gets that found a session: abbreviated handshakes offered
 }
 
 type resumable struct {
@@ -63,6 +64,7 @@ func (r *resumptionStore) Get(key []byte) (dtls.Session, error) {
 	if !ok || time.Since(e.added) > r.ttl {
 		return dtls.Session{}, nil
 	}
+	r.hits++
 	return e.s, nil
 }
 
@@ -74,9 +76,9 @@ func (r *resumptionStore) Del(key []byte) error {
 	return nil
 }
 
-// Len is the number of sessions kept.
-func (r *resumptionStore) Len() int {
+// stats is the number of sessions kept and of resumptions offered.
+func (r *resumptionStore) stats() (kept int, hits int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.byID)
+	return len(r.byID), r.hits
 }
