@@ -162,5 +162,3 @@ func TestResumptionStoreBounded(t *testing.T) {
 		t.Fatal("expired session resumed")
 	}
 }
-
-
