@@ -336,17 +336,28 @@ func (o *Object) window(u *url.URL) int {
 // (pipelined Block2: RFC 7959 blocks are random access, and the server
 // granted NSTART n) and returns the answers in block order, cut after the
 // last block of the resource: when the size is not known yet, requests
-// past the end are answered 4.02 and dropped. An answer that fails (or
-// an error code) ends the list there; only a failure of the first block
-// is an error, the rest is asked again in the next round.
+// past the end are answered 4.02 and dropped.
+//
+// The requests of a window are non-confirmable, as RFC 9177 (Q-Block2)
+// does for bursts: on a slow link the answers queue behind each other,
+// and a confirmable request's ACK timeout, sized for one exchange, would
+// fire for the last ones and have the server send their blocks again.
+// Block i is given the ACK timeout stretched by a quarter per block queued
+// before it; a block that does not come in that time (lost either way) is
+// asked again, confirmable, before the window is handed on. Only a failure
+// of the first block is an error; past a later failure the rest is asked
+// in the next round.
 func (o *Object) getWindow(ctx context.Context, conn *udpclient.Conn, shared bool, u *url.URL, szx blockwise.SZX, first int64, n int) ([]block, error) {
 	if n == 1 {
-		b, err := o.get(ctx, conn, shared, u, szx, first)
+		b, err := o.get(ctx, conn, shared, u, szx, first, 0)
 		if err != nil {
 			return nil, err
 		}
 		return []block{b}, nil
 	}
+	o.mu.Lock()
+	ack := o.cfg.AckTimeout
+	o.mu.Unlock()
 	bs := make([]block, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -354,17 +365,31 @@ func (o *Object) getWindow(ctx context.Context, conn *udpclient.Conn, shared boo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			bs[i], errs[i] = o.get(ctx, conn, shared, u, szx, first+int64(i))
+			bs[i], errs[i] = o.get(ctx, conn, shared, u, szx, first+int64(i), ack*time.Duration(4+i)/4)
 		}()
 	}
 	wg.Wait()
-	if errs[0] != nil {
-		return nil, errs[0]
-	}
-	out := bs[:1]
-	for i := 1; i < n; i++ {
-		prev := out[len(out)-1]
-		if prev.code != codes.Content || !prev.more || errs[i] != nil || bs[i].code != codes.Content {
+	var out []block
+	for i := range n {
+		if len(out) > 0 {
+			if prev := out[len(out)-1]; prev.code != codes.Content || !prev.more {
+				break
+			}
+		}
+		if errs[i] != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			b, err := o.get(ctx, conn, shared, u, szx, first+int64(i), 0)
+			if err != nil {
+				if len(out) == 0 {
+					return nil, err
+				}
+				break
+			}
+			bs[i] = b
+		}
+		if len(out) > 0 && bs[i].code != codes.Content {
 			break
 		}
 		out = append(out, bs[i])
@@ -372,11 +397,17 @@ func (o *Object) getWindow(ctx context.Context, conn *udpclient.Conn, shared boo
 	return out, nil
 }
 
-// get asks for block num of u's resource.
+// get asks for block num of u's resource: confirmable, bounded by
+// RequestTimeout, or, with wait > 0, non-confirmable (no retransmission)
+// waiting that long for the answer.
 // shared says conn is the client's session with its server, whose
 // blockwise layer must be kept out of this loop (client.RawBlock2).
-func (o *Object) get(ctx context.Context, conn *udpclient.Conn, shared bool, u *url.URL, szx blockwise.SZX, num int64) (block, error) {
-	rctx, cancel := context.WithTimeout(ctx, o.cfg.RequestTimeout)
+func (o *Object) get(ctx context.Context, conn *udpclient.Conn, shared bool, u *url.URL, szx blockwise.SZX, num int64, wait time.Duration) (block, error) {
+	timeout := o.cfg.RequestTimeout
+	if wait > 0 {
+		timeout = wait
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	path := u.EscapedPath()
 	if path == "" {
@@ -399,6 +430,9 @@ func (o *Object) get(ctx context.Context, conn *udpclient.Conn, shared bool, u *
 		return block{}, fmt.Errorf("block %d: %w", num, err)
 	}
 	req.SetOptionUint32(message.Block2, v)
+	if wait > 0 {
+		req.SetType(message.NonConfirmable)
+	}
 	if shared {
 		client.RawBlock2(req)
 	}

@@ -11,8 +11,9 @@ import (
 
 // A Package URI with the server's grant nstart=4, on the device's own
 // server: the device keeps up to four Block2 GETs in flight over the
-// registration session (they arrive before the first is answered), and
-// the staged bytes are the package, byte for byte.
+// registration session (non-confirmable, so an answer queued on a slow
+// link does not make the device ask again), and the staged bytes are the
+// package, byte for byte.
 func TestPullPipelinedWindow(t *testing.T) {
 	fx := testFixture(t)
 	files := &fileServer{t: t, data: fx.pkg, etag: []byte("etag-1"), stallAt: -1, corrupt: map[int64]bool{}}
@@ -38,4 +39,23 @@ func TestPullPipelinedWindow(t *testing.T) {
 	d.waitState(StateDownloaded, ResultInitial, 30*time.Second)
 	t.Logf("pipelined pull of %d bytes in %v; blocks asked %v", len(fx.pkg), time.Since(start), files.requests())
 	stagedEquals(t, d, fx.pkg)
+	// Each block asked once (no retransmitted or repeated requests), and
+	// the window filled: some block was asked before one of a lower number.
+	blocks := (len(fx.pkg) + 255) / 256
+	asked := files.requests()
+	seen := map[int64]bool{}
+	ahead := false
+	for i, n := range asked {
+		if seen[n] {
+			t.Errorf("block %d asked twice: %v", n, asked)
+		}
+		seen[n] = true
+		ahead = ahead || (i > 0 && n < asked[i-1])
+	}
+	if len(seen) != blocks {
+		t.Errorf("%d distinct blocks asked, the package has %d", len(seen), blocks)
+	}
+	if !ahead {
+		t.Errorf("blocks asked strictly in order %v: no request was in flight ahead of another", asked)
+	}
 }

@@ -336,8 +336,14 @@ wait:
 			eps[i], _, _ = fleet.Credentials(prefix, i)
 		}
 		cctx, ccancel := context.WithTimeout(sigCtx, *campaignTimeout)
+		blocks0, bytes0 := srv.Firmware.Block2Stats()
 		res, err := bc.run(cctx, eps, os.Stdout)
 		ccancel()
+		if blocks, bytes := srv.Firmware.Block2Stats(); err == nil {
+			// More blocks than the package has per device are blocks sent
+			// again: answers to retransmitted or repeated requests.
+			fmt.Printf("campaign: server sent %d Block2 blocks (%.1f per device), %d bytes\n", blocks-blocks0, float64(blocks-blocks0)/float64(len(eps)), bytes-bytes0)
+		}
 		if err != nil {
 			fp.stop()
 			return err
