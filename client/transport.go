@@ -123,6 +123,11 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 		options.WithBlockwise(true, blockwise.SZX1024, 2*time.Minute),
 		options.WithErrors(func(err error) { c.log.Debug("coap", "err", err) }),
 		c.rawBlock1Option(), // rawblock.go: Block1 to RawHandlers block by block
+		// go-coap also allows one request in flight per conn and per
+		// path by default, whatever NSTART says; NSTART (1 unless a
+		// firmware pull's window raises it) is the limit we mean.
+		options.WithLimitClientParallelRequest(0),
+		options.WithLimitClientEndpointParallelRequest(0),
 	}
 	if tr := c.cfg.transmission(); tr != nil {
 		opts = append(opts, tr)

@@ -512,6 +512,10 @@ func (o *Object) dial(ctx context.Context, u *url.URL, nstart int) (*udpclient.C
 	opts := []udp.Option{
 		options.WithBlockwise(false, blockwise.SZX1024, time.Minute),
 		options.WithTransmission(uint32(max(nstart, 1)), o.cfg.AckTimeout, 4),
+		// NSTART is the limit; go-coap's own default is one request per
+		// conn and path.
+		options.WithLimitClientParallelRequest(0),
+		options.WithLimitClientEndpointParallelRequest(0),
 		options.WithMTU(8192),
 		options.WithErrors(func(err error) { o.log.Debug("firmware pull: coap", "err", err) }),
 	}
