@@ -8,6 +8,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fotastack/fota/lwm2m"
@@ -126,6 +127,11 @@ type Client struct {
 	trigger   chan struct{} // Registration Update Trigger and wake-ups
 	reconnect chan struct{} // the server account changed
 	runCtx    context.Context
+
+	// sessions keeps DTLS sessions for resumption across Stop and Start.
+	sessions sessionMemory
+	// rebooting makes the next stop a power cycle: no De-register.
+	rebooting atomic.Bool
 
 	startMu sync.Mutex
 	cancel  context.CancelFunc
@@ -327,6 +333,20 @@ func (c *Client) Start(ctx context.Context) error {
 		_ = c.Run(ctx)
 	}()
 	return nil
+}
+
+// Reboot stops the client as a device that restarts does (no
+// De-register: its registration is replaced by the Register that follows
+// at once, and a De-register would cost a round trip) and starts it again
+// under ctx. The DTLS session is kept for resumption.
+func (c *Client) Reboot(ctx context.Context) error {
+	c.rebooting.Store(true)
+	c.Stop()
+	c.rebooting.Store(false)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return c.Start(ctx)
 }
 
 // Stop de-registers, closes the connection and waits for every goroutine

@@ -335,6 +335,18 @@ func (c *Client) update(ctx context.Context, conn *udpclient.Conn, loc string) e
 // deadline of its own.
 func (c *Client) deregister(conn *udpclient.Conn, asleep bool) {
 	loc := c.Location()
+	if c.rebooting.Load() {
+		// Power cycle (Reboot): the device just goes away.
+		c.stopObservations()
+		c.setConn(nil)
+		c.mu.Lock()
+		c.location = ""
+		c.mu.Unlock()
+		if conn != nil {
+			_ = conn.Close()
+		}
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), min(c.cfg.RequestTimeout, 5*time.Second))
 	defer cancel()
 	if asleep {

@@ -123,6 +123,11 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 		options.WithBlockwise(true, blockwise.SZX1024, 2*time.Minute),
 		options.WithErrors(func(err error) { c.log.Debug("coap", "err", err) }),
 		c.rawBlock1Option(), // rawblock.go: Block1 to RawHandlers block by block
+		// go-coap also allows one request in flight per conn and per
+		// path by default, whatever NSTART says; NSTART (1 unless a
+		// firmware pull's window raises it) is the limit we mean.
+		options.WithLimitClientParallelRequest(0),
+		options.WithLimitClientEndpointParallelRequest(0),
 	}
 	if tr := c.cfg.transmission(); tr != nil {
 		opts = append(opts, tr)
@@ -146,6 +151,7 @@ func (c *Client) dial(ctx context.Context, t target, h mux.Handler, local *net.U
 	if c.cfg.FlightInterval > 0 {
 		dopts = append(dopts, piondtls.WithFlightInterval(c.cfg.FlightInterval))
 	}
+	dopts = append(dopts, piondtls.WithSessionStore(&c.sessions))
 	raw, err := d.DialContext(ctx, "udp", t.addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", t.addr, err)
@@ -295,4 +301,42 @@ func (w *handshakeWatch) explain(cfg Config) string {
 		return fmt.Sprintf("the server answered but the handshake did not finish: most likely a wrong PSK key for identity %q (a server drops a Finished message it cannot verify)", id)
 	}
 	return "the server answered but the handshake did not finish: check the certificates on both sides"
+}
+
+// sessionMemory keeps the DTLS session (ID and master secret) of each
+// server the client talked to, for session resumption (RFC 5246 7.3) when
+// it connects again: after a reboot (Reboot) or a lost session, an
+// abbreviated handshake costs one round trip and no key exchange. It
+// belongs to the Client, so it survives Stop and Start, as a device keeps
+// the session in flash across a reboot. A server that does not know the
+// session ID answers with a full handshake.
+type sessionMemory struct {
+	mu sync.Mutex
+	m  map[string]piondtls.Session
+}
+
+func (s *sessionMemory) Set(key []byte, sess piondtls.Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]piondtls.Session{}
+	}
+	if len(s.m) >= 16 { // one server, or a few after a bootstrap: bounded anyway
+		clear(s.m)
+	}
+	s.m[string(key)] = sess
+	return nil
+}
+
+func (s *sessionMemory) Get(key []byte) (piondtls.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[string(key)], nil
+}
+
+func (s *sessionMemory) Del(key []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, string(key))
+	return nil
 }

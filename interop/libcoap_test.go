@@ -1,12 +1,16 @@
 package interop
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fotastack/fota/server/firmware"
 	"github.com/fotastack/fota/server/servertest"
 )
 
@@ -128,5 +132,56 @@ func TestLibcoapSecurityRefusals(t *testing.T) {
 		"coap://"+srv.CoAPAddr().String()+"/rd?ep=owner")
 	if srv.Device("owner") != nil || !strings.Contains(out, "4.03") {
 		t.Fatalf("plain CoAP for a PSK endpoint: coap-client printed %q", out)
+	}
+}
+
+// libcoap's coap-client downloads a firmware package from our server by
+// Block2 over DTLS-PSK, with the Package URI our campaign engine writes
+// when it grants a pipelining window (?nstart=8): a stop-and-wait client
+// sends the query back and gets the package byte for byte, plain RFC 7959
+// blocks of 1024 bytes; with -L 5 (Q-Block2 asked, RFC 9177) it falls back
+// to the same and gets the same bytes.
+func TestLibcoapDownloadsPackage(t *testing.T) {
+	tool := needTool(t, "coap-client-openssl")
+	srv := servertest.Start(t)
+	fw := srv.Firmware
+	if err := fw.SetProfile(firmware.DeviceProfile{DeviceType: "libcoap-sensor", EraseBlock: 1024, RAM: 16384}); err != nil {
+		t.Fatal(err)
+	}
+	img := make([]byte, 20<<10)
+	for i := range img {
+		img[i] = byte(i*7 + i/300)
+	}
+	target, err := fw.AddImage("libcoap-sensor", "2.0", img, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := fw.PackageFor(target, "1.0", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := fw.PackageData(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := "libcoap-dl"
+	srv.AddPSK(ep, ep+"-id", []byte("libcoap-secret"))
+	uri := "coaps://" + srv.CoAPSAddr().String() + firmware.PathOf(p) + "?nstart=8"
+	for _, c := range []struct {
+		name  string
+		extra []string
+	}{{"RFC 7959", nil}, {"asks Q-Block2 (-L 5)", []string{"-L", "5"}}} {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "pkg")
+			args := append([]string{"-u", ep + "-id", "-k", "libcoap-secret", "-b", "1024", "-o", out}, c.extra...)
+			printed := coapClient(t, tool, append(args, uri)...)
+			got, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatalf("no package written (%v); coap-client printed %q", err, printed)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("downloaded %d bytes, the package has %d (equal: false); coap-client printed %q", len(got), len(want), printed)
+			}
+		})
 	}
 }

@@ -14,8 +14,8 @@ var timeZero time.Time
 // Attach plugs o into c as the Firmware Update object and wires the end
 // of an update to the client: after the simulated reboot, the Device
 // object's Firmware Version (/3/0/3) reports what booted and the client
-// registers again (it de-registers, then Start registers anew, as a
-// rebooted device would), so the server sees the new version and /5/0/5.
+// registers again (Client.Reboot: no De-register, a resumed DTLS session
+// where the server allows, then Register), so the server sees the new version and /5/0/5.
 // A coaps:// Package URI is fetched with the client's own PSK when the
 // object's Config has none (LwM2M Core E.6: the device reuses the
 // credentials it has). c must be run with Start (not Run); ctx is the
@@ -39,10 +39,7 @@ func Attach(ctx context.Context, c *client.Client, o *Object) {
 				_ = dev.Set(lwm2m.ResourcePath(3, 0, client.DevFirmwareVersion), lwm2m.String(boot.Version))
 			}
 		}
-		c.Stop()
-		if ctx.Err() == nil {
-			_ = c.Start(ctx)
-		}
+		_ = c.Reboot(ctx)
 	}
 	o.mu.Unlock()
 }

@@ -105,6 +105,13 @@ type Config struct {
 	// BlockSize is the Block2 size the device asks for when pulling, a
 	// power of two from 64 to 1024 (default 1024).
 	BlockSize int
+	// MaxWindow is how many Block2 requests the device keeps in flight at
+	// most when the server grants more than one (default 8). The grant
+	// is the Package URI's query parameter nstart=N (RFC 7252 4.7: NSTART
+	// is set per endpoint pair by configuration; our server states it per
+	// device type in the URI it writes). Without a grant the device asks
+	// one block at a time (NSTART 1), as before and as any server expects.
+	MaxWindow int
 	// Retries is how many times in a row a pull request may fail (time
 	// out, connection refused) before the download ends with result 4
 	// (or 7 if the server never answered); default 4.
@@ -189,6 +196,9 @@ func Open(cfg Config) (*Object, error) {
 	}
 	if _, err := szxOf(cfg.BlockSize); err != nil || cfg.BlockSize < 64 {
 		return nil, fmt.Errorf("firmware: block size %d: want a power of two from 64 to 1024", cfg.BlockSize)
+	}
+	if cfg.MaxWindow <= 0 {
+		cfg.MaxWindow = 8
 	}
 	if cfg.Retries == 0 {
 		cfg.Retries = 4

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/fotastack/fota/client"
@@ -136,11 +138,18 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 	o.mu.Unlock()
 	var conn *udpclient.Conn
 	shared := false // conn is the client's session with its server: not ours to close
+	window := o.window(u)
+	// ahead holds answers fetched in the same round trip as the block
+	// being handled (a window of pipelined requests), in block order.
+	var ahead []block
 	drop := func() {
 		if conn != nil && !shared {
 			_ = conn.Close()
 		}
-		conn, shared = nil, false
+		if conn != nil && shared && window > 1 {
+			conn.Transmission().SetTransmissionNStart(1)
+		}
+		conn, shared, ahead = nil, false, nil
 	}
 	defer drop()
 	fails, answered := 0, false
@@ -167,11 +176,15 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 	}
 	for ctx.Err() == nil {
 		if conn == nil {
-			conn, shared = o.serverSession(u)
+			if conn, shared = o.serverSession(u); conn != nil && window > 1 {
+				// The granted window applies to this session while the
+				// pull runs (drop sets NSTART back to 1).
+				conn.Transmission().SetTransmissionNStart(uint32(window))
+			}
 		}
 		if conn == nil {
 			var err error
-			if conn, err = o.dial(ctx, u); err != nil {
+			if conn, err = o.dial(ctx, u, window); err != nil {
 				if errors.Is(err, errNoCredentials) {
 					o.pullFailed(gen, ResultUnsupportedProtocol)
 					return
@@ -183,12 +196,24 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 			}
 		}
 		szx, _ := szxOf(bs)
-		b, err := o.get(ctx, conn, shared, u, szx, done/int64(bs))
-		if err != nil {
-			if ctx.Err() != nil || !retry(err) {
-				return
+		var b block
+		if len(ahead) > 0 {
+			b, ahead = ahead[0], ahead[1:]
+		} else {
+			n := window
+			o.mu.Lock()
+			if total := o.rec.Total; total > 0 {
+				n = min(n, int((total-done+int64(bs)-1)/int64(bs)))
 			}
-			continue
+			o.mu.Unlock()
+			bl, err := o.getWindow(ctx, conn, shared, u, szx, done/int64(bs), max(n, 1))
+			if err != nil {
+				if ctx.Err() != nil || !retry(err) {
+					return
+				}
+				continue
+			}
+			b, ahead = bl[0], bl[1:]
 		}
 		if b.code >= codes.InternalServerError {
 			if !retry(fmt.Errorf("server answered %v", b.code)) {
@@ -208,7 +233,7 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 		// bytes staged so far belong to the old one: start again.
 		if len(etag) > 0 && len(b.etag) > 0 && !bytes.Equal(etag, b.etag) {
 			o.log.Info("firmware pull: package changed (ETag), restarting", "uri", u.Redacted())
-			done, etag = 0, b.etag
+			done, etag, ahead = 0, b.etag, nil
 			if err := o.progress(gen, func() { o.rec.Done, o.rec.Total, o.rec.ETag = 0, 0, b.etag }); err != nil {
 				return
 			}
@@ -240,7 +265,7 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 			continue
 		}
 		o.flashMu.Lock()
-		err = o.st.write(done, b.payload)
+		err := o.st.write(done, b.payload)
 		o.flashMu.Unlock()
 		if err != nil {
 			o.log.Warn("firmware pull: stage block", "err", err)
@@ -294,11 +319,95 @@ func (o *Object) pullFailed(gen uint64, res Result) {
 	o.enter(StateIdle, res)
 }
 
-// get asks for block num of u's resource.
+// window is the number of Block2 requests the pull keeps in flight: the
+// server's grant in the Package URI (nstart=N), capped by MaxWindow; 1
+// without a grant.
+func (o *Object) window(u *url.URL) int {
+	n, err := strconv.Atoi(u.Query().Get("nstart"))
+	if err != nil || n <= 1 {
+		return 1
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return min(n, o.cfg.MaxWindow)
+}
+
+// getWindow asks for blocks first, first+1, ... first+n-1 at once
+// (pipelined Block2: RFC 7959 blocks are random access, and the server
+// granted NSTART n) and returns the answers in block order, cut after the
+// last block of the resource: when the size is not known yet, requests
+// past the end are answered 4.02 and dropped.
+//
+// The requests of a window are non-confirmable, as RFC 9177 (Q-Block2)
+// does for bursts: on a slow link the answers queue behind each other,
+// and a confirmable request's ACK timeout, sized for one exchange, would
+// fire for the last ones and have the server send their blocks again.
+// Block i is given the ACK timeout stretched by a quarter per block queued
+// before it; a block that does not come in that time (lost either way) is
+// asked again, confirmable, before the window is handed on. Only a failure
+// of the first block is an error; past a later failure the rest is asked
+// in the next round.
+func (o *Object) getWindow(ctx context.Context, conn *udpclient.Conn, shared bool, u *url.URL, szx blockwise.SZX, first int64, n int) ([]block, error) {
+	if n == 1 {
+		b, err := o.get(ctx, conn, shared, u, szx, first, 0)
+		if err != nil {
+			return nil, err
+		}
+		return []block{b}, nil
+	}
+	o.mu.Lock()
+	ack := o.cfg.AckTimeout
+	o.mu.Unlock()
+	bs := make([]block, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bs[i], errs[i] = o.get(ctx, conn, shared, u, szx, first+int64(i), ack*time.Duration(4+i)/4)
+		}()
+	}
+	wg.Wait()
+	var out []block
+	for i := range n {
+		if len(out) > 0 {
+			if prev := out[len(out)-1]; prev.code != codes.Content || !prev.more {
+				break
+			}
+		}
+		if errs[i] != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			b, err := o.get(ctx, conn, shared, u, szx, first+int64(i), 0)
+			if err != nil {
+				if len(out) == 0 {
+					return nil, err
+				}
+				break
+			}
+			bs[i] = b
+		}
+		if len(out) > 0 && bs[i].code != codes.Content {
+			break
+		}
+		out = append(out, bs[i])
+	}
+	return out, nil
+}
+
+// get asks for block num of u's resource: confirmable, bounded by
+// RequestTimeout, or, with wait > 0, non-confirmable (no retransmission)
+// waiting that long for the answer.
 // shared says conn is the client's session with its server, whose
 // blockwise layer must be kept out of this loop (client.RawBlock2).
-func (o *Object) get(ctx context.Context, conn *udpclient.Conn, shared bool, u *url.URL, szx blockwise.SZX, num int64) (block, error) {
-	rctx, cancel := context.WithTimeout(ctx, o.cfg.RequestTimeout)
+func (o *Object) get(ctx context.Context, conn *udpclient.Conn, shared bool, u *url.URL, szx blockwise.SZX, num int64, wait time.Duration) (block, error) {
+	timeout := o.cfg.RequestTimeout
+	if wait > 0 {
+		timeout = wait
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	path := u.EscapedPath()
 	if path == "" {
@@ -321,6 +430,9 @@ func (o *Object) get(ctx context.Context, conn *udpclient.Conn, shared bool, u *
 		return block{}, fmt.Errorf("block %d: %w", num, err)
 	}
 	req.SetOptionUint32(message.Block2, v)
+	if wait > 0 {
+		req.SetType(message.NonConfirmable)
+	}
 	if shared {
 		client.RawBlock2(req)
 	}
@@ -391,7 +503,7 @@ var errNoCredentials = errors.New("coaps Package URI but the device has no PSK")
 // dial opens a CoAP session to the package server: plain UDP for coap://,
 // DTLS-PSK with the device's own credentials for coaps://. go-coap's
 // blockwise layer is off: the device runs its own Block2 loop.
-func (o *Object) dial(ctx context.Context, u *url.URL) (*udpclient.Conn, error) {
+func (o *Object) dial(ctx context.Context, u *url.URL, nstart int) (*udpclient.Conn, error) {
 	if o.cfg.Via != nil {
 		v := *u
 		v.Host = o.cfg.Via(u.Host)
@@ -399,7 +511,11 @@ func (o *Object) dial(ctx context.Context, u *url.URL) (*udpclient.Conn, error) 
 	}
 	opts := []udp.Option{
 		options.WithBlockwise(false, blockwise.SZX1024, time.Minute),
-		options.WithTransmission(1, o.cfg.AckTimeout, 4),
+		options.WithTransmission(uint32(max(nstart, 1)), o.cfg.AckTimeout, 4),
+		// NSTART is the limit; go-coap's own default is one request per
+		// conn and path.
+		options.WithLimitClientParallelRequest(0),
+		options.WithLimitClientEndpointParallelRequest(0),
 		options.WithMTU(8192),
 		options.WithErrors(func(err error) { o.log.Debug("firmware pull: coap", "err", err) }),
 	}

@@ -99,6 +99,7 @@ func benchFleet(args []string) error {
 	rate := fs.Float64("rate", 250, "devices started per second (both processes share the machine: above what it can handshake, devices time out and retry)")
 	hibernate := fs.Duration("hibernate-after", time.Second, "server: hibernate sessions idle this long")
 	campaign := fs.Bool("campaign", false, "then run a delta campaign (pull over coaps) to the whole fleet; with it, --profile defaults to nb-iot and --devices to 20")
+	pullWindow := fs.Int("pull-window", benchPullWindow, "with --campaign: the Block2 window (NSTART) the server grants the devices for their pull; 1 is stop-and-wait")
 	campaignTimeout := fs.Duration("campaign-timeout", time.Hour, "give up the campaign after this long")
 	timeout := fs.Duration("timeout", 200*time.Second, "give up when the fleet has not registered after this long")
 	fleetNice := fs.Int("fleet-nice", 10, "CPU priority (nice) of the fleet processes: the server, which is measured, goes first on a shared machine; 0 runs them at the bench's own")
@@ -106,6 +107,7 @@ func benchFleet(args []string) error {
 	lifetime := fs.Duration("lifetime", 0, "registration lifetime of the devices (0: 300 s, or twice the ramp-up when that is longer, so the idle figures are not taken during a burst of registration updates)")
 	cpuProfile := fs.String("cpuprofile", "", "write the server's CPU profile of the registration phase to `file`")
 	memProfile := fs.String("memprofile", "", "write the server's heap profile, taken when the fleet is idle, to `file`")
+	against := fs.String("against", "", "then run the same fleet against a peer server started here and compare CPU and memory per device: leshan (Eclipse Leshan's server demo; needs java and interop/leshan/target, or FOTA_LESHAN_DIR)")
 	if _, err := fs.parseN(args, 0, 0); err != nil {
 		return err
 	}
@@ -119,6 +121,14 @@ func benchFleet(args []string) error {
 	}
 	if *devices <= 0 {
 		return &exitError{2, errors.New("--devices must be positive")}
+	}
+	if *against != "" && *against != "leshan" {
+		return &exitError{2, fmt.Errorf("--against %q: the one peer known is leshan", *against)}
+	}
+	if *against != "" {
+		if _, err := leshanDir(); err != nil {
+			return &exitError{2, err}
+		}
 	}
 	if _, err := linksim.Lookup(*profile); err != nil {
 		return &exitError{2, err}
@@ -167,7 +177,7 @@ func benchFleet(args []string) error {
 		*hibernate = max(*hibernate, 10*(prof.RTT()+prof.Jitter))
 		hsTimeout = max(hsTimeout, 20*(prof.RTT()+prof.Jitter))
 	}
-	srv, err := server.Start(server.Config{Store: st, HTTPAddr: "127.0.0.1:0", APIToken: "bench", Campaign: benchCampaignConfig(prof), Config: dm.Config{CoAPSAddr: "127.0.0.1:0", HibernateAfter: *hibernate, HandshakeTimeout: hsTimeout, Logger: log, Transmission: dm.TransmissionConfig{ByType: dm.DefaultTransmissions()}}})
+	srv, err := server.Start(server.Config{Store: st, HTTPAddr: "127.0.0.1:0", APIToken: "bench", Campaign: benchCampaignConfig(prof, *pullWindow), Config: dm.Config{CoAPSAddr: "127.0.0.1:0", HibernateAfter: *hibernate, HandshakeTimeout: hsTimeout, Logger: log, Transmission: dm.TransmissionConfig{ByType: dm.DefaultTransmissions()}}})
 	if err != nil {
 		return err
 	}
@@ -295,21 +305,46 @@ wait:
 	fmt.Printf("handshakes: %d in %.2f s, %.0f per s (server clock; ramp rate %.0f devices/s)\n",
 		stats.Handshakes-hs0, window, float64(stats.Handshakes-hs0)/window, *rate)
 	fmt.Printf("registrations: %d devices registered, %.0f per s\n", n, float64(n)/window)
-	fmt.Printf("server CPU: %.0f us per handshake + registration (%.2f s CPU for %d; target <= 300 us)\n",
+	fmt.Printf("server CPU: %.0f us per handshake + registration (%.2f s CPU for %d, process CPU time, not wall; target <= 300 us)\n",
 		float64(cpuReg.Microseconds())/float64(max(n, 1)), cpuReg.Seconds(), n)
 	fmt.Printf("server heap+stacks just after registration (live sessions): %.0f B per registered device; RSS %.0f B per registered device\n",
 		perDevice(live.heap+live.stack, base0.heap+base0.stack, *devices), perDevice(live.rss, base0.rss, *devices))
 	fmt.Printf("server when idle: RSS %.0f B per device, goroutines %d (baseline %d), hibernations %d, resumptions %d\n",
 		perDevice(idle.rss, base0.rss, *devices), idle.goroutines, base0.goroutines, after.Hibernations, after.Resumptions)
 
+	if *against == "leshan" {
+		// The same fleet again (same processes, flags, link profile and
+		// rate), now against Leshan. Ours stops first: its devices
+		// de-register and its CPU is no longer taken.
+		fp.stop()
+		lr, err := benchAgainstLeshan(sigCtx, self, dir, prefix, *devices, nprocs, *fleetNice, *rate, childArgs[2:], *timeout)
+		if err != nil {
+			return err
+		}
+		ours := float64(n) / cpuReg.Seconds()
+		theirs := float64(lr.devices) / lr.cpu.Seconds()
+		fmt.Printf("leshan CPU: %.0f us per handshake + registration (%.2f s JVM CPU for %d, from /proc, JIT and GC threads included), %d failed attempts\n",
+			float64(lr.cpu.Microseconds())/float64(max(lr.devices, 1)), lr.cpu.Seconds(), lr.devices, lr.failures)
+		fmt.Printf("memory per idle device: ours %.1f KiB (heap + stacks after GC, sessions hibernated), leshan %.1f KiB (JVM heap used after a full GC; RSS grew %.1f KiB per device)\n",
+			idleKiB, lr.heapPerDev/1024, lr.rssPerDev/1024)
+		fmt.Printf("against leshan: ours %.0f, leshan %.0f registrations per CPU second, ratio %.2f (target >= 3; CPU time of each server process, the machine's 2 cores shared, so noisy)\n",
+			ours, theirs, ours/theirs)
+		return nil
+	}
 	if bc != nil {
 		eps := make([]string, *devices)
 		for i := range eps {
 			eps[i], _, _ = fleet.Credentials(prefix, i)
 		}
 		cctx, ccancel := context.WithTimeout(sigCtx, *campaignTimeout)
+		blocks0, bytes0 := srv.Firmware.Block2Stats()
 		res, err := bc.run(cctx, eps, os.Stdout)
 		ccancel()
+		if blocks, bytes := srv.Firmware.Block2Stats(); err == nil {
+			// More blocks than the package has per device are blocks sent
+			// again: answers to retransmitted or repeated requests.
+			fmt.Printf("campaign: server sent %d Block2 blocks (%.1f per device), %d bytes\n", blocks-blocks0, float64(blocks-blocks0)/float64(len(eps)), bytes-bytes0)
+		}
 		if err != nil {
 			fp.stop()
 			return err

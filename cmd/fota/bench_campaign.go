@@ -40,12 +40,17 @@ const benchBlockOverhead = 28 + 29 + 28
 // default).
 const benchBlockSize = 1024
 
+// benchPullWindow is the Block2 window (NSTART) the bench's server grants
+// every device for its pull: 8 blocks of 1 KiB, the whole of a small delta
+// in one round trip.
+const benchPullWindow = 8
+
 // benchCampaignConfig tunes the campaign engine for the link: it reads
 // device state every Poll when no notification arrives, a few round trips
 // rather than the 5 s default.
-func benchCampaignConfig(prof linksim.Profile) campaign.Config {
+func benchCampaignConfig(prof linksim.Profile, window int) campaign.Config {
 	poll := max(time.Second, 2*(prof.RTT()+prof.Jitter))
-	return campaign.Config{Tick: 200 * time.Millisecond, Poll: poll, DeviceTimeout: time.Hour}
+	return campaign.Config{Tick: 200 * time.Millisecond, Poll: poll, DeviceTimeout: time.Hour, PullWindow: map[string]int{"*": window}}
 }
 
 // prepareBenchCampaign uploads v1 and v2 and writes v1 into dir for the
@@ -219,26 +224,54 @@ func (b *benchCampaign) run(ctx context.Context, eps []string, out io.Writer) (b
 	return res, nil
 }
 
-// linkIdeal is the time one device needs at least to fetch a package of
-// size bytes over p, one Block2 per round trip (NSTART = 1):
-// (size + blocks × overhead) × 8 / downlink rate + blocks × RTT. Every
-// device has a link of its own, so it is also the fleet's ideal.
+// Unavoidable round trips of one device's update in LwM2M 1.2 over a
+// DTLS link, with Block2 pipelined over a window as large as the package
+// and a device that keeps its DTLS session for resumption across the
+// reboot (see doc/BENCH-fleet.md, "The link-limited ideal"):
+//
+//	0.5  the Write of the Package URI reaches the device
+//	1    the window of Block2 GETs up, the blocks down (their bytes are
+//	     counted by the rate term, not here)
+//	1    the Downloaded notification up, the Execute of Update down
+//	2    after the reboot, ClientHello / HelloVerifyRequest (the cookie
+//	     exchange that guards against spoofed sources) and the
+//	     abbreviated handshake (ClientHello / ServerHello…Finished)
+//	0.5  the device's Finished with its Register reaches the server
+//	1    the server learns the running version: its Read of /3/0/3 (or
+//	     the 2.01 down and the device's Send of it up)
+const idealRoundTrips = 6.0
+
+// linkIdeal is the time one device needs at least to be updated with a
+// package of size bytes over p: the package's bytes on the downlink with
+// their per-block CoAP, DTLS, UDP and IP overhead at the link's rate, plus
+// the unavoidable round trips at the link's mean round trip (RTT plus the
+// mean of the jitter each way). Every device has a link of its own, so it
+// is also the fleet's ideal.
 func linkIdeal(size int, p linksim.Profile) time.Duration {
-	blocks := (size + benchBlockSize - 1) / benchBlockSize
-	var wire time.Duration
-	if p.DownRate > 0 {
-		wire = time.Duration(float64(size+blocks*benchBlockOverhead) * 8 / float64(p.DownRate) * float64(time.Second))
-	}
-	return wire + time.Duration(blocks)*p.RTT()
+	return linkWire(size, p) + time.Duration(idealRoundTrips*float64(meanRTT(p)))
 }
+
+// linkWire is the serialization time of the package's blocks on p's
+// downlink.
+func linkWire(size int, p linksim.Profile) time.Duration {
+	blocks := (size + benchBlockSize - 1) / benchBlockSize
+	if p.DownRate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(size+blocks*benchBlockOverhead) * 8 / float64(p.DownRate) * float64(time.Second))
+}
+
+// meanRTT is p's round trip with the mean jitter of both directions.
+func meanRTT(p linksim.Profile) time.Duration { return p.RTT() + p.Jitter }
 
 // print writes the campaign's figures next to the link-limited ideal.
 func (r benchCampaignResult) print(w io.Writer, p linksim.Profile) {
 	blocks := (r.PackageSize + benchBlockSize - 1) / benchBlockSize
 	fmt.Fprintf(w, "campaign: %d of %d devices updated to %s, %d failed, all finished in %.1f s\n", r.Succeeded, r.Devices, demoV2, r.Failed, r.All.Seconds())
 	fmt.Fprintf(w, "campaign: package %s %d bytes = %d blocks of %d\n", r.PackageKind, r.PackageSize, blocks, benchBlockSize)
-	fmt.Fprintf(w, "campaign: link-limited ideal = (package + blocks × %d B overhead) × 8 / downlink + blocks × RTT = (%d + %d × %d) × 8 / %d bit/s + %d × %.1f s = %.1f s (profile %s: RTT %v + jitter up to %v, down %d bit/s, up %d bit/s, loss %.1f%%)\n",
-		benchBlockOverhead, r.PackageSize, blocks, benchBlockOverhead, p.DownRate, blocks, p.RTT().Seconds(), r.Ideal.Seconds(),
+	fmt.Fprintf(w, "campaign: link-limited ideal = (package + blocks × %d B overhead) × 8 / downlink + %.1f unavoidable round trips × mean RTT = (%d + %d × %d) × 8 / %d bit/s + %.1f × %.1f s = %.1f + %.1f = %.1f s (profile %s: RTT %v + jitter up to %v each way, down %d bit/s, up %d bit/s, loss %.1f%%; doc/BENCH-fleet.md)\n",
+		benchBlockOverhead, idealRoundTrips, r.PackageSize, blocks, benchBlockOverhead, p.DownRate, idealRoundTrips, meanRTT(p).Seconds(),
+		linkWire(r.PackageSize, p).Seconds(), idealRoundTrips*meanRTT(p).Seconds(), r.Ideal.Seconds(),
 		p.Name, p.RTT(), p.Jitter, p.DownRate, p.UpRate, 100*p.Loss)
 	for k, d := range r.Phases {
 		fmt.Fprintf(w, "campaign: median %5.1f s  %s\n", d.Seconds(), benchPhases[k])

@@ -328,6 +328,7 @@ func waitReady(base string, limit time.Duration) error {
 	return errors.New("not ready")
 }
 
+// lastLine is the last line of s, trimmed (the error a child printed last).
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.LastIndex(s, "\n"); i >= 0 {

@@ -205,6 +205,22 @@ type Config struct {
 	// and their devices from the shared store, and drives only devices
 	// whose session this node holds and whose work it claimed.
 	Cluster *Cluster
+	// PullWindow is the number of Block2 requests a device may keep in
+	// flight when it pulls a package (NSTART, RFC 7252 4.7, which is set
+	// per endpoint pair by configuration), by device type (/3/0/17); the
+	// key "*" is for every other type. A window above 1 is stated in the
+	// Package URI as the query nstart=N: our client pipelines that many
+	// block requests, any other client sends the query back with each GET
+	// and the download handler ignores it. Unset: no grant (NSTART 1).
+	PullWindow map[string]int
+}
+
+// pullWindow is the window granted to a device of type devType.
+func (c Config) pullWindow(devType string) int {
+	if n, ok := c.PullWindow[devType]; ok {
+		return n
+	}
+	return c.PullWindow["*"]
 }
 
 // Cluster is what the engine needs of a cluster node.

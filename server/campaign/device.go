@@ -596,6 +596,9 @@ func (m *Engine) offer(ctx context.Context, c Campaign, d *Device) (bool, error)
 		return false, nil
 	}
 	uri, err := m.packageURI(d.Endpoint, p)
+	if n := m.cfg.pullWindow(d.DeviceType); err == nil && n > 1 {
+		uri += "?nstart=" + strconv.Itoa(n)
+	}
 	if err != nil {
 		d.State, d.Error = DeviceFailed, err.Error()
 		return false, nil

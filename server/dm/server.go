@@ -50,6 +50,11 @@ type Config struct {
 	// device then costs a compact record instead of live connections and
 	// goroutines (transport/hibernate.go). Zero keeps sessions live.
 	HibernateAfter time.Duration
+	// ResumableSessions is how many recent DTLS sessions the server keeps
+	// for session resumption (abbreviated handshake after a device's
+	// reboot; about 200 bytes each, 24 hours at most): 0 means 100,000, a
+	// negative number none.
+	ResumableSessions int
 	// HandshakeTimeout bounds one DTLS handshake (default 10 s; NB-IoT
 	// handshakes of three round trips at up to 10 s each need more).
 	HandshakeTimeout time.Duration
@@ -157,10 +162,11 @@ func Start(cfg Config) (*Server, error) {
 			ClientCAs:    cfg.ClientCAs,
 			Logger:       s.log,
 			// Hibernation and transmission parameters: issue 8 (fleet scale).
-			HibernateAfter:   cfg.HibernateAfter,
-			HandshakeTimeout: cfg.HandshakeTimeout,
-			Transmission:     cfg.Transmission.lookup,
-			Cluster:          cfg.Cluster,
+			HibernateAfter:    cfg.HibernateAfter,
+			HandshakeTimeout:  cfg.HandshakeTimeout,
+			Transmission:      cfg.Transmission.lookup,
+			ResumableSessions: resumable(cfg.ResumableSessions),
+			Cluster:           cfg.Cluster,
 		})
 		if err != nil {
 			return nil, err
@@ -172,6 +178,17 @@ func Start(cfg Config) (*Server, error) {
 	go s.expiryLoop()
 	ok = true
 	return s, nil
+}
+
+// resumable is the transport's ResumableSessions for the configured n.
+func resumable(n int) int {
+	switch {
+	case n == 0:
+		return 100_000
+	case n < 0:
+		return 0
+	}
+	return n
 }
 
 // load restores registrations and observations from the store.

@@ -65,6 +65,13 @@ type DTLSConfig struct {
 	// Cluster routes records between the nodes of a cluster (relay.go);
 	// the zero value: a single server.
 	Cluster ClusterRouting
+	// ResumableSessions, when above 0, keeps that many recent sessions
+	// (about 200 bytes each, for ResumableFor, default 24 h) so that a
+	// device that reboots may resume its session with an abbreviated
+	// handshake (RFC 5246 7.3, session ID): one round trip and the key
+	// exchange fewer. The cookie exchange stays.
+	ResumableSessions int
+	ResumableFor      time.Duration
 }
 
 const (
@@ -98,6 +105,8 @@ type DTLS struct {
 	hsOpts []dtls.ServerOption
 	// periodic runs the go-coap connections' expiration checks (runtime.go).
 	periodic *periodicRunner
+	// resumable holds sessions for abbreviated handshakes (nil: none).
+	resumable *resumptionStore
 
 	mu     sync.Mutex
 	byAddr map[netip.AddrPort]*association
@@ -188,6 +197,14 @@ func ListenDTLS(addr string, cfg DTLSConfig) (*DTLS, error) {
 			d.serverOpts = append(d.serverOpts, dtls.WithClientAuth(dtls.RequestClientCert))
 		}
 	}
+	if cfg.ResumableSessions > 0 {
+		ttl := cfg.ResumableFor
+		if ttl <= 0 {
+			ttl = 24 * time.Hour
+		}
+		d.resumable = newResumptionStore(cfg.ResumableSessions, ttl)
+		d.serverOpts = append(d.serverOpts, dtls.WithSessionStore(d.resumable))
+	}
 	d.hsOpts = make([]dtls.ServerOption, 0, len(d.opts)+len(d.serverOpts))
 	for _, o := range d.opts {
 		d.hsOpts = append(d.hsOpts, o)
@@ -211,6 +228,15 @@ func (d *DTLS) Stats() (handshakes, refused int64, associations int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.handshakes.Load(), d.refused.Load(), len(d.byAddr)
+}
+
+// ResumptionStats reports how many sessions are kept for resumption and
+// how many ClientHellos offered one of them (abbreviated handshakes).
+func (d *DTLS) ResumptionStats() (kept int, resumed int64) {
+	if d.resumable == nil {
+		return 0, 0
+	}
+	return d.resumable.stats()
 }
 
 // HibernationStats reports how many times sessions hibernated and resumed,
