@@ -49,6 +49,7 @@ type Store interface {
 	CampaignStore
 	HistoryStore
 	AuditStore
+	DomainStore
 
 	// Close releases the store. Calls after Close fail.
 	Close() error

@@ -51,6 +51,8 @@ func Run(t *testing.T, b Backend) {
 		{"Campaigns", testCampaigns},
 		{"History", testHistory},
 		{"Audit", testAudit},
+		{"Domains", testDomains},
+		{"Ownership", testOwnership},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"SurvivesReopen", testReopen},
 	}
