@@ -112,6 +112,15 @@ func Start(cfg Config) (*Server, error) {
 	if cc.PackageHost == "" {
 		cc.PackageHost = cfg.PublicHost
 	}
+	if cc.DomainOf == nil {
+		cc.DomainOf = func(ep string) string {
+			d, err := cfg.Store.Owner(store.OwnEndpoint, ep)
+			if err != nil || d == store.DefaultDomain {
+				return ""
+			}
+			return d
+		}
+	}
 	if s.Campaigns, err = campaign.New(s.Server, s.Firmware, cfg.Store, cc); err != nil {
 		return nil, err
 	}
@@ -130,7 +139,7 @@ func Start(cfg Config) (*Server, error) {
 		s.ReserveIdentities(s.Bootstrap.BootstrapIdentity)
 	}
 	s.API = api.New(api.Config{Token: s.apiToken, DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns,
-		Bootstrap: s.Bootstrap, Store: cfg.Store, Logger: cfg.Logger})
+		Bootstrap: s.Bootstrap, Store: cfg.Store, Domains: cfg.Store, Logger: cfg.Logger})
 	s.Metrics = metrics.New(metrics.Sources{DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns, Store: cfg.Store})
 	if cfg.HTTPAddr != "" {
 		if err := s.serveHTTP(cfg.HTTPAddr); err != nil {

@@ -196,6 +196,10 @@ type Config struct {
 	// default: the listener's address, or 127.0.0.1 when it listens on all
 	// interfaces.
 	PackageHost string
+	// DomainOf is the domain of an endpoint ("" for the default domain),
+	// so that a campaign's filter selects only its domain's devices (nil:
+	// one domain).
+	DomainOf func(ep string) string
 }
 
 // Engine is the campaign engine of a server.
@@ -335,7 +339,7 @@ func (m *Engine) Create(c Campaign) (Campaign, error) {
 		}
 	} else {
 		for _, d := range m.srv.Devices() {
-			if matches(c.Targets, d) {
+			if matches(c.Targets, d) && m.inDomain(c, d.Endpoint()) {
 				initial = append(initial, d.Endpoint())
 			}
 		}
@@ -699,7 +703,7 @@ func (m *Engine) step(id string) {
 	// targeted by filter.
 	if r.c.State == Running && len(r.c.Targets.Endpoints) == 0 {
 		for _, d := range m.srv.Devices() {
-			if _, ok := r.devices[d.Endpoint()]; !ok && matches(r.c.Targets, d) {
+			if _, ok := r.devices[d.Endpoint()]; !ok && matches(r.c.Targets, d) && m.inDomain(r.c, d.Endpoint()) {
 				joined = append(joined, r.join(d.Endpoint()))
 			}
 		}
@@ -891,6 +895,14 @@ func (m *Engine) busyElsewhere(id, ep string) bool {
 		}
 	}
 	return false
+}
+
+// inDomain reports whether ep is a device of c's domain.
+func (m *Engine) inDomain(c Campaign, ep string) bool {
+	if m.cfg.DomainOf == nil {
+		return true
+	}
+	return m.cfg.DomainOf(ep) == c.Domain
 }
 
 func (m *Engine) publishCampaign(c Campaign) {

@@ -28,6 +28,9 @@ type Campaign struct {
 	DeviceType string   `json:"deviceType"`
 	Version    string   `json:"version"` // target version
 	Targets    Selector `json:"targets"`
+	// Domain is the domain the campaign was made in ("" the default): a
+	// filter selects among that domain's devices only.
+	Domain string `json:"domain,omitempty"`
 	Method     string   `json:"method"` // push or pull
 	Full       bool     `json:"full"`   // full image even where a delta is possible
 	// Waves are cumulative percentages of the targeted devices, ascending
