@@ -31,8 +31,8 @@ type Campaign struct {
 	// Domain is the domain the campaign was made in ("" the default): a
 	// filter selects among that domain's devices only.
 	Domain string `json:"domain,omitempty"`
-	Method     string   `json:"method"` // push or pull
-	Full       bool     `json:"full"`   // full image even where a delta is possible
+	Method string `json:"method"` // push or pull
+	Full   bool   `json:"full"`   // full image even where a delta is possible
 	// Waves are cumulative percentages of the targeted devices, ascending
 	// and ending at 100 (default [100]).
 	Waves       []float64 `json:"waves"`
