@@ -353,6 +353,29 @@ func TestDomainIsolation(t *testing.T) {
 		t.Fatalf("a's credentials listing: %s", data)
 	}
 
+	// The operator's token acts in the default domain, or in one it names.
+	if _, data := call(t, srv, servertest.Token, "GET", "/api/clients", "", nil); strings.Contains(string(data), b.ep) {
+		t.Fatalf("the operator's token lists b's device in the default domain: %s", data)
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/api/clients", nil)
+	req.Header.Set("Authorization", "Bearer "+servertest.Token)
+	req.Header.Set("X-Fota-Domain", "b")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(data), b.ep) {
+			t.Fatalf("the operator in b: %d %s", resp.StatusCode, data)
+		}
+	}
+	req.Header.Set("X-Fota-Domain", "nosuch")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("the operator in a domain that does not exist: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	// Events: b's device's update reaches b's stream, not a's.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
