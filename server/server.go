@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -40,6 +41,10 @@ type Config struct {
 	dm.Config
 	// HTTPAddr is the HTTP API's listen address ("" = off).
 	HTTPAddr string
+	// HTTPSAddr is the listen address of the same API, console and
+	// metrics over TLS with HTTPSCert ("" = off).
+	HTTPSAddr string
+	HTTPSCert *tls.Certificate
 	// APIToken protects the HTTP API. Empty: taken from the store, or
 	// generated and stored on first start (Server.APIToken tells which).
 	APIToken string
@@ -87,6 +92,9 @@ type Server struct {
 	pprof    bool
 	http     *http.Server
 	httpLn   net.Listener
+	https    *http.Server
+	httpsLn  net.Listener
+	httpsEnd chan struct{}
 	apiToken string
 	tokenNew bool
 	httpDone chan struct{}
@@ -153,6 +161,15 @@ func Start(cfg Config) (*Server, error) {
 	if s.Cluster != nil {
 		cc.Cluster = &campaign.Cluster{Claim: s.Cluster.Claim, Release: s.Cluster.Release}
 	}
+	if cc.DomainOf == nil {
+		cc.DomainOf = func(ep string) string {
+			d, err := cfg.Store.Owner(store.OwnEndpoint, ep)
+			if err != nil || d == store.DefaultDomain {
+				return ""
+			}
+			return d
+		}
+	}
 	if s.Campaigns, err = campaign.New(s.Server, s.Firmware, cfg.Store, cc); err != nil {
 		return nil, err
 	}
@@ -171,7 +188,7 @@ func Start(cfg Config) (*Server, error) {
 		s.ReserveIdentities(s.Bootstrap.BootstrapIdentity)
 	}
 	ac := api.Config{Token: s.apiToken, DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns,
-		Software: s.Software, Bootstrap: s.Bootstrap, Store: cfg.Store, Logger: cfg.Logger}
+		Software: s.Software, Bootstrap: s.Bootstrap, Store: cfg.Store, Domains: cfg.Store, Logger: cfg.Logger}
 	if s.Cluster != nil {
 		ac.Events = s.Cluster.Stream() // every node's events, not only ours
 	}
@@ -184,6 +201,11 @@ func Start(cfg Config) (*Server, error) {
 	s.Metrics = metrics.New(metrics.Sources{DM: s.Server, Firmware: s.Firmware, Campaigns: s.Campaigns, Store: cfg.Store})
 	if cfg.HTTPAddr != "" {
 		if err := s.serveHTTP(cfg.HTTPAddr); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.HTTPSAddr != "" {
+		if err := s.serveHTTPS(cfg.HTTPSAddr, cfg.HTTPSCert); err != nil {
 			return nil, err
 		}
 	}
@@ -207,6 +229,37 @@ func (s *Server) serveHTTP(addr string) error {
 	}()
 	s.log.Info("http api listening", "addr", ln.Addr())
 	return nil
+}
+
+// serveHTTPS serves the HTTP side over TLS (1.2 and up) with cert.
+func (s *Server) serveHTTPS(addr string, cert *tls.Certificate) error {
+	if cert == nil {
+		return errors.New("https: no certificate")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen https %s: %w", addr, err)
+	}
+	s.httpsLn = ln
+	s.https = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cert}}}
+	s.httpsEnd = make(chan struct{})
+	go func() {
+		defer close(s.httpsEnd)
+		if err := s.https.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("https server", "err", err)
+		}
+	}()
+	s.log.Info("https api listening", "addr", ln.Addr())
+	return nil
+}
+
+// HTTPSAddr is the HTTPS API's address, or nil.
+func (s *Server) HTTPSAddr() net.Addr {
+	if s.httpsLn == nil {
+		return nil
+	}
+	return s.httpsLn.Addr()
 }
 
 // handler is the HTTP side: the API under /api/, the console at /, and
@@ -263,7 +316,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("readyz: store", "err", err)
 		return
 	}
-	if s.httpLn == nil || (s.Server.CoAPAddr() == nil && s.CoAPSAddr() == nil) {
+	if s.httpLn == nil && s.httpsLn == nil || (s.Server.CoAPAddr() == nil && s.CoAPSAddr() == nil) {
 		http.Error(w, "listeners not bound", http.StatusServiceUnavailable)
 		return
 	}
@@ -332,6 +385,13 @@ func (s *Server) Close() error {
 		cancel()
 		<-s.httpDone
 		s.http = nil
+	}
+	if s.https != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = s.https.Shutdown(ctx)
+		cancel()
+		<-s.httpsEnd
+		s.https = nil
 	}
 	if s.Bootstrap != nil {
 		_ = s.Bootstrap.Close()

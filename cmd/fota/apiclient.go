@@ -99,8 +99,10 @@ func apiErrorMessage(body []byte) string {
 // token flags to fs; the returned function makes the API client after
 // parsing.
 func apiFlags(fs *flag.FlagSet) func() (apiClient, error) {
-	u := fs.String("url", "", "server HTTP API `URL` (default $FOTA_URL)")
+	u := fs.String("url", "", "server HTTP API `URL` (default $FOTA_URL): http://127.0.0.1:8080 or https://HOST:8443")
 	tok := tokenFlags(fs)
+	caFile := fs.String("tls-ca", "", "https: CA certificate `file` (PEM) the API's certificate chains to (default $FOTA_TLS_CA)")
+	pin := fs.String("tls-pin", "", "https: the API certificate's SHA-256 `fingerprint` the server printed, for its self-signed certificate (default $FOTA_TLS_PIN)")
 	return func() (apiClient, error) {
 		base := *u
 		if base == "" {
@@ -113,7 +115,21 @@ func apiFlags(fs *flag.FlagSet) func() (apiClient, error) {
 		if err != nil {
 			return apiClient{}, err
 		}
-		return apiClient{base: strings.TrimRight(base, "/"), token: t, hc: &http.Client{Timeout: 2 * time.Minute}}, nil
+		if *caFile == "" {
+			*caFile = os.Getenv("FOTA_TLS_CA")
+		}
+		if *pin == "" {
+			*pin = os.Getenv("FOTA_TLS_PIN")
+		}
+		hc := &http.Client{Timeout: 2 * time.Minute}
+		if *caFile != "" || *pin != "" {
+			tc, err := clientTLS(*caFile, *pin)
+			if err != nil {
+				return apiClient{}, &exitError{2, err}
+			}
+			hc.Transport = &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+		}
+		return apiClient{base: strings.TrimRight(base, "/"), token: t, hc: hc}, nil
 	}
 }
 

@@ -32,7 +32,11 @@ func runServer(args []string) error {
 	storeDSN := fs.String("store", "", "PostgreSQL `DSN` (postgres://USER@HOST:PORT/DB) to keep state in instead of --db (default $FOTA_STORE: keeps a password out of process listings)")
 	coap := fs.String("coap", ":5683", "plain CoAP listen `address` (empty: off)")
 	coaps := fs.String("coaps", ":5684", "CoAP over DTLS listen `address` (empty: off)")
-	httpAddr := fs.String("http", ":8080", "HTTP API listen `address` (empty: off)")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP API listen `address`, loopback only unless --http-insecure (empty: off)")
+	httpInsecure := fs.Bool("http-insecure", false, "let --http listen beyond loopback (tokens cross it in clear: only behind a TLS proxy)")
+	httpsAddr := fs.String("https", "", "HTTPS API listen `address` (empty: off)")
+	tlsCert := fs.String("tls-cert", "", "the HTTPS API's certificate `file` (PEM; default: a self-signed one made on the first start in DB.https-cert.pem)")
+	tlsKey := fs.String("tls-key", "", "the HTTPS API's private key `file` (PEM)")
 	tokenOf := tokenFlags(fs.FlagSet)
 	certFile := fs.String("cert", "", "server certificate `file` (PEM) for X.509 devices")
 	keyFile := fs.String("key", "", "server private key `file` (PEM)")
@@ -66,6 +70,24 @@ func runServer(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg := server.Config{HTTPAddr: *httpAddr, APIToken: token, PProf: *pprofOn, Config: dm.Config{CoAPAddr: *coap, CoAPSAddr: *coaps, Logger: log}}
+	if *httpAddr != "" && !*httpInsecure {
+		if err := loopbackOnly(*httpAddr); err != nil {
+			return &exitError{2, err}
+		}
+	}
+	if *httpsAddr != "" {
+		cert, fp, created, err := apiCertificate(*tlsCert, *tlsKey, *db, *httpsAddr)
+		if err != nil {
+			return err
+		}
+		cfg.HTTPSAddr, cfg.HTTPSCert = *httpsAddr, &cert
+		how := "its certificate"
+		if created {
+			how = "a new self-signed certificate in " + *db + ".https-cert.pem"
+		}
+		// The fingerprint is public: clients pin it (fota --tls-pin).
+		fmt.Fprintf(os.Stderr, "https api on %s with %s, SHA-256 fingerprint %s (clients: export FOTA_TLS_PIN=%s)\n", *httpsAddr, how, fp, fp)
+	}
 	if *certFile != "" {
 		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
 		if err != nil {

@@ -8,7 +8,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -53,7 +52,10 @@ type Config struct {
 		store.HistoryStore
 		store.AuditStore
 	}
-	Logger *slog.Logger
+	// Domains keeps domains, their tokens and who owns which record (nil:
+	// one domain, the operator's token only, as before domains).
+	Domains store.DomainStore
+	Logger  *slog.Logger
 }
 
 // API is the HTTP API: an http.Handler with its bearer-token check.
@@ -64,6 +66,10 @@ type API struct {
 	mux *routeMux
 	// openapi is the OpenAPI document of the routes served (openapi.go).
 	openapi []byte
+	// roles and claims: each route's Role and Claims from operations.go,
+	// the one table that documents and enforces them.
+	roles  map[string]string
+	claims map[string]bool
 }
 
 // New makes the API over the parts in cfg.
@@ -74,7 +80,8 @@ func New(cfg Config) *API {
 	if cfg.Events == nil && cfg.DM != nil {
 		cfg.Events = cfg.DM.Events()
 	}
-	a := &API{cfg: cfg, dm: cfg.DM, log: cfg.Logger, mux: newRouteMux()}
+	a := &API{cfg: cfg, dm: cfg.DM, log: cfg.Logger, mux: newRouteMux(), roles: map[string]string{}, claims: map[string]bool{}}
+	a.mux.wrap = a.guard
 	// Each part's routes and their documentation (operations.go) together:
 	// the OpenAPI document lists what this API serves, no more.
 	s := newSchemas()
@@ -108,6 +115,14 @@ func New(cfg Config) *API {
 		}
 		ops = append(ops, ao...)
 	}
+	if cfg.Domains != nil {
+		a.domainRoutes()
+		ops = append(ops, domainOps(s)...)
+	}
+	for _, op := range ops {
+		a.roles[op.Route] = roleOf(op)
+		a.claims[op.Route] = op.Claims
+	}
 	doc, err := buildOpenAPI(s, ops)
 	if err != nil {
 		// Only a value json cannot encode gets here: a bug in operations.go.
@@ -117,36 +132,45 @@ func New(cfg Config) *API {
 	return a
 }
 
-// ServeHTTP serves a request that carries the token. A request that may
-// change something (any method but GET and HEAD) is written to the audit
-// trail with its answer's status, refused or not.
+// ServeHTTP serves a request that carries a valid token whose role the
+// route allows (operations.go), acting in the token's domain. A request
+// that may change something (any method but GET and HEAD) is written to
+// the audit trail with its answer's status, refused or not; so is every
+// request that presents a domain's token, read or not, and every refused
+// token: who read what in a domain is the domain's business.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h, pattern := a.mux.Handler(r); pattern == "" && a.authorized(r) {
-		a.serveUnrouted(w, r, h)
-		return
-	}
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		if !a.authorized(r) {
-			unauthorized(w)
-			return
-		}
-		a.mux.ServeHTTP(w, r)
-		return
-	}
+	p, why := a.authenticate(r)
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	actor := "api-token"
-	if !a.authorized(r) {
-		actor = "unauthenticated"
-		unauthorized(sw)
-	} else {
-		a.mux.ServeHTTP(sw, r)
+	actor, domain := "unauthenticated", ""
+	if p != nil {
+		actor, domain = p.Actor, p.Domain
 	}
-	a.audit(store.AuditEntry{Time: time.Now().UTC(), Actor: actor, Action: r.Method + " " + r.URL.Path, Status: sw.status, Remote: r.RemoteAddr})
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if !read || (p != nil && !p.Root) || (p == nil && bearer(r) != "") {
+		defer func() {
+			a.audit(store.AuditEntry{Time: time.Now().UTC(), Actor: actor, Action: r.Method + " " + r.URL.Path, Status: sw.status, Remote: r.RemoteAddr, Domain: domain})
+		}()
+	}
+	if p == nil {
+		unauthorized(sw, why)
+		return
+	}
+	h, pattern := a.mux.Handler(r)
+	if pattern == "" {
+		a.serveUnrouted(sw, r, h)
+		return
+	}
+	if need := a.roles[pattern]; !p.may(need) {
+		httpError(sw, http.StatusForbidden, fmt.Sprintf("%s %s needs the role %s; this token is %s in domain %s: ask the domain's administrator for a token with that role",
+			r.Method, r.URL.Path, need, p.Role, p.Domain))
+		return
+	}
+	a.mux.ServeHTTP(sw, withPrincipal(r, p))
 }
 
-func unauthorized(w http.ResponseWriter) {
+func unauthorized(w http.ResponseWriter, why string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="fota"`)
-	httpError(w, http.StatusUnauthorized, "missing or wrong bearer token: send the header \"Authorization: Bearer TOKEN\" (or ?token= for EventSource) with the token the server printed on its first start or was given in FOTA_API_TOKEN")
+	httpError(w, http.StatusUnauthorized, why+": send the header \"Authorization: Bearer TOKEN\" (or ?token= for EventSource) with the operator's token (the one the server printed on its first start or was given in FOTA_API_TOKEN) or a token a domain's administrator made")
 }
 
 // statusWriter remembers the status a handler answered.
@@ -165,15 +189,6 @@ func (s *statusWriter) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
-}
-
-func (a *API) authorized(r *http.Request) bool {
-	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if tok == "" || tok == r.Header.Get("Authorization") {
-		// EventSource in browsers cannot set headers.
-		tok = r.URL.Query().Get("token")
-	}
-	return tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.Token)) == 1
 }
 
 // deviceRoutes: registered clients, operations on them, the security
@@ -207,6 +222,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // ClientPage: read from the store's endpoint index, so a fleet of 100,000
 // is paged without being loaded or sorted per request.
 func (a *API) apiClients(w http.ResponseWriter, r *http.Request) {
+	mine, err := a.ownedBy(principalOf(r), store.OwnEndpoint)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "read the domains of endpoints: "+err.Error())
+		return
+	}
 	qv := r.URL.Query()
 	paged := false
 	for _, k := range []string{"limit", "after", "q", "security", "queue"} {
@@ -215,7 +235,9 @@ func (a *API) apiClients(w http.ResponseWriter, r *http.Request) {
 	if !paged {
 		out := []map[string]any{}
 		for _, d := range a.dm.Devices() {
-			out = append(out, dm.ClientJSON(d))
+			if mine(d.Endpoint()) {
+				out = append(out, dm.ClientJSON(d))
+			}
 		}
 		writeJSON(w, http.StatusOK, out)
 		return
@@ -248,9 +270,19 @@ func (a *API) apiClients(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "read a page of registrations: "+err.Error())
 		return
 	}
-	page := clientPage{Clients: []map[string]any{}, Next: next, Registered: a.dm.Count()}
+	// Another domain's devices are left out of the page (it may then hold
+	// fewer than limit; the cursor stays valid) and out of the count, so
+	// neither their names nor their number leak.
+	page := clientPage{Clients: []map[string]any{}, Next: next}
 	for _, d := range devs {
-		page.Clients = append(page.Clients, dm.ClientJSON(d))
+		if mine(d.Endpoint()) {
+			page.Clients = append(page.Clients, dm.ClientJSON(d))
+		}
+	}
+	for _, d := range a.dm.Devices() {
+		if mine(d.Endpoint()) {
+			page.Registered++
+		}
 	}
 	writeJSON(w, http.StatusOK, page)
 }
@@ -699,6 +731,7 @@ func (a *API) apiEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ep := r.URL.Query().Get("ep")
+	p := principalOf(r)
 	ch, cancel := a.cfg.Events.Subscribe(256)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -719,7 +752,7 @@ func (a *API) apiEvents(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			if ep != "" && e.Endpoint != ep {
+			if ep != "" && e.Endpoint != ep || !a.eventVisible(p, e) {
 				continue
 			}
 			data, err := json.Marshal(e)
@@ -761,9 +794,16 @@ func (a *API) apiSecurityList(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	mine, err := a.ownedBy(principalOf(r), store.OwnEndpoint)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "read the domains of endpoints: "+err.Error())
+		return
+	}
 	out := []securityJSON{}
 	for _, c := range cs {
-		out = append(out, toSecurityJSON(c))
+		if mine(c.Endpoint) {
+			out = append(out, toSecurityJSON(c))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -799,8 +839,18 @@ func (a *API) apiSecurityPut(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, fmt.Sprintf("security info: mode %q (want psk or x509)", c.Mode))
 		return
 	}
+	p := principalOf(r)
+	if !a.claim(w, p, store.OwnEndpoint, c.Endpoint) {
+		return
+	}
 	if err := a.dm.PutCredential(c); err != nil {
-		httpError(w, http.StatusConflict, err.Error())
+		msg := err.Error()
+		if p.Domain != store.DefaultDomain {
+			// The store's error names the endpoint holding the identity,
+			// which may be another domain's.
+			msg = fmt.Sprintf("psk identity %q is taken by another endpoint: choose another", c.Identity)
+		}
+		httpError(w, http.StatusConflict, msg)
 		return
 	}
 	writeJSON(w, http.StatusOK, toSecurityJSON(c))

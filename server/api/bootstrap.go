@@ -43,6 +43,16 @@ func (a *API) bsAPIList(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	mine, err := a.ownedBy(principalOf(r), store.OwnEndpoint)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	for ep := range all {
+		if !mine(ep) {
+			delete(all, ep)
+		}
+	}
 	writeJSON(w, http.StatusOK, all)
 }
 
@@ -117,8 +127,16 @@ func (a *API) bsAPICredList(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	mine, err := a.ownedBy(principalOf(r), store.OwnEndpoint)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	out := []securityJSON{}
 	for _, c := range all {
+		if !mine(c.Endpoint) {
+			continue
+		}
 		j := toSecurityJSON(c)
 		j.TLS.Details.Key = "" // keys are written, never read back
 		out = append(out, j)
@@ -151,12 +169,19 @@ func (a *API) bsAPICredPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := store.Credential{Endpoint: j.Endpoint, Mode: transport.SecurityPSK, Identity: id, Key: key}
+	p := principalOf(r)
+	if !a.claim(w, p, store.OwnEndpoint, c.Endpoint) {
+		return
+	}
 	if err := a.cfg.Bootstrap.PutCredential(c); err != nil {
-		code := http.StatusInternalServerError
+		code, msg := http.StatusInternalServerError, err.Error()
 		if errors.Is(err, bootstrap.ErrConflict) {
 			code = http.StatusConflict
+			if p.Domain != store.DefaultDomain {
+				msg = fmt.Sprintf("bootstrap psk identity %q is taken by another endpoint: choose another", id)
+			}
 		}
-		httpError(w, code, err.Error())
+		httpError(w, code, msg)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fotastack/fota/server/campaign"
 	"github.com/fotastack/fota/server/events"
+	"github.com/fotastack/fota/server/store"
 )
 
 // campaignRoutes: campaigns (behind the token):
@@ -52,17 +53,51 @@ func (a *API) campaignCreate(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "campaign: "+err.Error())
 		return
 	}
+	p := principalOf(r)
+	if c.Image != "" && !a.mine(p, store.OwnImage, c.Image) || c.DeviceType != "" && !a.mine(p, store.OwnDeviceType, c.DeviceType) {
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("campaign: no image %q (device type %q, version %q) in domain %s", c.Image, c.DeviceType, c.Version, p.Domain))
+		return
+	}
+	for _, ep := range c.Targets.Endpoints {
+		if !a.mine(p, store.OwnEndpoint, ep) {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("campaign: target %q is no endpoint of domain %s", ep, p.Domain))
+			return
+		}
+	}
+	// A filter selects among the domain's devices only (campaign.Engine
+	// asks Config.DomainOf).
+	c.Domain = p.Domain
+	if p.Domain == store.DefaultDomain {
+		c.Domain = ""
+	}
 	c, err := a.cfg.Campaigns.Create(c)
 	if err != nil {
 		campaignHTTPError(w, err)
 		return
+	}
+	if a.cfg.Domains != nil {
+		if err := a.cfg.Domains.Claim(store.OwnCampaign, c.ID, p.Domain); err != nil {
+			// A fresh random ID: only a store failure gets here. The
+			// campaign runs; abort it so it does not run unowned.
+			_, _ = a.cfg.Campaigns.Abort(c.ID, "its domain could not be recorded")
+			httpError(w, http.StatusInternalServerError, "record the campaign's domain: "+err.Error())
+			return
+		}
 	}
 	writeJSON(w, http.StatusCreated, a.cfg.Campaigns.Status(c.ID, false))
 }
 
 func (a *API) campaignList(w http.ResponseWriter, r *http.Request) {
 	out := []campaign.Status{}
+	mine, err := a.ownedBy(principalOf(r), store.OwnCampaign)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	for _, c := range a.cfg.Campaigns.List() {
+		if !mine(c.ID) {
+			continue
+		}
 		out = append(out, a.cfg.Campaigns.Status(c.ID, false))
 	}
 	writeJSON(w, http.StatusOK, out)

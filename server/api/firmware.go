@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/fotastack/fota/server/firmware"
+	"github.com/fotastack/fota/server/store"
 )
 
 // firmwareRoutes: the firmware repository (behind the token):
@@ -89,6 +90,10 @@ func (a *API) fwUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	var err error
 	dt, ver := param("deviceType"), param("version")
+	p := principalOf(r)
+	if dt != "" && !a.claim(w, p, store.OwnDeviceType, dt) {
+		return
+	}
 	opaque := param("opaque") == "true" || param("opaque") == "1"
 	if eb, ram := param("eraseBlock"), param("ram"); eb != "" || ram != "" {
 		prof := a.cfg.Firmware.Profile(dt)
@@ -123,6 +128,9 @@ func (a *API) fwUpload(w http.ResponseWriter, r *http.Request) {
 		firmwareHTTPError(w, err)
 		return
 	}
+	if !a.claim(w, p, store.OwnImage, img.ID) {
+		return
+	}
 	writeJSON(w, http.StatusCreated, img)
 }
 
@@ -132,9 +140,18 @@ func (a *API) fwList(w http.ResponseWriter, r *http.Request) {
 		firmwareHTTPError(w, err)
 		return
 	}
-	if imgs == nil {
-		imgs = []firmware.Image{}
+	mine, err := a.ownedBy(principalOf(r), store.OwnImage)
+	if err != nil {
+		firmwareHTTPError(w, err)
+		return
 	}
+	out := []firmware.Image{}
+	for _, i := range imgs {
+		if mine(i.ID) {
+			out = append(out, i)
+		}
+	}
+	imgs = out
 	writeJSON(w, http.StatusOK, imgs)
 }
 
@@ -165,9 +182,16 @@ func (a *API) fwPackages(w http.ResponseWriter, r *http.Request) {
 		firmwareHTTPError(w, err)
 		return
 	}
+	mine, err := a.ownedBy(principalOf(r), store.OwnImage)
+	if err != nil {
+		firmwareHTTPError(w, err)
+		return
+	}
 	out := make([]map[string]any, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, packageJSON(p))
+		if mine(p.ToImage) {
+			out = append(out, packageJSON(p))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -184,6 +208,9 @@ func packageJSON(p firmware.Package) map[string]any {
 func (a *API) fwMakePackage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	img, err := a.cfg.Firmware.Image(q.Get("image"))
+	if err == nil && !a.mine(principalOf(r), store.OwnImage, img.ID) {
+		err = fmt.Errorf("%w: %q", firmware.ErrNoImage, q.Get("image"))
+	}
 	if err != nil {
 		firmwareHTTPError(w, err)
 		return

@@ -62,11 +62,21 @@ func (a *API) apiAudit(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "limit must be a number from 1 to 10000")
 		return
 	}
-	es, err := a.cfg.Store.Audit(n)
+	// The trail is shared by the domains: read it whole (it is bounded by
+	// auditKeep) and keep the newest n of the caller's domain.
+	es, err := a.cfg.Store.Audit(auditKeep)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, "read audit trail: "+err.Error())
 		return
 	}
+	dom := principalOf(r).Domain
+	kept := es[:0]
+	for _, e := range es {
+		if e.Domain == dom || e.Domain == "" && dom == store.DefaultDomain {
+			kept = append(kept, e)
+		}
+	}
+	es = kept[max(0, len(kept)-n):]
 	if s := r.URL.Query().Get("since"); s != "" {
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {

@@ -35,6 +35,14 @@ type operation struct {
 	// Responses maps status codes to OpenAPI responses; every operation
 	// also answers 401 and may answer other problems ("default").
 	Responses js
+	// Role is the weakest role that may call it (viewer, operator,
+	// administrator; root: the operator's token only). ServeHTTP enforces
+	// it and the document shows it as x-fota-role; empty is root, so a
+	// route added without thought is closed to domain tokens.
+	Role string
+	// Claims: the route creates the record its path names, which becomes
+	// the caller's domain's (guard claims it instead of checking it).
+	Claims bool
 }
 
 // param is a query parameter.
@@ -51,7 +59,7 @@ var pathParams = map[string]js{
 		"followed by `/observe`, `/discover` or `/attributes`; or `composite` (with `?paths=`) and `composite/observe`. " +
 		"It spans several segments (Go pattern `{path...}`): send its slashes as they are.",
 		"schema": js{"type": "string"}, "example": "3/0/0"},
-	"id":     {"description": "The ID of the image, campaign or application version.", "schema": js{"type": "string"}},
+	"id":     {"description": "The ID of the image, campaign, application version or token.", "schema": js{"type": "string"}},
 	"name":   {"description": "The application's name (/9/x/0 on the device).", "schema": js{"type": "string"}},
 	"op":     {"description": "What to do with the device's application.", "schema": js{"type": "string", "enum": []string{"install", "uninstall", "activate", "deactivate"}}},
 	"type":   {"description": "The device type (/3/0/17 of its devices).", "schema": js{"type": "string"}},
@@ -101,13 +109,14 @@ func buildOpenAPI(s *schemas, ops []operation) ([]byte, error) {
 			params = append(params, p)
 		}
 		resp := js{
-			"401":     problemResponse("No or a wrong bearer token."),
+			"401":     problemResponse("No, a wrong, an expired or a revoked bearer token."),
+			"403":     problemResponse("The token's role is too weak for this route (x-fota-role)."),
 			"default": problemResponse("Any other error, as an RFC 9457 problem."),
 		}
 		for code, r := range op.Responses {
 			resp[code] = r
 		}
-		o := js{"summary": op.Summary, "tags": []string{op.Tag}, "responses": resp}
+		o := js{"summary": op.Summary, "tags": []string{op.Tag}, "responses": resp, "x-fota-role": roleOf(op)}
 		if op.Description != "" {
 			o["description"] = op.Description
 		}
@@ -183,3 +192,11 @@ func arrayOf(items js) js { return js{"type": "array", "items": items} }
 
 // str is a string schema with a description.
 func str(desc string) js { return js{"type": "string", "description": desc} }
+
+// roleOf is the role an operation needs (root when its entry names none).
+func roleOf(op operation) string {
+	if op.Role == "" {
+		return roleRoot
+	}
+	return op.Role
+}

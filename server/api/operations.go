@@ -6,6 +6,7 @@ import (
 	"github.com/fotastack/fota/server/events"
 	"github.com/fotastack/fota/server/firmware"
 	"github.com/fotastack/fota/server/software"
+	"github.com/fotastack/fota/server/store"
 )
 
 // The operations of the OpenAPI document, one list per part, beside which
@@ -15,7 +16,7 @@ import (
 // apiOps: the API's own routes, served whatever the parts.
 func apiOps(s *schemas) []operation {
 	return []operation{{
-		Route: "GET /api/openapi.json", Tag: "api", Summary: "This OpenAPI 3.1 document",
+		Route: "GET /api/openapi.json", Role: store.RoleViewer, Tag: "api", Summary: "This OpenAPI 3.1 document",
 		Responses: js{"200": jsonResponse("The document.", js{"type": "object"})},
 	}}
 }
@@ -107,7 +108,7 @@ func deviceOps(s *schemas) []operation {
 		attrs = append(attrs, param{Name: a, Desc: "attributes only: the notification attribute (LwM2M Core 5.1.2); empty value clears it."})
 	}
 	return []operation{
-		{Route: "GET /api/clients", Tag: "clients", Summary: "Registered clients, all or one page",
+		{Route: "GET /api/clients", Role: store.RoleViewer, Tag: "clients", Summary: "Registered clients, all or one page",
 			Description: "Without query parameters: every registration, as an array (Leshan's shape). With any of `limit`, `after`, `q`, " +
 				"`security`, `queue`: one page, a ClientPage, in the byte order of endpoints, read from the store's endpoint index (a fleet " +
 				"of 100,000 is paged without being loaded). Follow `next` with `?after=` until it is empty; a page may hold fewer than " +
@@ -121,40 +122,40 @@ func deviceOps(s *schemas) []operation {
 			},
 			Responses: js{"200": jsonResponse("The registrations (no parameters), or one page.", js{"oneOf": []any{arrayOf(ref("Client")), ref("ClientPage")}}),
 				"400": problemResponse("A bad limit, security or queue.")}},
-		{Route: "GET /api/clients/{ep}", Tag: "clients", Summary: "One registered client, with its observations",
+		{Route: "GET /api/clients/{ep}", Role: store.RoleViewer, Tag: "clients", Summary: "One registered client, with its observations",
 			Responses: js{"200": jsonResponse("The registration.", ref("Client")), "404": problemResponse("No such registered client.")}},
-		{Route: "GET /api/clients/{ep}/{path...}", Tag: "clients", Summary: "Read, Discover or Read-Composite",
+		{Route: "GET /api/clients/{ep}/{path...}", Role: store.RoleViewer, Tag: "clients", Summary: "Read, Discover or Read-Composite",
 			Description: "`{path}` is a Read; `{path}/discover` a Discover (link format); `composite?paths=` a Read-Composite (SenML JSON unless ?format=).",
 			Query:       []param{format, timeout, paths},
 			Responses:   with(js{"200": answer, "406": problemResponse("The device answered 4.06: it cannot answer in that format.")})},
-		{Route: "PUT /api/clients/{ep}/{path...}", Tag: "clients", Summary: "Write, Write-Attributes or Write-Composite",
+		{Route: "PUT /api/clients/{ep}/{path...}", Role: store.RoleOperator, Tag: "clients", Summary: "Write, Write-Attributes or Write-Composite",
 			Description: "`{path}` is a Write (replace; `?replace=false` a partial update); `{path}/attributes?pmin=..` a Write-Attributes; `composite` a Write-Composite (SenML JSON unless the body says otherwise).",
 			Query:       append(attrs, param{Name: "replace", Desc: "false: partial update (CoAP POST) instead of replace (PUT).", Schema: js{"type": "boolean"}}),
 			Body:        writeBody,
 			Responses: with(js{"200": answer, "405": problemResponse("The device answered 4.05 (a read-only resource, say), or the suffix takes no PUT."),
 				"415": problemResponse("No Content-Type, or a format the device does not take (refused before the device is asked); or the device answered 4.15.")})},
-		{Route: "POST /api/clients/{ep}/{path...}", Tag: "clients", Summary: "Execute, Create, Observe or Observe-Composite",
+		{Route: "POST /api/clients/{ep}/{path...}", Role: store.RoleOperator, Tag: "clients", Summary: "Execute, Create, Observe or Observe-Composite",
 			Description: "On a resource (`/o/i/r`): Execute, the body being its arguments as text (`0='now'`). On an object or instance: Create (or, on an instance, a partial-update Write), with a write body. `{path}/observe`: Observe; `composite/observe?paths=`: Observe-Composite. Notifications arrive on GET /api/event.",
 			Query:       []param{format, timeout, paths},
 			Body:        writeBody,
 			Responses: with(js{"200": answer, "405": problemResponse("The device answered 4.05 (executing a readable resource, say)."),
 				"415": problemResponse("A Create body without Content-Type or in a format the device does not take.")})},
-		{Route: "DELETE /api/clients/{ep}/{path...}", Tag: "clients", Summary: "Delete, or cancel an observation",
+		{Route: "DELETE /api/clients/{ep}/{path...}", Role: store.RoleOperator, Tag: "clients", Summary: "Delete, or cancel an observation",
 			Description: "`{path}`: Delete of an object instance. `{path}/observe` or `composite/observe?paths=`: cancel the observation; the answer is 200 CANCELLED even when the device does not answer, since the server forgets it.",
 			Query:       []param{timeout, paths},
 			Responses:   with(js{"200": answer, "405": problemResponse("The device answered 4.05 (an instance of a single-instance object, say).")})},
-		{Route: "GET /api/event", Tag: "events", Summary: "Server-Sent Events of all devices",
+		{Route: "GET /api/event", Role: store.RoleViewer, Tag: "events", Summary: "Server-Sent Events of all devices",
 			Description: "Events REGISTRATION, UPDATED, DEREGISTRATION, NOTIFICATION, SEND and CAMPAIGN; `data:` is the Event JSON. A comment line every 25 s keeps the stream open.",
 			Query: []param{{Name: "ep", Desc: "Only the events of this endpoint."},
 				{Name: "token", Desc: "The bearer token, for EventSource, which cannot set headers."}},
 			Responses: js{"200": js{"description": "The event stream; each event's data is an Event (components/schemas/Event).", "content": js{"text/event-stream": js{"schema": js{"type": "string"}}}}}},
-		{Route: "GET /api/security/clients", Tag: "security", Summary: "Devices' credentials (Leshan's security info)",
+		{Route: "GET /api/security/clients", Role: store.RoleAdmin, Tag: "security", Summary: "Devices' credentials (Leshan's security info)",
 			Responses: js{"200": jsonResponse("The credentials, PSK keys in hex.", arrayOf(security))}},
-		{Route: "PUT /api/security/clients", Tag: "security", Summary: "Store a device's credentials",
+		{Route: "PUT /api/security/clients", Role: store.RoleAdmin, Tag: "security", Summary: "Store a device's credentials",
 			Body: jsonRequest(`{"endpoint":..,"tls":{"mode":"psk","details":{"identity":..,"key":HEX}}} or mode "x509".`, security, true),
 			Responses: js{"200": jsonResponse("Stored.", security), "400": problemResponse("Bad endpoint, mode, identity or key."),
 				"409": problemResponse("The PSK identity belongs to another endpoint (or is a bootstrap identity).")}},
-		{Route: "DELETE /api/security/clients/{ep}", Tag: "security", Summary: "Remove a device's credentials",
+		{Route: "DELETE /api/security/clients/{ep}", Role: store.RoleAdmin, Tag: "security", Summary: "Remove a device's credentials",
 			Responses: js{"204": emptyResponse("Removed."), "404": problemResponse("The endpoint has no credentials.")}},
 	}
 }
@@ -171,7 +172,7 @@ func firmwareOps(s *schemas) []operation {
 	profile := s.named("DeviceProfile", firmware.DeviceProfile{})
 	notFound := problemResponse("No such image.")
 	return []operation{
-		{Route: "POST /api/firmware", Tag: "firmware", Summary: "Upload an image",
+		{Route: "POST /api/firmware", Role: store.RoleOperator, Tag: "firmware", Summary: "Upload an image",
 			Description: "The image is the raw body, or the part named \"file\" of a multipart/form-data body whose other fields may carry the parameters.",
 			Query: []param{{Name: "deviceType", Desc: "The device type it is for.", Required: true}, {Name: "version", Desc: "Its version.", Required: true},
 				{Name: "opaque", Desc: "true: another vendor's package, served as is.", Schema: js{"type": "boolean"}},
@@ -183,25 +184,25 @@ func firmwareOps(s *schemas) []operation {
 					"deviceType": str(""), "version": str("")}, "required": []string{"file"}}}}},
 			Responses: js{"201": jsonResponse("Stored.", image), "400": problemResponse("Missing or bad parameters or image."),
 				"409": problemResponse("An image of that device type and version exists.")}},
-		{Route: "GET /api/firmware", Tag: "firmware", Summary: "The images",
+		{Route: "GET /api/firmware", Role: store.RoleViewer, Tag: "firmware", Summary: "The images",
 			Responses: js{"200": jsonResponse("The images.", arrayOf(image))}},
-		{Route: "GET /api/firmware/key", Tag: "firmware", Summary: "The packages' signing public key",
+		{Route: "GET /api/firmware/key", Role: store.RoleViewer, Tag: "firmware", Summary: "The packages' signing public key",
 			Responses: js{"200": jsonResponse("Ed25519, hex (what devices trust: fota client --trust).", js{"type": "object", "properties": js{
 				"algorithm": str("Ed25519"), "publicKey": str("hex")}})}},
-		{Route: "GET /api/firmware/packages", Tag: "firmware", Summary: "The packages made so far",
+		{Route: "GET /api/firmware/packages", Role: store.RoleViewer, Tag: "firmware", Summary: "The packages made so far",
 			Responses: js{"200": jsonResponse("The packages.", arrayOf(pkg))}},
-		{Route: "POST /api/firmware/packages", Tag: "firmware", Summary: "Make (or find) a package",
+		{Route: "POST /api/firmware/packages", Role: store.RoleOperator, Tag: "firmware", Summary: "Make (or find) a package",
 			Query: []param{{Name: "image", Desc: "The target image's ID.", Required: true}, {Name: "from", Desc: "The version devices run: a delta from it."},
 				{Name: "full", Desc: "true: a full package even where a delta is possible.", Schema: js{"type": "boolean"}}},
 			Responses: js{"200": jsonResponse("The package.", pkg), "400": problemResponse("No package can be made."), "404": notFound}},
-		{Route: "PUT /api/firmware/types/{type}", Tag: "firmware", Summary: "Set what packages for a device type must fit",
+		{Route: "PUT /api/firmware/types/{type}", Role: store.RoleOperator, Claims: true, Tag: "firmware", Summary: "Set what packages for a device type must fit",
 			Body:      jsonRequest(`{"eraseBlock":4096,"ram":16384}`, profile, true),
 			Responses: js{"200": jsonResponse("The profile.", profile), "400": problemResponse("A bad profile.")}},
-		{Route: "GET /api/firmware/types/{type}", Tag: "firmware", Summary: "What packages for a device type must fit",
+		{Route: "GET /api/firmware/types/{type}", Role: store.RoleViewer, Tag: "firmware", Summary: "What packages for a device type must fit",
 			Responses: js{"200": jsonResponse("The profile (defaults if never set).", profile)}},
-		{Route: "GET /api/firmware/{id}", Tag: "firmware", Summary: "One image",
+		{Route: "GET /api/firmware/{id}", Role: store.RoleViewer, Tag: "firmware", Summary: "One image",
 			Responses: js{"200": jsonResponse("The image.", image), "404": notFound}},
-		{Route: "DELETE /api/firmware/{id}", Tag: "firmware", Summary: "Remove an image and its packages",
+		{Route: "DELETE /api/firmware/{id}", Role: store.RoleOperator, Tag: "firmware", Summary: "Remove an image and its packages",
 			Responses: js{"204": emptyResponse("Removed."), "404": notFound}},
 	}
 }
@@ -262,19 +263,19 @@ func campaignOps(s *schemas) []operation {
 	st := s.named("CampaignStatus", campaign.Status{})
 	notFound := problemResponse("No such campaign.")
 	return []operation{
-		{Route: "POST /api/campaigns", Tag: "campaigns", Summary: "Create and start a campaign",
+		{Route: "POST /api/campaigns", Role: store.RoleOperator, Tag: "campaigns", Summary: "Create and start a campaign",
 			Body: jsonRequest("The campaign: \"image\", or \"deviceType\" and \"version\", or \"app\" and \"appVersion\" (an application version from /api/apps); targets, waves, thresholds, window. "+
 				"id, state, wave, planned, joined, created and updated are the server's.", c, true),
 			Responses: js{"201": jsonResponse("The campaign, started.", st), "400": problemResponse("A bad campaign (unknown fields, no such image or version too).")}},
-		{Route: "GET /api/campaigns", Tag: "campaigns", Summary: "All campaigns with their summaries",
+		{Route: "GET /api/campaigns", Role: store.RoleViewer, Tag: "campaigns", Summary: "All campaigns with their summaries",
 			Responses: js{"200": jsonResponse("The campaigns.", arrayOf(st))}},
-		{Route: "GET /api/campaigns/{id}", Tag: "campaigns", Summary: "One campaign with its summary and devices",
+		{Route: "GET /api/campaigns/{id}", Role: store.RoleViewer, Tag: "campaigns", Summary: "One campaign with its summary and devices",
 			Responses: js{"200": jsonResponse("The campaign.", st), "404": notFound}},
-		{Route: "POST /api/campaigns/{id}/{action}", Tag: "campaigns", Summary: "Pause, resume or abort a campaign",
+		{Route: "POST /api/campaigns/{id}/{action}", Role: store.RoleOperator, Tag: "campaigns", Summary: "Pause, resume or abort a campaign",
 			Body: jsonRequest("Optional reason (pause, abort).", js{"type": "object", "properties": js{"reason": str("")}}, false),
 			Responses: js{"200": jsonResponse("The campaign.", st), "404": problemResponse("No such campaign or action."),
 				"409": problemResponse("The campaign has ended.")}},
-		{Route: "GET /api/campaigns/{id}/events", Tag: "campaigns", Summary: "Server-Sent Events of one campaign",
+		{Route: "GET /api/campaigns/{id}/events", Role: store.RoleViewer, Tag: "campaigns", Summary: "Server-Sent Events of one campaign",
 			Description: "A \"status\" event (CampaignStatus without devices) at once, on every change and at least every second; a \"device\" event (CampaignDevice) on every device change. The stream ends when the campaign completes or aborts.",
 			Responses:   js{"200": js{"description": "The event stream.", "content": js{"text/event-stream": js{"schema": js{"type": "string"}}}}, "404": notFound}},
 	}
@@ -287,24 +288,24 @@ func bootstrapOps(s *schemas) []operation {
 	security := s.named("SecurityInfo", securityJSON{})
 	notFound := problemResponse("No configuration for the endpoint.")
 	return []operation{
-		{Route: "GET /api/bootstrap", Tag: "bootstrap", Summary: "All bootstrap configurations",
+		{Route: "GET /api/bootstrap", Role: store.RoleAdmin, Tag: "bootstrap", Summary: "All bootstrap configurations",
 			Responses: js{"200": jsonResponse("Endpoint -> configuration.", js{"type": "object", "additionalProperties": cfg})}},
-		{Route: "GET /api/bootstrap/{ep}", Tag: "bootstrap", Summary: "One configuration and the last bootstrap's outcome",
+		{Route: "GET /api/bootstrap/{ep}", Role: store.RoleAdmin, Tag: "bootstrap", Summary: "One configuration and the last bootstrap's outcome",
 			Responses: js{"200": jsonResponse("The configuration (and status once the device bootstrapped).", entry), "404": notFound}},
-		{Route: "PUT /api/bootstrap/{ep}", Tag: "bootstrap", Summary: "Store a configuration",
+		{Route: "PUT /api/bootstrap/{ep}", Role: store.RoleAdmin, Claims: true, Tag: "bootstrap", Summary: "Store a configuration",
 			Description: "The body is the configuration itself (the \"config\" member of the GET answer). DM server URIs left empty are this server's; \"generatePsk\": true makes a PSK and enters it in the DM security store.",
 			Body:        jsonRequest("The configuration.", cfg, true),
 			Responses: js{"200": jsonResponse("Stored, as resolved.", entry), "400": problemResponse("A bad configuration (unknown fields too)."),
 				"409": problemResponse("A generated or given identity belongs to another endpoint.")}},
-		{Route: "DELETE /api/bootstrap/{ep}", Tag: "bootstrap", Summary: "Remove a configuration",
+		{Route: "DELETE /api/bootstrap/{ep}", Role: store.RoleAdmin, Tag: "bootstrap", Summary: "Remove a configuration",
 			Responses: js{"204": emptyResponse("Removed."), "404": notFound}},
-		{Route: "GET /api/bootstrap/security/clients", Tag: "bootstrap", Summary: "Bootstrap credentials (keys left out)",
+		{Route: "GET /api/bootstrap/security/clients", Role: store.RoleAdmin, Tag: "bootstrap", Summary: "Bootstrap credentials (keys left out)",
 			Responses: js{"200": jsonResponse("The credentials.", arrayOf(security))}},
-		{Route: "PUT /api/bootstrap/security/clients", Tag: "bootstrap", Summary: "Store a device's bootstrap credentials (PSK only)",
+		{Route: "PUT /api/bootstrap/security/clients", Role: store.RoleAdmin, Tag: "bootstrap", Summary: "Store a device's bootstrap credentials (PSK only)",
 			Body: jsonRequest("Leshan's security info, mode psk.", security, true),
 			Responses: js{"204": emptyResponse("Stored."), "400": problemResponse("Bad endpoint, mode, identity or key."),
 				"409": problemResponse("The identity belongs to another endpoint or is a DM identity.")}},
-		{Route: "DELETE /api/bootstrap/security/clients/{ep}", Tag: "bootstrap", Summary: "Remove a device's bootstrap credentials",
+		{Route: "DELETE /api/bootstrap/security/clients/{ep}", Role: store.RoleAdmin, Tag: "bootstrap", Summary: "Remove a device's bootstrap credentials",
 			Responses: js{"204": emptyResponse("Removed."), "404": problemResponse("The endpoint has no bootstrap credentials.")}},
 	}
 }
@@ -319,10 +320,39 @@ func auditOps(s *schemas) []operation {
 		"kind": str("registered, deregistered, expired, campaign or firmware"), "detail": str("For a person."), "campaign": str(""),
 		"state": str(""), "result": js{"type": "integer"}, "version": str("")}}
 	return []operation{
-		{Route: "GET /api/audit", Tag: "audit", Summary: "The API calls that changed something, oldest first",
+		{Route: "GET /api/audit", Role: store.RoleAdmin, Tag: "audit", Summary: "The API calls that changed something, oldest first",
 			Query:     []param{limit, {Name: "since", Desc: "Only entries from this RFC 3339 time on."}},
 			Responses: js{"200": jsonResponse("The entries.", arrayOf(entry)), "400": problemResponse("A bad limit or since.")}},
-		{Route: "GET /api/clients/{ep}/history", Tag: "clients", Summary: "A device's history, oldest first (the device need not be registered now)",
+		{Route: "GET /api/clients/{ep}/history", Role: store.RoleViewer, Tag: "clients", Summary: "A device's history, oldest first (the device need not be registered now)",
 			Query: []param{limit}, Responses: js{"200": jsonResponse("The entries.", arrayOf(hist)), "400": problemResponse("A bad limit.")}},
+	}
+}
+
+// domainOps: domains (the operator's token only) and a domain's tokens
+// (its administrator).
+func domainOps(s *schemas) []operation {
+	domain := js{"type": "object", "properties": js{"name": str(""), "created": js{"type": "string", "format": "date-time"}}}
+	token := js{"type": "object", "properties": js{"id": str(""), "domain": str(""), "role": str("viewer, operator or administrator"),
+		"name": str(""), "created": js{"type": "string", "format": "date-time"}, "expires": js{"type": "string", "format": "date-time"},
+		"revoked": js{"type": "string", "format": "date-time"}}}
+	created := js{"type": "object", "properties": js{"id": str(""), "token": str("The secret, shown this once (the server keeps its SHA-256)."),
+		"role": str(""), "domain": str(""), "expires": js{"type": "string", "format": "date-time"}}}
+	return []operation{
+		{Route: "POST /api/domains", Role: roleRoot, Tag: "domains", Summary: "Create a domain and its administrator's token",
+			Body: jsonRequest(`{"name":"water"}`, js{"type": "object", "properties": js{"name": str("a-z, 0-9, '-'")}, "required": []string{"name"}}, true),
+			Responses: js{"201": jsonResponse("The domain and adminToken (shown this once).", js{"type": "object", "properties": js{
+				"name": str(""), "adminToken": str(""), "adminTokenId": str("")}}),
+				"400": problemResponse("A bad name."), "409": problemResponse("The domain exists.")}},
+		{Route: "GET /api/domains", Role: roleRoot, Tag: "domains", Summary: "The domains",
+			Responses: js{"200": jsonResponse("The domains, default first.", arrayOf(domain))}},
+		{Route: "POST /api/tokens", Role: store.RoleAdmin, Tag: "domains", Summary: "Make a token of the caller's domain",
+			Body: jsonRequest(`{"role":"viewer","expires":"720h","name":"night shift"}`, js{"type": "object", "properties": js{
+				"role": str("viewer, operator or administrator"), "expires": str("A duration (720h) or an RFC 3339 time; empty: never."), "name": str("")},
+				"required": []string{"role"}}, true),
+			Responses: js{"201": jsonResponse("The token; its secret is shown this once.", created), "400": problemResponse("A bad role or expiry.")}},
+		{Route: "GET /api/tokens", Role: store.RoleAdmin, Tag: "domains", Summary: "The caller's domain's tokens (never their secrets)",
+			Responses: js{"200": jsonResponse("The tokens.", arrayOf(token))}},
+		{Route: "DELETE /api/tokens/{id}", Role: store.RoleAdmin, Tag: "domains", Summary: "Revoke a token of the caller's domain",
+			Responses: js{"204": emptyResponse("Revoked (or was)."), "404": problemResponse("No such token in the domain.")}},
 	}
 }

@@ -15,6 +15,9 @@ type routeMux struct {
 	*http.ServeMux
 	mu       sync.Mutex
 	patterns []string
+	// wrap, when set, wraps each handler as it is registered (API.guard:
+	// the domain check of the records a route's path names).
+	wrap func(pattern string, h http.Handler) http.Handler
 }
 
 func newRouteMux() *routeMux { return &routeMux{ServeMux: http.NewServeMux()} }
@@ -26,6 +29,9 @@ func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.
 
 // Handle registers h for pattern ("METHOD /path") and records it.
 func (m *routeMux) Handle(pattern string, h http.Handler) {
+	if m.wrap != nil {
+		h = m.wrap(pattern, h)
+	}
 	m.ServeMux.Handle(pattern, h)
 	m.mu.Lock()
 	m.patterns = append(m.patterns, pattern)

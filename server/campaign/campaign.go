@@ -213,6 +213,10 @@ type Config struct {
 	// block requests, any other client sends the query back with each GET
 	// and the download handler ignores it. Unset: no grant (NSTART 1).
 	PullWindow map[string]int
+	// DomainOf is the domain of an endpoint ("" for the default domain),
+	// so that a campaign's filter selects only its domain's devices (nil:
+	// one domain).
+	DomainOf func(ep string) string
 }
 
 // pullWindow is the window granted to a device of type devType.
@@ -383,7 +387,7 @@ func (m *Engine) create(c Campaign, img firmware.Image) (Campaign, error) {
 		}
 	} else {
 		for _, d := range m.srv.Devices() {
-			if matches(c.Targets, d) {
+			if matches(c.Targets, d) && m.inDomain(c, d.Endpoint()) {
 				initial = append(initial, d.Endpoint())
 			}
 		}
@@ -751,7 +755,7 @@ func (m *Engine) step(id string) {
 	// targeted by filter.
 	if r.c.State == Running && len(r.c.Targets.Endpoints) == 0 {
 		for _, d := range m.srv.Devices() {
-			if _, ok := r.devices[d.Endpoint()]; !ok && matches(r.c.Targets, d) {
+			if _, ok := r.devices[d.Endpoint()]; !ok && matches(r.c.Targets, d) && m.inDomain(r.c, d.Endpoint()) {
 				joined = append(joined, r.join(d.Endpoint()))
 			}
 		}
@@ -1024,6 +1028,14 @@ func (m *Engine) busyElsewhere(id, ep string) bool {
 		}
 	}
 	return false
+}
+
+// inDomain reports whether ep is a device of c's domain.
+func (m *Engine) inDomain(c Campaign, ep string) bool {
+	if m.cfg.DomainOf == nil {
+		return true
+	}
+	return m.cfg.DomainOf(ep) == c.Domain
 }
 
 func (m *Engine) publishCampaign(c Campaign) {

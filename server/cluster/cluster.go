@@ -440,7 +440,7 @@ func (n *Node) Forward(local http.Handler, held func(ep string) bool) http.Handl
 			local.ServeHTTP(w, r)
 			return
 		}
-		owner, err := n.st.Owner(ep)
+		owner, err := n.st.NodeOf(ep)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			local.ServeHTTP(w, r)
@@ -489,7 +489,7 @@ func problem(w http.ResponseWriter, code int, detail string) {
 // Owns reports whether this node holds ep's session by the database's
 // record (the campaign engine drives only such devices).
 func (n *Node) Owns(ep string) bool {
-	o, err := n.st.Owner(ep)
+	o, err := n.st.NodeOf(ep)
 	return err == nil && o.ID == n.self.ID
 }
 

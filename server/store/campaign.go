@@ -33,8 +33,11 @@ type Campaign struct {
 	App        string   `json:"app,omitempty"`
 	AppVersion string   `json:"appVersion,omitempty"`
 	Targets    Selector `json:"targets"`
-	Method     string   `json:"method"` // push or pull
-	Full       bool     `json:"full"`   // full image even where a delta is possible
+	// Domain is the domain the campaign was made in ("" the default): a
+	// filter selects among that domain's devices only.
+	Domain string `json:"domain,omitempty"`
+	Method string `json:"method"` // push or pull
+	Full   bool   `json:"full"`   // full image even where a delta is possible
 	// Waves are cumulative percentages of the targeted devices, ascending
 	// and ending at 100 (default [100]).
 	Waves       []float64 `json:"waves"`

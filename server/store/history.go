@@ -29,6 +29,9 @@ type AuditEntry struct {
 	// Status is the HTTP status answered.
 	Status int    `json:"status"`
 	Remote string `json:"remote,omitempty"`
+	// Domain is the domain the call acted in ("" before domains: the
+	// default domain).
+	Domain string `json:"domain,omitempty"`
 }
 
 // HistoryStore keeps a bounded history per device, which outlives the

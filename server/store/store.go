@@ -50,6 +50,7 @@ type Store interface {
 	CampaignStore
 	HistoryStore
 	AuditStore
+	DomainStore
 
 	// Close releases the store. Calls after Close fail.
 	Close() error

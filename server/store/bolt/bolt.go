@@ -25,6 +25,7 @@
 //	campaign_devices         campaign ID -> bucket: endpoint -> CampaignDevice
 //	device_history           endpoint -> bucket: 8-byte sequence -> HistoryEntry
 //	audit                    8-byte sequence -> AuditEntry
+//	domains, tokens, token_hashes, owners: see domain.go
 //
 // The names and shapes are those the server used before its store was one
 // package, so a file written then opens unchanged; only firmware blobs, then
@@ -80,6 +81,7 @@ var allBuckets = [][]byte{
 	bucketApps,
 	bucketCampaigns, bucketCampaignDevices,
 	bucketHistory, bucketAudit,
+	bucketDomains, bucketTokens, bucketTokenHashes, bucketOwners,
 }
 
 // Store is the bbolt implementation of store.Store: one file, one writer

@@ -164,8 +164,8 @@ func (s *Store) DropOwner(node, endpoint string) error {
 	return err
 }
 
-// Owner returns the node that holds endpoint's session, or ErrNotFound.
-func (s *Store) Owner(endpoint string) (Node, error) {
+// NodeOf returns the node that holds endpoint's session, or ErrNotFound.
+func (s *Store) NodeOf(endpoint string) (Node, error) {
 	c, cancel := ctx()
 	defer cancel()
 	var n Node

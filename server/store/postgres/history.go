@@ -69,7 +69,7 @@ func (s *Store) AddAudit(a store.AuditEntry, keep int) error {
 		return fmt.Errorf("add audit: %w", err)
 	}
 	return s.tx(func(ctx context.Context, tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "INSERT INTO audit (record) VALUES ($1)", data); err != nil {
+		if _, err := tx.Exec(ctx, "INSERT INTO audit (record, domain) VALUES ($1, $2)", data, auditDomain(a)); err != nil {
 			return fmt.Errorf("add audit: %w", err)
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM audit WHERE seq <= (SELECT seq FROM audit ORDER BY seq DESC OFFSET $1 LIMIT 1)`, keep)
@@ -84,4 +84,12 @@ func (s *Store) AddAudit(a store.AuditEntry, keep int) error {
 func (s *Store) Audit(limit int) ([]store.AuditEntry, error) {
 	return list[store.AuditEntry](s, "audit", `SELECT record FROM (
 		SELECT seq, record FROM audit ORDER BY seq DESC LIMIT $1) newest ORDER BY seq`, max(limit, 0))
+}
+
+// auditDomain is the domain column of an audit entry.
+func auditDomain(a store.AuditEntry) string {
+	if a.Domain == "" {
+		return store.DefaultDomain
+	}
+	return a.Domain
 }

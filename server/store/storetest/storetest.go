@@ -54,6 +54,8 @@ func Run(t *testing.T, b Backend) {
 		{"Campaigns", testCampaigns},
 		{"History", testHistory},
 		{"Audit", testAudit},
+		{"Domains", testDomains},
+		{"Ownership", testOwnership},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"SurvivesReopen", testReopen},
 	}
