@@ -775,7 +775,11 @@ func TestDeviceHistoryAndAuditTrail(t *testing.T) {
 			}
 		}
 	}
-	if kinds[0] != "registered" || strings.Join(states, ",") != "downloading,downloaded,updating,succeeded" {
+	// "updating" is recorded only when the Execute's answer arrives before
+	// the device's new registration; a device that reboots at once (the
+	// client no longer de-registers first) may skip it.
+	if got := strings.Join(states, ","); kinds[0] != "registered" ||
+		(got != "downloading,downloaded,updating,succeeded" && got != "downloading,downloaded,succeeded") {
 		t.Fatalf("history kinds %v, campaign states %v:\n%+v", kinds, states, h)
 	}
 	if last := h[len(h)-1]; last.Result != 1 {
