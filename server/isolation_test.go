@@ -21,6 +21,7 @@ import (
 
 	"github.com/fotastack/fota/server"
 	"github.com/fotastack/fota/server/bootstrap"
+	"github.com/fotastack/fota/server/firmware"
 	"github.com/fotastack/fota/server/servertest"
 	"github.com/fotastack/fota/server/store"
 )
@@ -242,6 +243,29 @@ func TestDomainIsolation(t *testing.T) {
 	}
 	if r := bdev.register(); r.Code != codes.Created {
 		t.Fatalf("b's device registers: %v", r.Code)
+	}
+	// Firmware downloads stay in the domain too: b's device fetches b's
+	// package over CoAP, and a's answers 4.04 as if it did not exist.
+	pkgs, err := srv.Store.Packages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkgs {
+		want := codes.Content
+		if p.ToImage == a.image {
+			want = codes.NotFound
+		} else if p.ToImage != b.image {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r, err := bdev.cc.Get(ctx, firmware.PathOf(p))
+		cancel()
+		if err != nil {
+			t.Fatalf("b's device GET %s: %v", firmware.PathOf(p), err)
+		}
+		if r.Code() != want {
+			t.Fatalf("b's device GET the package of image %s: %v, want %v", p.ToImage, r.Code(), want)
+		}
 	}
 	// a's credential claiming b's endpoint: refused by the DTLS identity's
 	// binding to its endpoint.

@@ -161,6 +161,8 @@ func Start(cfg Config) (*Server, error) {
 	if s.Cluster != nil {
 		cc.Cluster = &campaign.Cluster{Claim: s.Cluster.Claim, Release: s.Cluster.Release}
 	}
+	// A device downloads only its own domain's packages.
+	s.Firmware.SetDomains(cfg.Store.Owner)
 	if cc.DomainOf == nil {
 		cc.DomainOf = func(ep string) string {
 			d, err := cfg.Store.Owner(store.OwnEndpoint, ep)

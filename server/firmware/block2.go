@@ -61,6 +61,13 @@ func (f *Repository) handleDownload(w mux.ResponseWriter, r *mux.Message, args [
 	if d := f.dm.DeviceOfSession(transport.SessionFrom(r.Context())); d != nil {
 		ep = d.Endpoint()
 	}
+	if !f.sameDomain(ep, p) {
+		// Another domain's package answers as one that does not exist:
+		// nothing of it leaks, not even that it is there.
+		f.dm.Logger().Warn("firmware download refused: the package is another domain's", "endpoint", ep, "package", p.ID)
+		_ = w.SetResponse(codes.NotFound, message.TextPlain, bytes.NewReader([]byte("no such package")))
+		return
+	}
 	if v, err := r.Options().GetUint32(message.Block2); err == nil {
 		if _, _, err := block2Range(v, size); err != nil {
 			_ = w.SetResponse(codes.BadOption, message.TextPlain, bytes.NewReader([]byte(err.Error())))

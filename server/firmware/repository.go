@@ -74,6 +74,8 @@ func ImageID(deviceType, version string) string {
 type Repository struct {
 	dm *dm.Server
 	st Store
+	// domains, when set (SetDomains), keeps downloads within a domain.
+	domains *domainCheck
 	// key signs the packages made here: the stored key, or an HSM's
 	// (UseSigner). Set before the repository serves.
 	key crypto.Signer
