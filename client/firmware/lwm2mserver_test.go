@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fotastack/fota/client/blockpull"
 	piondtls "github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/dtls"
 	dtlsserver "github.com/plgd-dev/go-coap/v3/dtls/server"
@@ -143,7 +144,7 @@ func putBlock(t testing.TB, conn *udpclient.Conn, pkg []byte, size int, num int6
 		t.Fatal(err)
 	}
 	defer conn.ReleaseMessage(req)
-	szx, _ := szxOf(size)
+	szx, _ := blockpull.SZXOf(size)
 	v, _ := blockwise.EncodeBlockOption(szx, num, end < int64(len(pkg)))
 	req.SetOptionUint32(message.Block1, v)
 	if num == 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fotastack/fota/client"
+	"github.com/fotastack/fota/client/blockpull"
 	"github.com/fotastack/fota/inplace"
 	"github.com/fotastack/fota/lwm2m"
 	"github.com/fotastack/fota/objects"
@@ -194,7 +195,7 @@ func Open(cfg Config) (*Object, error) {
 	if cfg.BlockSize == 0 {
 		cfg.BlockSize = 1024
 	}
-	if _, err := szxOf(cfg.BlockSize); err != nil || cfg.BlockSize < 64 {
+	if _, err := blockpull.SZXOf(cfg.BlockSize); err != nil || cfg.BlockSize < 64 {
 		return nil, fmt.Errorf("firmware: block size %d: want a power of two from 64 to 1024", cfg.BlockSize)
 	}
 	if cfg.MaxWindow <= 0 {

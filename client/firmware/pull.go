@@ -5,21 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/fotastack/fota/client"
-	piondtls "github.com/pion/dtls/v3"
-	dtlsnet "github.com/pion/dtls/v3/pkg/net"
-	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
-	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/fotastack/fota/client/blockpull"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
-	"github.com/plgd-dev/go-coap/v3/options"
-	"github.com/plgd-dev/go-coap/v3/udp"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
@@ -28,41 +21,14 @@ import (
 // speak is result 9 (unsupported protocol). This device pulls over CoAP
 // and CoAPS (Protocol Support, /5/0/8).
 func parsePackageURI(s string) (*url.URL, Result) {
-	if s == "" || len(s) > maxURILen {
-		return nil, ResultInvalidURI
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" {
-		return nil, ResultInvalidURI
-	}
-	switch u.Scheme {
-	case "coap", "coaps":
-	case "http", "https", "coap+tcp", "coaps+tcp", "coap+ws", "coaps+ws":
+	u, err := blockpull.ParseURI(s, maxURILen)
+	switch {
+	case errors.Is(err, blockpull.ErrUnsupportedProtocol):
 		return nil, ResultUnsupportedProtocol
-	default:
+	case err != nil:
 		return nil, ResultInvalidURI
-	}
-	if u.Hostname() == "" || u.Opaque != "" || u.User != nil || u.Fragment != "" {
-		return nil, ResultInvalidURI
-	}
-	if p := u.Port(); p == "" {
-		port := "5683"
-		if u.Scheme == "coaps" {
-			port = "5684"
-		}
-		u.Host = net.JoinHostPort(u.Hostname(), port)
 	}
 	return u, ResultInitial
-}
-
-// szxOf is the SZX of a block size from 16 to 1024.
-func szxOf(size int) (blockwise.SZX, error) {
-	for szx := blockwise.SZX16; szx <= blockwise.SZX1024; szx++ {
-		if int(szx.Size()) == size {
-			return szx, nil
-		}
-	}
-	return 0, fmt.Errorf("block size %d is not a power of two from 16 to 1024", size)
 }
 
 // startPull begins (or resumes) the download of uri. A write of the same
@@ -112,15 +78,7 @@ func (o *Object) stopPull() {
 }
 
 // block is one Block2 answer.
-type block struct {
-	code    codes.Code
-	payload []byte
-	szx     blockwise.SZX
-	num     int64
-	more    bool
-	etag    []byte
-	size2   int64 // -1: not given
-}
+type block = blockpull.Block
 
 // errStale means the download was cancelled or replaced meanwhile.
 var errStale = errors.New("download superseded")
@@ -185,7 +143,7 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 		if conn == nil {
 			var err error
 			if conn, err = o.dial(ctx, u, window); err != nil {
-				if errors.Is(err, errNoCredentials) {
+				if errors.Is(err, blockpull.ErrNoCredentials) {
 					o.pullFailed(gen, ResultUnsupportedProtocol)
 					return
 				}
@@ -195,7 +153,7 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 				continue
 			}
 		}
-		szx, _ := szxOf(bs)
+		szx, _ := blockpull.SZXOf(bs)
 		var b block
 		if len(ahead) > 0 {
 			b, ahead = ahead[0], ahead[1:]
@@ -215,69 +173,69 @@ func (o *Object) pull(ctx context.Context, gen uint64, u *url.URL) {
 			}
 			b, ahead = bl[0], bl[1:]
 		}
-		if b.code >= codes.InternalServerError {
-			if !retry(fmt.Errorf("server answered %v", b.code)) {
+		if b.Code >= codes.InternalServerError {
+			if !retry(fmt.Errorf("server answered %v", b.Code)) {
 				return
 			}
 			continue
 		}
-		if b.code != codes.Content {
+		if b.Code != codes.Content {
 			// 4.04 and the other client errors: the URI names nothing
 			// we can get (LwM2M Core E.6, result 7).
-			o.log.Info("firmware pull: refused", "uri", u.Redacted(), "code", b.code)
+			o.log.Info("firmware pull: refused", "uri", u.Redacted(), "code", b.Code)
 			o.pullFailed(gen, ResultInvalidURI)
 			return
 		}
 		fails, answered = 0, true
 		// RFC 7252 5.10.6: a different ETag is a different package; the
 		// bytes staged so far belong to the old one: start again.
-		if len(etag) > 0 && len(b.etag) > 0 && !bytes.Equal(etag, b.etag) {
+		if len(etag) > 0 && len(b.ETag) > 0 && !bytes.Equal(etag, b.ETag) {
 			o.log.Info("firmware pull: package changed (ETag), restarting", "uri", u.Redacted())
-			done, etag, ahead = 0, b.etag, nil
-			if err := o.progress(gen, func() { o.rec.Done, o.rec.Total, o.rec.ETag = 0, 0, b.etag }); err != nil {
+			done, etag, ahead = 0, b.ETag, nil
+			if err := o.progress(gen, func() { o.rec.Done, o.rec.Total, o.rec.ETag = 0, 0, b.ETag }); err != nil {
 				return
 			}
-			if b.num != 0 {
+			if b.Num != 0 {
 				continue
 			}
 		}
 		if len(etag) == 0 {
-			etag = b.etag
+			etag = b.ETag
 		}
-		if off := b.num * b.szx.Size(); off != done {
-			if b.szx < szx && off == done/b.szx.Size()*b.szx.Size() {
-				bs = int(b.szx.Size()) // RFC 7959 2.4: the server chose smaller blocks
+		if off := b.Num * b.SZX.Size(); off != done {
+			if b.SZX < szx && off == done/b.SZX.Size()*b.SZX.Size() {
+				bs = int(b.SZX.Size()) // RFC 7959 2.4: the server chose smaller blocks
 			}
 			if !retry(fmt.Errorf("server sent the block at byte %d, asked for %d", off, done)) {
 				return
 			}
 			continue
 		}
-		bs = int(b.szx.Size())
-		if b.size2 > o.st.size() || done+int64(len(b.payload)) > o.st.size() {
+		bs = int(b.SZX.Size())
+		if b.Size2 > o.st.size() || done+int64(len(b.Payload)) > o.st.size() {
 			o.pullFailed(gen, ResultNotEnoughFlash)
 			return
 		}
-		if b.more && len(b.payload) != bs {
-			if !retry(fmt.Errorf("block %d has %d bytes, want %d", b.num, len(b.payload), bs)) {
+		if b.More && len(b.Payload) != bs {
+			if !retry(fmt.Errorf("block %d has %d bytes, want %d", b.Num, len(b.Payload), bs)) {
 				return
 			}
 			continue
 		}
 		o.flashMu.Lock()
-		err := o.st.write(done, b.payload)
+		err := o.st.write(done, b.Payload)
 		o.flashMu.Unlock()
 		if err != nil {
 			o.log.Warn("firmware pull: stage block", "err", err)
 			o.pullFailed(gen, ResultNotEnoughFlash)
 			return
 		}
-		done += int64(len(b.payload))
-		last := !b.more
+		done += int64(len(b.Payload))
+		last := !b.More
 		if err := o.progress(gen, func() {
 			o.rec.Done, o.rec.BlockSize, o.rec.ETag = done, bs, etag
-			if b.size2 >= 0 {
-				o.rec.Total = b.size2
+			if b.Size2 >= 0 {
+				o.rec.Total = b.Size2
 			}
 			if last {
 				o.rec.Total = done
@@ -372,7 +330,7 @@ func (o *Object) getWindow(ctx context.Context, conn *udpclient.Conn, shared boo
 	var out []block
 	for i := range n {
 		if len(out) > 0 {
-			if prev := out[len(out)-1]; prev.code != codes.Content || !prev.more {
+			if prev := out[len(out)-1]; prev.Code != codes.Content || !prev.More {
 				break
 			}
 		}
@@ -389,7 +347,7 @@ func (o *Object) getWindow(ctx context.Context, conn *udpclient.Conn, shared boo
 			}
 			bs[i] = b
 		}
-		if len(out) > 0 && bs[i].code != codes.Content {
+		if len(out) > 0 && bs[i].Code != codes.Content {
 			break
 		}
 		out = append(out, bs[i])
@@ -403,80 +361,11 @@ func (o *Object) getWindow(ctx context.Context, conn *udpclient.Conn, shared boo
 // shared says conn is the client's session with its server, whose
 // blockwise layer must be kept out of this loop (client.RawBlock2).
 func (o *Object) get(ctx context.Context, conn *udpclient.Conn, shared bool, u *url.URL, szx blockwise.SZX, num int64, wait time.Duration) (block, error) {
-	timeout := o.cfg.RequestTimeout
+	r := blockpull.Request{Shared: shared, Timeout: o.cfg.RequestTimeout}
 	if wait > 0 {
-		timeout = wait
+		r.Timeout, r.NonConfirmable = wait, true
 	}
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	path := u.EscapedPath()
-	if path == "" {
-		path = "/"
-	}
-	req, err := conn.NewGetRequest(rctx, path)
-	if err != nil {
-		return block{}, fmt.Errorf("build GET %s: %w", u.Redacted(), err)
-	}
-	defer conn.ReleaseMessage(req)
-	if u.RawQuery != "" {
-		for _, q := range bytes.Split([]byte(u.RawQuery), []byte("&")) {
-			if qs, err := url.QueryUnescape(string(q)); err == nil {
-				req.AddOptionString(message.URIQuery, qs)
-			}
-		}
-	}
-	v, err := blockwise.EncodeBlockOption(szx, num, false)
-	if err != nil {
-		return block{}, fmt.Errorf("block %d: %w", num, err)
-	}
-	req.SetOptionUint32(message.Block2, v)
-	if wait > 0 {
-		req.SetType(message.NonConfirmable)
-	}
-	if shared {
-		client.RawBlock2(req)
-	}
-	resp, err := conn.Do(req)
-	var b2 uint32
-	var hasB2 bool
-	if shared {
-		b2, hasB2 = client.TakeBlock2(req)
-	}
-	if err != nil {
-		return block{}, fmt.Errorf("GET %s block %d: %w", u.Redacted(), num, err)
-	}
-	defer conn.ReleaseMessage(resp)
-	if hasB2 {
-		resp.SetOptionUint32(message.Block2, b2)
-	}
-	b := block{code: resp.Code(), szx: szx, num: num, size2: -1}
-	if b.code != codes.Content {
-		return b, nil
-	}
-	if bv, err := resp.GetOptionUint32(message.Block2); err == nil {
-		if b.szx, b.num, b.more, err = blockwise.DecodeBlockOption(bv); err != nil || b.szx > blockwise.SZX1024 {
-			return block{}, fmt.Errorf("GET %s: bad Block2 option in the answer", u.Redacted())
-		}
-	} else if num != 0 {
-		return block{}, fmt.Errorf("GET %s block %d: answer without Block2", u.Redacted(), num)
-	}
-	if e, err := resp.ETag(); err == nil {
-		b.etag = append([]byte(nil), e...)
-	}
-	if s, err := resp.Options().GetUint32(message.Size2); err == nil {
-		b.size2 = int64(s)
-	}
-	if body := resp.Body(); body != nil {
-		// One block: at most 1024 bytes (a whole small resource when the
-		// server sent no Block2, bounded by the datagram).
-		buf := make([]byte, 0, int(b.szx.Size()))
-		w := bytes.NewBuffer(buf)
-		if _, err := w.ReadFrom(body); err != nil {
-			return block{}, fmt.Errorf("GET %s block %d: read: %w", u.Redacted(), num, err)
-		}
-		b.payload = w.Bytes()
-	}
-	return b, nil
+	return blockpull.Get(ctx, conn, u, szx, num, r)
 }
 
 // serverSession returns the device's own session with its LwM2M server
@@ -487,81 +376,29 @@ func (o *Object) serverSession(u *url.URL) (*udpclient.Conn, bool) {
 	o.mu.Lock()
 	session := o.cfg.Session
 	o.mu.Unlock()
-	if session == nil {
-		return nil, false
+	conn, ok := blockpull.Over(session, u)
+	if ok {
+		o.log.Debug("firmware pull: over the server session", "uri", u.Redacted())
 	}
-	conn, scheme, hostport := session()
-	if conn == nil || scheme != u.Scheme || hostport != u.Host {
-		return nil, false
-	}
-	o.log.Debug("firmware pull: over the server session", "uri", u.Redacted())
-	return conn, true
+	return conn, ok
 }
 
-var errNoCredentials = errors.New("coaps Package URI but the device has no PSK")
-
 // dial opens a CoAP session to the package server: plain UDP for coap://,
-// DTLS-PSK with the device's own credentials for coaps://. go-coap's
-// blockwise layer is off: the device runs its own Block2 loop.
+// DTLS-PSK with the device's own credentials for coaps://.
 func (o *Object) dial(ctx context.Context, u *url.URL, nstart int) (*udpclient.Conn, error) {
 	if o.cfg.Via != nil {
 		v := *u
 		v.Host = o.cfg.Via(u.Host)
 		u = &v
 	}
-	opts := []udp.Option{
-		options.WithBlockwise(false, blockwise.SZX1024, time.Minute),
-		options.WithTransmission(uint32(max(nstart, 1)), o.cfg.AckTimeout, 4),
-		// NSTART is the limit; go-coap's own default is one request per
-		// conn and path.
-		options.WithLimitClientParallelRequest(0),
-		options.WithLimitClientEndpointParallelRequest(0),
-		options.WithMTU(8192),
-		options.WithErrors(func(err error) { o.log.Debug("firmware pull: coap", "err", err) }),
-	}
-	if u.Scheme == "coap" {
-		conn, err := udp.Dial(u.Host, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("dial %s: %w", u.Host, err)
-		}
-		return conn, nil
-	}
 	o.mu.Lock()
 	id, key, creds := o.cfg.PSKIdentity, append([]byte(nil), o.cfg.PSKKey...), o.cfg.Credentials
+	d := blockpull.Dialer{NSTART: nstart, AckTimeout: o.cfg.AckTimeout, HandshakeTimeout: o.cfg.HandshakeTimeout,
+		FlightInterval: o.cfg.FlightInterval, Errors: func(err error) { o.log.Debug("firmware pull: coap", "err", err) }}
 	o.mu.Unlock()
 	if creds != nil {
 		id, key = creds()
 	}
-	if id == "" || len(key) == 0 {
-		return nil, errNoCredentials
-	}
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "udp", u.Host)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", u.Host, err)
-	}
-	dopts := []piondtls.ClientOption{
-		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
-		piondtls.WithPSKIdentityHint([]byte(id)),
-		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256, piondtls.TLS_PSK_WITH_AES_128_CCM),
-		piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
-		piondtls.WithMTU(1400),
-	}
-	if o.cfg.FlightInterval > 0 {
-		dopts = append(dopts, piondtls.WithFlightInterval(o.cfg.FlightInterval))
-	}
-	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(raw), raw.RemoteAddr(), dopts...)
-	if err != nil {
-		_ = raw.Close()
-		return nil, fmt.Errorf("dtls client %s: %w", u.Host, err)
-	}
-	// pion's handshake is lazy (../shared/notes trap 1): do it now, bounded.
-	hctx, cancel := context.WithTimeout(ctx, o.cfg.HandshakeTimeout)
-	err = dc.HandshakeContext(hctx)
-	cancel()
-	if err != nil {
-		_ = dc.Close()
-		return nil, fmt.Errorf("dtls handshake with %s: %w", u.Host, err)
-	}
-	return coapdtls.Client(dc, append(opts, options.WithCloseSocket())...), nil
+	d.PSKIdentity, d.PSKKey = id, key
+	return d.Dial(ctx, u)
 }

@@ -3,40 +3,23 @@ package software
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"time"
 
-	"github.com/fotastack/fota/client"
-	piondtls "github.com/pion/dtls/v3"
-	dtlsnet "github.com/pion/dtls/v3/pkg/net"
-	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
-	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/fotastack/fota/client/blockpull"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
-	"github.com/plgd-dev/go-coap/v3/options"
-	"github.com/plgd-dev/go-coap/v3/udp"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
 // parsePackageURI checks a Package URI (/9/x/3): coap:// or coaps://
 // (result 56 otherwise, LwM2M Core E.9).
 func parsePackageURI(s string) (*url.URL, Result) {
-	if s == "" || len(s) > maxURILen {
+	// /9 has no "unsupported protocol" result: every refusal is 56.
+	u, err := blockpull.ParseURI(s, maxURILen)
+	if err != nil {
 		return nil, ResultInvalidURI
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "coap" && u.Scheme != "coaps") || u.Hostname() == "" || u.Opaque != "" || u.User != nil || u.Fragment != "" {
-		return nil, ResultInvalidURI
-	}
-	if u.Port() == "" {
-		port := "5683"
-		if u.Scheme == "coaps" {
-			port = "5684"
-		}
-		u.Host = net.JoinHostPort(u.Hostname(), port)
 	}
 	return u, ResultInitial
 }
@@ -127,7 +110,7 @@ func (o *Object) pull(ctx context.Context, in *instance, gen uint64, u *url.URL)
 				continue
 			}
 		}
-		szx, _ := szxOf(bs)
+		szx, _ := blockpull.SZXOf(bs)
 		b, err := o.get(ctx, conn, shared, u, szx, done/int64(bs))
 		if err != nil {
 			if ctx.Err() != nil || !retry(err) {
@@ -135,53 +118,53 @@ func (o *Object) pull(ctx context.Context, in *instance, gen uint64, u *url.URL)
 			}
 			continue
 		}
-		if b.code != codes.Content {
-			if b.code >= codes.InternalServerError {
-				if !retry(fmt.Errorf("server answered %v", b.code)) {
+		if b.Code != codes.Content {
+			if b.Code >= codes.InternalServerError {
+				if !retry(fmt.Errorf("server answered %v", b.Code)) {
 					return
 				}
 				continue
 			}
-			failed(ResultInvalidURI, fmt.Sprintf("%s answered %v", u.Redacted(), b.code))
+			failed(ResultInvalidURI, fmt.Sprintf("%s answered %v", u.Redacted(), b.Code))
 			return
 		}
 		fails = 0
-		if len(etag) > 0 && len(b.etag) > 0 && !bytes.Equal(etag, b.etag) {
+		if len(etag) > 0 && len(b.ETag) > 0 && !bytes.Equal(etag, b.ETag) {
 			// Another package now: start again.
-			done, etag = 0, b.etag
-			if b.num != 0 {
+			done, etag = 0, b.ETag
+			if b.Num != 0 {
 				continue
 			}
 		}
 		if len(etag) == 0 {
-			etag = b.etag
+			etag = b.ETag
 		}
-		if off := b.num * b.szx.Size(); off != done {
-			if b.szx < szx && off == done/b.szx.Size()*b.szx.Size() {
-				bs = int(b.szx.Size())
+		if off := b.Num * b.SZX.Size(); off != done {
+			if b.SZX < szx && off == done/b.SZX.Size()*b.SZX.Size() {
+				bs = int(b.SZX.Size())
 			}
 			if !retry(fmt.Errorf("server sent the block at byte %d, asked for %d", off, done)) {
 				return
 			}
 			continue
 		}
-		bs = int(b.szx.Size())
-		if b.size2 > o.cfg.MaxPackage || done+int64(len(b.payload)) > o.cfg.MaxPackage {
+		bs = int(b.SZX.Size())
+		if b.Size2 > o.cfg.MaxPackage || done+int64(len(b.Payload)) > o.cfg.MaxPackage {
 			failed(ResultNoStorage, fmt.Sprintf("package larger than the %d bytes of room", o.cfg.MaxPackage))
 			return
 		}
-		last := !b.more
+		last := !b.More
 		o.mu.Lock()
 		if in.gen != gen || o.closed {
 			o.unlock()
 			return
 		}
-		if err := writePackageAt(in.dir, done, b.payload); err != nil {
+		if err := writePackageAt(in.dir, done, b.Payload); err != nil {
 			o.fail(in, ResultNoStorage, err.Error())
 			o.unlock()
 			return
 		}
-		done += int64(len(b.payload))
+		done += int64(len(b.Payload))
 		in.rec.Done, in.rec.BlockSize, in.rec.ETag = done, bs, etag
 		if last {
 			o.finishDownload(in)
@@ -195,92 +178,12 @@ func (o *Object) pull(ctx context.Context, in *instance, gen uint64, u *url.URL)
 	}
 }
 
-type block struct {
-	code    codes.Code
-	payload []byte
-	szx     blockwise.SZX
-	num     int64
-	more    bool
-	etag    []byte
-	size2   int64
-}
-
-func szxOf(size int) (blockwise.SZX, error) {
-	for szx := blockwise.SZX16; szx <= blockwise.SZX1024; szx++ {
-		if int(szx.Size()) == size {
-			return szx, nil
-		}
-	}
-	return 0, fmt.Errorf("block size %d is not a power of two from 16 to 1024", size)
-}
+type block = blockpull.Block
 
 // get asks for block num; shared says conn is the client's own session,
 // whose blockwise layer is kept out of this loop (client.RawBlock2).
 func (o *Object) get(ctx context.Context, conn *udpclient.Conn, shared bool, u *url.URL, szx blockwise.SZX, num int64) (block, error) {
-	rctx, cancel := context.WithTimeout(ctx, o.cfg.RequestTimeout)
-	defer cancel()
-	path := u.EscapedPath()
-	if path == "" {
-		path = "/"
-	}
-	req, err := conn.NewGetRequest(rctx, path)
-	if err != nil {
-		return block{}, fmt.Errorf("build GET %s: %w", u.Redacted(), err)
-	}
-	defer conn.ReleaseMessage(req)
-	if u.RawQuery != "" {
-		for _, q := range bytes.Split([]byte(u.RawQuery), []byte("&")) {
-			if qs, err := url.QueryUnescape(string(q)); err == nil {
-				req.AddOptionString(message.URIQuery, qs)
-			}
-		}
-	}
-	v, err := blockwise.EncodeBlockOption(szx, num, false)
-	if err != nil {
-		return block{}, err
-	}
-	req.SetOptionUint32(message.Block2, v)
-	if shared {
-		client.RawBlock2(req)
-	}
-	resp, err := conn.Do(req)
-	var b2 uint32
-	var hasB2 bool
-	if shared {
-		b2, hasB2 = client.TakeBlock2(req)
-	}
-	if err != nil {
-		return block{}, fmt.Errorf("GET %s block %d: %w", u.Redacted(), num, err)
-	}
-	defer conn.ReleaseMessage(resp)
-	if hasB2 {
-		resp.SetOptionUint32(message.Block2, b2)
-	}
-	b := block{code: resp.Code(), szx: szx, num: num, size2: -1}
-	if b.code != codes.Content {
-		return b, nil
-	}
-	if bv, err := resp.GetOptionUint32(message.Block2); err == nil {
-		if b.szx, b.num, b.more, err = blockwise.DecodeBlockOption(bv); err != nil || b.szx > blockwise.SZX1024 {
-			return block{}, fmt.Errorf("GET %s: bad Block2 option in the answer", u.Redacted())
-		}
-	} else if num != 0 {
-		return block{}, fmt.Errorf("GET %s block %d: answer without Block2", u.Redacted(), num)
-	}
-	if e, err := resp.ETag(); err == nil {
-		b.etag = append([]byte(nil), e...)
-	}
-	if s, err := resp.Options().GetUint32(message.Size2); err == nil {
-		b.size2 = int64(s)
-	}
-	if body := resp.Body(); body != nil {
-		w := bytes.NewBuffer(make([]byte, 0, int(b.szx.Size())))
-		if _, err := w.ReadFrom(body); err != nil {
-			return block{}, fmt.Errorf("GET %s block %d: read: %w", u.Redacted(), num, err)
-		}
-		b.payload = w.Bytes()
-	}
-	return b, nil
+	return blockpull.Get(ctx, conn, u, szx, num, blockpull.Request{Shared: shared, Timeout: o.cfg.RequestTimeout})
 }
 
 // serverSession is the device's session with its LwM2M server when u
@@ -289,61 +192,18 @@ func (o *Object) serverSession(u *url.URL) (*udpclient.Conn, bool) {
 	o.mu.Lock()
 	session := o.cfg.Session
 	o.mu.Unlock()
-	if session == nil {
-		return nil, false
-	}
-	conn, scheme, hostport := session()
-	if conn == nil || scheme != u.Scheme || hostport != u.Host {
-		return nil, false
-	}
-	return conn, true
+	return blockpull.Over(session, u)
 }
-
-var errNoCredentials = errors.New("coaps Package URI but the device has no PSK")
 
 // dial opens a session of its own to the package server: UDP for coap://,
 // DTLS-PSK with the device's credentials for coaps://.
 func (o *Object) dial(ctx context.Context, u *url.URL) (*udpclient.Conn, error) {
-	opts := []udp.Option{
-		options.WithBlockwise(false, blockwise.SZX1024, time.Minute),
-		options.WithTransmission(1, 2*time.Second, 4),
-		options.WithMTU(8192),
-	}
-	if u.Scheme == "coap" {
-		return udp.Dial(u.Host, opts...)
-	}
 	o.mu.Lock()
 	creds := o.cfg.Credentials
 	o.mu.Unlock()
-	if creds == nil {
-		return nil, errNoCredentials
+	d := blockpull.Dialer{NSTART: 1, AckTimeout: 2 * time.Second, HandshakeTimeout: 10 * time.Second}
+	if creds != nil {
+		d.PSKIdentity, d.PSKKey = creds()
 	}
-	id, key := creds()
-	if id == "" || len(key) == 0 {
-		return nil, errNoCredentials
-	}
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "udp", u.Host)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", u.Host, err)
-	}
-	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(raw), raw.RemoteAddr(),
-		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
-		piondtls.WithPSKIdentityHint([]byte(id)),
-		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256, piondtls.TLS_PSK_WITH_AES_128_CCM),
-		piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
-		piondtls.WithMTU(1400))
-	if err != nil {
-		_ = raw.Close()
-		return nil, fmt.Errorf("dtls client %s: %w", u.Host, err)
-	}
-	// pion's handshake is lazy (../shared/notes trap 1): do it now, bounded.
-	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = dc.HandshakeContext(hctx)
-	cancel()
-	if err != nil {
-		_ = dc.Close()
-		return nil, fmt.Errorf("dtls handshake with %s: %w", u.Host, err)
-	}
-	return coapdtls.Client(dc, append(opts, options.WithCloseSocket())...), nil
+	return d.Dial(ctx, u)
 }
