@@ -2,12 +2,9 @@ package firmware
 
 import (
 	"fmt"
-	"io"
-	"strings"
 
 	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/lwm2m"
-	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/mux"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
@@ -39,59 +36,26 @@ func (o *Object) Handles(p lwm2m.Path, code codes.Code) bool {
 // the progress record). A block already received is acknowledged again
 // without being written (a duplicate on a lossy link).
 func (o *Object) ServeLwM2M(w mux.ResponseWriter, r *mux.Message, p lwm2m.Path) {
-	if cf, err := r.Options().ContentFormat(); err == nil && cf != message.AppOctets {
-		respond(w, codes.UnsupportedMediaType, fmt.Sprintf("package content format %v, want application/octet-stream", cf))
-		return
-	}
-	max := o.st.size() + 1
-	var body []byte
-	if b := r.Body(); b != nil {
-		// The client core has read the body already; read it again.
-		if _, err := b.Seek(0, io.SeekStart); err != nil {
-			respond(w, codes.BadRequest, "read package payload: "+err.Error())
-			return
-		}
-		var err error
-		if body, err = io.ReadAll(io.LimitReader(b, max)); err != nil {
-			respond(w, codes.BadRequest, "read package payload: "+err.Error())
-			return
-		}
-	}
-	v, ok := client.Block1(r)
+	pw, ok := client.ReadPackageWrite(w, r, o.st.size())
 	if !ok {
-		if err := o.writeWhole(body); err != nil {
-			respond(w, lwm2m.CodeOf(err), err.Error())
+		return
+	}
+	if !pw.Blocked {
+		if err := o.writeWhole(pw.Body); err != nil {
+			client.Respond(w, lwm2m.CodeOf(err), err.Error())
 			return
 		}
-		respond(w, codes.Changed, "")
+		client.Respond(w, codes.Changed, "")
 		return
 	}
-	szx, num, more, err := blockwise.DecodeBlockOption(v)
-	if err != nil || szx > blockwise.SZX1024 {
-		// BERT (SZX 7) is for CoAP over TCP only (RFC 8323 6).
-		respond(w, codes.BadRequest, "bad Block1 option")
-		return
-	}
-	size := int(szx.Size())
-	var size1 int64 = -1
-	if s, err := r.Options().GetUint32(message.Size1); err == nil {
-		size1 = int64(s)
-	}
-	code, echo, msg := o.pushBlock(szx, num, more, size, size1, body)
-	respond(w, code, msg)
-	switch {
-	case echo:
-		w.Message().SetOptionUint32(message.Block1, v)
-	case code == codes.RequestEntityIncomplete:
-		if next, ok := o.expectedBlock(size); ok {
-			if bv, err := blockwise.EncodeBlockOption(szx, next, true); err == nil {
-				w.Message().SetOptionUint32(message.Block1, bv)
-			}
+	code, echo, msg := o.pushBlock(pw.SZX, pw.Num, pw.More, pw.Size, pw.Size1, pw.Body)
+	next := int64(-1)
+	if code == codes.RequestEntityIncomplete {
+		if n, ok := o.expectedBlock(pw.Size); ok {
+			next = n
 		}
-	case code == codes.RequestEntityTooLarge:
-		// RFC 7959 2.9.3: Size1 in a 4.13 tells the largest size accepted.
-		w.Message().SetOptionUint32(message.Size1, uint32(o.st.size()))
 	}
+	pw.AnswerBlock(w, code, echo, next, msg, o.st.size())
 }
 
 // pushBlock applies one Block1 block and returns the answer: the code,
@@ -215,14 +179,4 @@ func (o *Object) writeWhole(b []byte) error {
 	o.rec.Done, o.rec.Total = int64(len(b)), int64(len(b))
 	o.finishDownload()
 	return nil
-}
-
-func respond(w mux.ResponseWriter, code codes.Code, msg string) {
-	var body io.ReadSeeker
-	if msg != "" {
-		body = strings.NewReader(msg)
-	}
-	// SetResponse only fails on a message it cannot encode; the answer is
-	// lost then, and the server retries.
-	_ = w.SetResponse(code, message.TextPlain, body)
 }

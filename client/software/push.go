@@ -2,17 +2,13 @@ package software
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/lwm2m"
-	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/mux"
-	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 )
 
 // pushState is a Block1 transfer in progress: the next offset expected
@@ -35,62 +31,32 @@ func (o *Object) Handles(p lwm2m.Path, code codes.Code) bool {
 // expected block for one out of order (a resume after a lost connection
 // or a reboot), a duplicate acknowledged without being written.
 func (o *Object) ServeLwM2M(w mux.ResponseWriter, r *mux.Message, p lwm2m.Path) {
-	if cf, err := r.Options().ContentFormat(); err == nil && cf != message.AppOctets {
-		respond(w, codes.UnsupportedMediaType, fmt.Sprintf("package content format %v, want application/octet-stream", cf))
+	pw, ok := client.ReadPackageWrite(w, r, o.cfg.MaxPackage)
+	if !ok {
 		return
 	}
-	var body []byte
-	if b := r.Body(); b != nil {
-		if _, err := b.Seek(0, io.SeekStart); err != nil {
-			respond(w, codes.BadRequest, "read package payload: "+err.Error())
-			return
-		}
-		var err error
-		if body, err = io.ReadAll(io.LimitReader(b, o.cfg.MaxPackage+1)); err != nil {
-			respond(w, codes.BadRequest, "read package payload: "+err.Error())
-			return
-		}
-	}
-	v, ok := client.Block1(r)
-	if !ok {
+	if !pw.Blocked {
 		o.mu.Lock()
 		in := o.insts[p.Instance()]
 		var err error
 		if in == nil {
 			err = fmt.Errorf("%v: %w", p, client.ErrNotFound)
 		} else {
-			err = o.writeWhole(in, body)
+			err = o.writeWhole(in, pw.Body)
 		}
 		o.unlock()
 		if err != nil {
-			respond(w, lwm2m.CodeOf(err), err.Error())
+			client.Respond(w, lwm2m.CodeOf(err), err.Error())
 			return
 		}
-		respond(w, codes.Changed, "")
+		client.Respond(w, codes.Changed, "")
 		return
 	}
-	szx, num, more, err := blockwise.DecodeBlockOption(v)
-	if err != nil || szx > blockwise.SZX1024 {
-		respond(w, codes.BadRequest, "bad Block1 option")
-		return
+	code, echo, next, msg := o.pushBlock(p.Instance(), pw.Num, pw.More, pw.Size, pw.Size1, pw.Body)
+	if next >= 0 {
+		next /= int64(pw.Size) // pushBlock gives the byte expected
 	}
-	size := int(szx.Size())
-	var size1 int64 = -1
-	if s, err := r.Options().GetUint32(message.Size1); err == nil {
-		size1 = int64(s)
-	}
-	code, echo, next, msg := o.pushBlock(p.Instance(), num, more, size, size1, body)
-	respond(w, code, msg)
-	switch {
-	case echo:
-		w.Message().SetOptionUint32(message.Block1, v)
-	case code == codes.RequestEntityIncomplete && next >= 0:
-		if bv, err := blockwise.EncodeBlockOption(szx, next/int64(size), true); err == nil {
-			w.Message().SetOptionUint32(message.Block1, bv)
-		}
-	case code == codes.RequestEntityTooLarge:
-		w.Message().SetOptionUint32(message.Size1, uint32(o.cfg.MaxPackage))
-	}
+	pw.AnswerBlock(w, code, echo, next, msg, o.cfg.MaxPackage)
 }
 
 // pushBlock stores one block; it returns the answer's code, whether to
@@ -189,12 +155,4 @@ func writePackageAt(dir string, off int64, p []byte) error {
 		return fmt.Errorf("store package: %w", err)
 	}
 	return f.Close()
-}
-
-func respond(w mux.ResponseWriter, code codes.Code, msg string) {
-	var body io.ReadSeeker
-	if msg != "" {
-		body = strings.NewReader(msg)
-	}
-	_ = w.SetResponse(code, message.TextPlain, body)
 }
