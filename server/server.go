@@ -424,17 +424,5 @@ func (s *Server) Close() error {
 // CoAPSURI is the coaps URI devices use to reach a listener at addr: a
 // wildcard listen address is replaced by publicHost (default 127.0.0.1).
 func CoAPSURI(addr net.Addr, publicHost string) string {
-	if addr == nil {
-		return ""
-	}
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return ""
-	}
-	if publicHost != "" {
-		host = publicHost
-	} else if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return "coaps://" + net.JoinHostPort(host, port)
+	return dm.ListenerURI("coaps", addr, publicHost)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -620,30 +619,7 @@ func (m *Engine) offer(ctx context.Context, c Campaign, d *Device) (bool, error)
 // packageURI is where the device fetches p: the listener it registered
 // over, so it downloads with the credentials it already has.
 func (m *Engine) packageURI(ep string, p firmware.Package) (string, error) {
-	dev := m.srv.Device(ep)
-	if dev == nil {
-		return "", dm.ErrUnknownDevice
-	}
-	scheme := dev.Registration().Transport
-	var addr net.Addr
-	if scheme == "coaps" {
-		addr = m.srv.CoAPSAddr()
-	} else {
-		scheme, addr = "coap", m.srv.CoAPAddr()
-	}
-	if addr == nil {
-		return "", errors.New("no " + scheme + " listener for the firmware.Package URI")
-	}
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return "", err
-	}
-	if m.cfg.PackageHost != "" {
-		host = m.cfg.PackageHost
-	} else if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return scheme + "://" + net.JoinHostPort(host, port) + firmware.PathOf(p), nil
+	return m.srv.URIFor(ep, m.cfg.PackageHost, firmware.PathOf(p))
 }
 
 // format is a pointer to f, for Request's optional formats.

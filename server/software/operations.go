@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sort"
 	"strconv"
 	"time"
@@ -473,28 +472,5 @@ func decodeInstance(resp *dm.Response, id int) (Instance, error) {
 
 // packageURI is where the device pulls a: the listener it registered over.
 func (m *Manager) packageURI(ep string, a App) (string, error) {
-	dev := m.dm.Device(ep)
-	if dev == nil {
-		return "", dm.ErrUnknownDevice
-	}
-	scheme := dev.Registration().Transport
-	var addr net.Addr
-	if scheme == "coaps" {
-		addr = m.dm.CoAPSAddr()
-	} else {
-		scheme, addr = "coap", m.dm.CoAPAddr()
-	}
-	if addr == nil {
-		return "", errors.New("no " + scheme + " listener for the Package URI")
-	}
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return "", err
-	}
-	if m.cfg.PackageHost != "" {
-		host = m.cfg.PackageHost
-	} else if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return scheme + "://" + net.JoinHostPort(host, port) + PathOf(a), nil
+	return m.dm.URIFor(ep, m.cfg.PackageHost, PathOf(a))
 }
