@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fotastack/fota/server/store/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -236,7 +237,7 @@ stream {
 // every device still registered; the killed node restarts under its id
 // and takes devices again.
 func TestClusterKillNodeMidCampaign(t *testing.T) {
-	dsn := postgresSchemaDSN(t)
+	dsn := pgtest.DSN(t)
 	nginx, module := requireNginx(t)
 	if testing.Short() {
 		t.Skip("-short: the cluster run takes minutes")

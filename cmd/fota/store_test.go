@@ -4,65 +4,20 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/fotastack/fota/server/store"
 	"github.com/fotastack/fota/server/store/bolt"
 	"github.com/fotastack/fota/server/store/postgres"
+	"github.com/fotastack/fota/server/store/postgres/pgtest"
 )
-
-// postgresSchemaDSN returns a DSN of a fresh schema of FOTA_TEST_POSTGRES,
-// dropped at the end; it skips without it (fails under
-// FOTA_INTEROP_REQUIRED=1, as CI runs).
-func postgresSchemaDSN(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("FOTA_TEST_POSTGRES")
-	if base == "" {
-		msg := "FOTA_TEST_POSTGRES is not set: install PostgreSQL (apt-get install postgresql) and set it to a DSN; .ci/run starts a throw-away server and sets it"
-		if os.Getenv("FOTA_INTEROP_REQUIRED") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	id := make([]byte, 6)
-	rand.Read(id)
-	schema := "fota_test_" + hex.EncodeToString(id)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(ctx, base); err == nil {
-			_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(ctx)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 // Every kind of record of a bbolt file reads back through the PostgreSQL
 // store after `fota store migrate`.
 func TestPostgresStoreMigrateFromBolt(t *testing.T) {
-	dsn := postgresSchemaDSN(t)
+	dsn := pgtest.DSN(t)
 	file := filepath.Join(t.TempDir(), "fota.db")
 	src, err := bolt.Open(file)
 	if err != nil {

@@ -2,21 +2,15 @@ package cluster_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/fotastack/fota/client"
 	"github.com/fotastack/fota/server"
@@ -25,45 +19,8 @@ import (
 	"github.com/fotastack/fota/server/events"
 	"github.com/fotastack/fota/server/store"
 	"github.com/fotastack/fota/server/store/postgres"
+	"github.com/fotastack/fota/server/store/postgres/pgtest"
 )
-
-// pgDSN is a fresh schema of FOTA_TEST_POSTGRES, dropped at the end; the
-// test skips without it naming what to install (fails under
-// FOTA_INTEROP_REQUIRED=1, as CI runs).
-func pgDSN(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("FOTA_TEST_POSTGRES")
-	if base == "" {
-		msg := "FOTA_TEST_POSTGRES is not set: install PostgreSQL (apt-get install postgresql) and set it to a DSN; .ci/run starts a throw-away server and sets it"
-		if os.Getenv("FOTA_INTEROP_REQUIRED") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "fota_test_" + hex.EncodeToString(b)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(ctx, base); err == nil {
-			_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(ctx)
-		}
-	})
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 func openStore(t *testing.T, dsn string) *postgres.Store {
 	t.Helper()
@@ -98,7 +55,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // A node id held by a live node is refused to a second process, with the
 // holder named; once the first leaves (its lease released) the id is free.
 func TestClusterPostgresSecondNodeWithLiveIDRefused(t *testing.T) {
-	dsn := pgDSN(t)
+	dsn := pgtest.DSN(t)
 	st := openStore(t, dsn)
 	a, err := cluster.Join(cluster.Config{Store: st, NodeID: "a", Addr: freeAddr(t), Lease: 3 * time.Second, Logger: quiet})
 	if err != nil {
@@ -160,7 +117,7 @@ func get(t *testing.T, u string) (int, string) {
 // (LISTEN/NOTIFY); the internal listener refuses a request without the
 // cluster's MAC.
 func TestClusterPostgresForwardsToOwnerAndFansOutEvents(t *testing.T) {
-	dsn := pgDSN(t)
+	dsn := pgtest.DSN(t)
 	a := startNode(t, dsn, "a")
 	b := startNode(t, dsn, "b")
 	evs, cancel := b.Cluster.Stream().Subscribe(64)

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fotastack/fota/server/store"
+	"github.com/fotastack/fota/server/store/postgres/pgtest"
 	"github.com/fotastack/fota/server/store/storetest"
 )
 
@@ -24,64 +22,7 @@ import (
 // side do not see each other's rows.
 func testDSN(t *testing.T) string {
 	t.Helper()
-	return testSchemaDSN(t, requirePostgres(t))
-}
-
-// requirePostgres returns FOTA_TEST_POSTGRES, or skips the test saying
-// what to install (fails it instead under FOTA_INTEROP_REQUIRED=1, as CI
-// runs, so a missing database is never a silent pass).
-func requirePostgres(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("FOTA_TEST_POSTGRES")
-	if base == "" {
-		msg := "FOTA_TEST_POSTGRES is not set: install PostgreSQL (apt-get install postgresql) and set it to a DSN such as postgres://fota@127.0.0.1:5432/postgres?sslmode=disable; .ci/run starts a throw-away server and sets it"
-		if os.Getenv("FOTA_INTEROP_REQUIRED") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return base
-}
-
-func testSchemaDSN(t *testing.T, base string) string {
-	t.Helper()
-	id := make([]byte, 6)
-	rand.Read(id)
-	schema := "fota_test_" + hex.EncodeToString(id)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to FOTA_TEST_POSTGRES: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema %s: %v", schema, err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withParam(t, base, "search_path", schema)
-}
-
-// withParam adds a run-time parameter to a postgres:// DSN.
-func withParam(t *testing.T, dsn, key, value string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("FOTA_TEST_POSTGRES must be a postgres:// URL")
-	}
-	q := u.Query()
-	q.Set(key, value)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.DSN(t)
 }
 
 func openTest(t *testing.T, dsn string) *Store {
@@ -94,7 +35,7 @@ func openTest(t *testing.T, dsn string) *Store {
 }
 
 func TestPostgresConformance(t *testing.T) {
-	requirePostgres(t)
+	pgtest.Base(t)
 	dsns := map[store.Store]string{}
 	storetest.Run(t, storetest.Backend{
 		New: func(t *testing.T) store.Store {
