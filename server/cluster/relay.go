@@ -108,26 +108,49 @@ func (r *relay) refreshLoop() {
 }
 
 func (r *relay) frame(kind byte, device netip.AddrPort, rec []byte) ([]byte, error) {
+	return encodeFrame(r.n.secret, kind, uint16(r.n.self.No), device, rec)
+}
+
+// encodeFrame makes a frame of kind from node sender about device.
+func encodeFrame(secret []byte, kind byte, sender uint16, device netip.AddrPort, rec []byte) ([]byte, error) {
 	ip := device.Addr().Unmap()
 	if !ip.Is4() {
 		return nil, errors.New("relay: not an IPv4 device address")
 	}
 	b := make([]byte, frameHead+frameMAC+len(rec))
 	b[0], b[1] = 'F', kind
-	binary.BigEndian.PutUint16(b[2:4], uint16(r.n.self.No))
+	binary.BigEndian.PutUint16(b[2:4], sender)
 	v4 := ip.As4()
 	copy(b[4:8], v4[:])
 	binary.BigEndian.PutUint16(b[8:10], device.Port())
 	copy(b[frameHead+frameMAC:], rec)
-	copy(b[frameHead:frameHead+frameMAC], r.mac(b[:frameHead], rec))
+	copy(b[frameHead:frameHead+frameMAC], frameMACOf(secret, b[:frameHead], rec))
 	return b, nil
 }
 
-func (r *relay) mac(head, rec []byte) []byte {
-	h := hmac.New(sha256.New, r.n.secret)
+func frameMACOf(secret, head, rec []byte) []byte {
+	h := hmac.New(sha256.New, secret)
 	h.Write(head)
 	h.Write(rec)
 	return h.Sum(nil)[:frameMAC]
+}
+
+// errBadFrame: a datagram on the cluster address that is not a frame of a
+// node holding the secret (too short, another protocol, a wrong MAC).
+var errBadFrame = errors.New("relay: not a frame of this cluster")
+
+// decodeFrame checks b's MAC and returns its fields; rec aliases b.
+func decodeFrame(secret, b []byte) (kind byte, sender uint16, device netip.AddrPort, rec []byte, err error) {
+	// 13 bytes: the smallest DTLS record header.
+	if len(b) < frameHead+frameMAC+13 || b[0] != 'F' || (b[1] != frameIn && b[1] != frameOut) {
+		return 0, 0, netip.AddrPort{}, nil, errBadFrame
+	}
+	head, rec := b[:frameHead], b[frameHead+frameMAC:]
+	if !hmac.Equal(b[frameHead:frameHead+frameMAC], frameMACOf(secret, head, rec)) {
+		return 0, 0, netip.AddrPort{}, nil, errBadFrame
+	}
+	device = netip.AddrPortFrom(netip.AddrFrom4([4]byte(head[4:8])), binary.BigEndian.Uint16(head[8:10]))
+	return head[1], binary.BigEndian.Uint16(head[2:4]), device, rec, nil
 }
 
 // foreign is transport.ClusterRouting.Foreign: a record for another node's
@@ -179,23 +202,17 @@ func (r *relay) readLoop() {
 			}
 			continue
 		}
-		if n < frameHead+frameMAC+13 || buf[0] != 'F' {
+		kind, sender, device, rec, err := decodeFrame(r.n.secret, buf[:n])
+		if err != nil {
 			r.badFrames.Add(1)
 			continue
 		}
-		head, rec := buf[:frameHead], buf[frameHead+frameMAC:n]
-		if !hmac.Equal(buf[frameHead:frameHead+frameMAC], r.mac(head, rec)) {
-			r.badFrames.Add(1)
-			continue
-		}
-		sender := binary.BigEndian.Uint16(head[2:4])
-		device := netip.AddrPortFrom(netip.AddrFrom4([4]byte(head[4:8])), binary.BigEndian.Uint16(head[8:10]))
 		d := r.dtls.Load()
 		if d == nil {
 			continue
 		}
 		data := append([]byte(nil), rec...)
-		switch head[1] {
+		switch kind {
 		case frameIn:
 			from, err := transport.RelayAddr(sender, device)
 			if err == nil {
